@@ -1,0 +1,459 @@
+"""The typed model of ``salt/pipeline.yaml``, validated once at load.
+
+Every later stage takes a :class:`PipelineConfig` and never looks at raw YAML again. Validation errors name the
+file, the line, the key path and what to do (see :func:`load_config`).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from pipeline.errors import ConfigError
+from pipeline.yamlsrc import SourcedYaml, load_yaml
+
+DEFAULT_CONFIG = Path("salt/pipeline.yaml")
+
+_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
+_MINION_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_PERCENT_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Sizes: "a count or a percentage", used by the canary and the batch schedule.
+
+
+class Size(_Model):
+    """A number of minions: an absolute ``count`` or a ``percent`` of a population (rounded up, at least 1)."""
+
+    count: int | None = None
+    percent: float | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> "Size":
+        if (self.count is None) == (self.percent is None):
+            raise ValueError("give either a count or a percentage")
+        if self.count is not None and self.count < 1:
+            raise ValueError("a count must be at least 1")
+        if self.percent is not None and not 0 < self.percent <= 100:
+            raise ValueError("a percentage must be in (0%, 100%]")
+        return self
+
+    @classmethod
+    def parse(cls, value: Any) -> "Size":
+        """Accept ``3``, ``"3"``, ``"5%"`` or ``{"count": 3}`` / ``{"percent": 5}``."""
+        if isinstance(value, Size):
+            return value
+        if isinstance(value, bool):
+            raise ValueError(f"expected a count like 3 or a percentage like '5%', got {value!r}")
+        if isinstance(value, int):
+            return cls(count=value)
+        if isinstance(value, str):
+            match = _PERCENT_RE.match(value)
+            if match:
+                return cls(percent=float(match.group(1)))
+            if value.strip().isdigit():
+                return cls(count=int(value))
+        if isinstance(value, dict):
+            return cls(**value)
+        raise ValueError(f"expected a count like 3 or a percentage like '5%', got {value!r}")
+
+    def of(self, population: int) -> int:
+        """How many of ``population`` minions this size means: at least 1 (if any), at most all of them."""
+        if population <= 0:
+            return 0
+        if self.count is not None:
+            return min(self.count, population)
+        assert self.percent is not None
+        # Ceiling without float drift: 1% of 10,000 is 100, not 101.
+        n = -(-round(self.percent * 1000) * population // 100_000)
+        return max(1, min(n, population))
+
+    def __str__(self) -> str:
+        if self.count is not None:
+            return str(self.count)
+        pct = f"{self.percent:g}"
+        return f"{pct}%"
+
+
+SizeField = Annotated[Size, Field(description="a count (3) or a percentage ('5%')")]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# How a syndic master's file_roots is reached.
+
+
+class LocalFileRoots(_Model):
+    """The syndic's file_roots is a directory on this host."""
+
+    type: Literal["local"] = "local"
+    path: Path
+
+    @field_validator("path")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        if not value.is_absolute():
+            raise ValueError(f"must be an absolute path, got {str(value)!r}")
+        return value
+
+    def describe(self) -> str:
+        return f"local:{self.path}"
+
+
+class SshFileRoots(_Model):
+    """The syndic's file_roots is a directory on a remote host, reached with SSH and rsync."""
+
+    type: Literal["ssh"] = "ssh"
+    host: str = Field(min_length=1)
+    path: Path
+    user: str | None = None
+    port: int = Field(default=22, ge=1, le=65535)
+    identity_file: Path | None = None
+
+    @field_validator("path")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        if not value.is_absolute():
+            raise ValueError(f"must be an absolute path on the remote host, got {str(value)!r}")
+        return value
+
+    def describe(self) -> str:
+        user = f"{self.user}@" if self.user else ""
+        return f"ssh://{user}{self.host}:{self.port}{self.path}"
+
+
+FileRoots = Annotated[Union[LocalFileRoots, SshFileRoots], Field(discriminator="type")]
+
+
+class Syndic(_Model):
+    """One syndic master: its minion id (as the MoM sees it) and where its file_roots lives."""
+
+    name: str
+    file_roots: FileRoots
+
+    @field_validator("name")
+    @classmethod
+    def _valid_id(cls, value: str) -> str:
+        if not _MINION_ID_RE.match(value):
+            raise ValueError(f"{value!r} is not a valid Salt id (letters, digits, '.', '_', '-')")
+        return value
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Canary, schedule, gates.
+
+
+class Canary(_Model):
+    """The first batch: explicit minion ``ids``, or a ``size`` (count or percentage) of the target."""
+
+    ids: tuple[str, ...] = ()
+    size: Size | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parse(cls, value: Any) -> Any:
+        if isinstance(value, (list, tuple)):
+            return {"ids": tuple(value)}
+        if isinstance(value, (int, str)) and not isinstance(value, bool):
+            return {"size": Size.parse(value)}
+        if isinstance(value, dict) and "size" in value:
+            return {**value, "size": Size.parse(value["size"])}
+        return value
+
+    @model_validator(mode="after")
+    def _one_of(self) -> "Canary":
+        if bool(self.ids) == (self.size is not None):
+            raise ValueError("give the canary as a list of minion ids, a count (1) or a percentage ('1%')")
+        for minion in self.ids:
+            if not _MINION_ID_RE.match(minion):
+                raise ValueError(f"{minion!r} is not a valid minion id")
+        if len(set(self.ids)) != len(self.ids):
+            raise ValueError("canary ids must be unique")
+        return self
+
+    def describe(self) -> str:
+        return ", ".join(self.ids) if self.ids else str(self.size)
+
+
+class HealthCheck(_Model):
+    """Checked on every minion of a batch after it passes its gate: a Salt function, or an HTTP URL.
+
+    ``url`` may contain ``{minion}`` and ``{host}`` (the minion's ``fqdn`` grain).
+    """
+
+    function: str | None = None
+    args: tuple[Any, ...] = ()
+    url: str | None = None
+    expect_status: int = Field(default=200, ge=100, le=599)
+    timeout_seconds: float = Field(default=10, gt=0)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> "HealthCheck":
+        if (self.function is None) == (self.url is None):
+            raise ValueError("give either 'function' (a Salt function) or 'url' (an HTTP URL)")
+        if self.function is not None and not re.match(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$", self.function):
+            raise ValueError(f"{self.function!r} is not a Salt function name like 'ops_app.health'")
+        if self.url is not None and not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"{self.url!r} must start with http:// or https://")
+        return self
+
+
+class Gates(_Model):
+    """When a batch counts as passed."""
+
+    max_failure_ratio: float = Field(default=0.0, ge=0, le=1)
+    max_missing_ratio: float = Field(default=0.0, ge=0, le=1)
+    bake_seconds: float = Field(default=0, ge=0)
+    health_check: HealthCheck | None = None
+
+
+class Fixtures(_Model):
+    """Grains and pillar that lint renders every SLS against, for one environment."""
+
+    grains: Path
+    pillar: Path
+
+
+class Environment(_Model):
+    """One deployment environment (``test``, ``production``)."""
+
+    name: str
+    description: str = ""
+    tier: Literal["production", "staging", "testing", "development", "other"] = "other"
+    syndics: tuple[Syndic, ...] = Field(min_length=1)
+    target: str = Field(min_length=1, description="Salt compound expression resolving the environment's minions")
+    canary: Canary
+    batches: tuple[Size, ...] = Field(min_length=1)
+    gates: Gates = Gates()
+    approvals_required: int = Field(default=0, ge=0)
+    requires: tuple[str, ...] = ()
+    fixtures: Fixtures | None = None
+
+    @field_validator("batches", mode="before")
+    @classmethod
+    def _parse_batches(cls, value: Any) -> Any:
+        if not isinstance(value, (list, tuple)):
+            raise ValueError("expected a list such as [1, '5%', '25%', '100%']")
+        return tuple(Size.parse(item) for item in value)
+
+    @field_validator("batches")
+    @classmethod
+    def _last_is_everything(cls, value: tuple[Size, ...]) -> tuple[Size, ...]:
+        last = value[-1]
+        if last.percent != 100:
+            raise ValueError(
+                "the last batch must be '100%' so that the rollout reaches every minion "
+                f"(it is {last}); append '100%'"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _unique_syndics(self) -> "Environment":
+        names = [s.name for s in self.syndics]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"syndic listed twice: {', '.join(dupes)}")
+        return self
+
+    def describe_schedule(self) -> str:
+        return "canary(" + self.canary.describe() + ") -> " + " -> ".join(str(b) for b in self.batches)
+
+
+class ReleaseSettings(_Model):
+    """How releases are built and kept."""
+
+    keep: int = Field(default=5, ge=1, description="releases kept on each syndic, the served one included")
+
+
+class ReviewSettings(_Model):
+    """What the review gate asks of GitLab."""
+
+    approvals_required: int = Field(default=1, ge=0)
+    security_group: str | None = None
+    security_paths: tuple[str, ...] = ("salt/policy.yaml", "_modules/", "_states/")
+
+
+class PipelineConfig(_Model):
+    """The whole of ``salt/pipeline.yaml``."""
+
+    version: Literal[1] = 1
+    state_dir: Path = Path(".saltpipe")
+    release: ReleaseSettings = ReleaseSettings()
+    review: ReviewSettings = ReviewSettings()
+    environments: dict[str, Environment]
+    # Where the file was loaded from; set by load_config, not by the file.
+    source: Path | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name_environments(cls, value: Any) -> Any:
+        if isinstance(value, dict) and isinstance(value.get("environments"), dict):
+            envs = {}
+            for name, env in value["environments"].items():
+                if isinstance(env, dict):
+                    env = {"name": name, **env}
+                envs[name] = env
+            value = {**value, "environments": envs}
+        return value
+
+    @model_validator(mode="after")
+    def _check_environments(self) -> "PipelineConfig":
+        if not self.environments:
+            raise ValueError("define at least one environment under 'environments'")
+        for name, env in self.environments.items():
+            if not _NAME_RE.match(name):
+                raise ValueError(f"environment name {name!r} must be lowercase letters, digits, '-' or '_'")
+            for req in env.requires:
+                if req not in self.environments:
+                    raise ValueError(
+                        f"environment {name!r} requires {req!r}, which is not defined; "
+                        f"known: {', '.join(sorted(self.environments))}"
+                    )
+        self.promotion_order()  # raises on a cycle
+        owners: dict[str, str] = {}
+        for name, env in self.environments.items():
+            for syndic in env.syndics:
+                if syndic.name in owners:
+                    raise ValueError(
+                        f"syndic {syndic.name!r} is in both {owners[syndic.name]!r} and {name!r}; "
+                        "a syndic master serves one environment"
+                    )
+                owners[syndic.name] = name
+        return self
+
+    def promotion_order(self) -> list[str]:
+        """Environments in an order where each comes after everything it ``requires``."""
+        order: list[str] = []
+        visiting: list[str] = []
+
+        def visit(name: str) -> None:
+            if name in order:
+                return
+            if name in visiting:
+                cycle = " -> ".join(visiting[visiting.index(name) :] + [name])
+                raise ValueError(f"promotion order has a cycle: {cycle}")
+            visiting.append(name)
+            for req in self.environments[name].requires:
+                visit(req)
+            visiting.pop()
+            order.append(name)
+
+        for name in self.environments:
+            visit(name)
+        return order
+
+    def environment(self, name: str) -> Environment:
+        """The environment called ``name``; a :class:`~pipeline.errors.UsageError` if there is none."""
+        from pipeline.errors import UsageError
+
+        try:
+            return self.environments[name]
+        except KeyError:
+            raise UsageError(
+                f"unknown environment {name!r}",
+                hint=f"use one of: {', '.join(self.environments)} (defined in {self.source or DEFAULT_CONFIG})",
+            ) from None
+
+    def fixtures_for(self, name: str, repo: Path) -> Fixtures:
+        """The grains/pillar fixture files of environment ``name``, resolved against ``repo``."""
+        env = self.environment(name)
+        fx = env.fixtures or Fixtures(
+            grains=Path("salt/fixtures") / name / "grains.yaml",
+            pillar=Path("salt/fixtures") / name / "pillar.yaml",
+        )
+        return Fixtures(grains=repo / fx.grains, pillar=repo / fx.pillar)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Loading
+
+
+_HINTS = {
+    "missing": "add it",
+    "extra_forbidden": "remove it, or check its spelling against docs/configuration.md",
+    "literal_error": "use one of the allowed values",
+}
+
+
+def _format_loc(loc: tuple[str | int, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _yaml_loc(loc: tuple[Any, ...]) -> tuple[str | int, ...]:
+    """Pydantic locations include union/validator tags ('local', 'function-after[...]'); keep the YAML path."""
+    out: list[str | int] = []
+    for part in loc:
+        if isinstance(part, str) and (part.startswith(("function-", "tagged-union")) or part in {"local", "ssh"}):
+            continue
+        out.append(part)
+    return tuple(out)
+
+
+def validate_config(src: SourcedYaml) -> PipelineConfig:
+    """Validate data loaded by :func:`pipeline.yamlsrc.load_yaml`; raise one :class:`ConfigError` per file
+    listing every problem with its line."""
+    if not isinstance(src.data, dict):
+        raise ConfigError(
+            "expected a mapping with an 'environments' key at the top",
+            path=src.path,
+            line=1,
+            hint="see salt/pipeline.yaml in the saltpipe repository for a complete example",
+        )
+    try:
+        cfg = PipelineConfig.model_validate(src.data)
+    except ValidationError as exc:
+        problems: list[tuple[int | None, str, str]] = []
+        for err in exc.errors():
+            loc = _yaml_loc(err["loc"])
+            key = _format_loc(loc) or "(top level)"
+            msg = "required key is missing" if err["type"] == "missing" else err["msg"].removeprefix("Value error, ")
+            hint = _HINTS.get(err["type"])
+            problems.append((src.line_of(loc), key, msg + (f" ({hint})" if hint else "")))
+        line, key, msg = problems[0]
+        if len(problems) == 1:
+            raise ConfigError(
+                msg, path=src.path, line=line, key=key, hint="fix it and run 'saltpipe config check' again"
+            ) from None
+        listing = "\n  ".join(f"{src.path}:{ln or '?'}: {k}: {m}" for ln, k, m in problems)
+        raise ConfigError(
+            f"{len(problems)} problems:\n  {listing}",
+            path=src.path,
+            line=line,
+            hint="fix each and run 'saltpipe config check' again",
+        ) from None
+    return cfg.model_copy(update={"source": src.path})
+
+
+def load_config(path: Path) -> PipelineConfig:
+    """Load and validate ``path`` (normally ``salt/pipeline.yaml``)."""
+    return validate_config(load_yaml(path))
+
+
+def config_summary(cfg: PipelineConfig) -> dict[str, Any]:
+    """The effective config as plain data (defaults filled in), for ``saltpipe config check``."""
+    data = cfg.model_dump(mode="json", exclude={"source"})
+    for name, env in cfg.environments.items():
+        data["environments"][name]["canary"] = env.canary.describe()
+        data["environments"][name]["batches"] = [str(b) for b in env.batches]
+    data["promotion_order"] = cfg.promotion_order()
+    return data
