@@ -34,7 +34,7 @@ def demo(app: AppContext, workdir: Path | None) -> None:
         mark = "[green]ok[/green]" if step.ok else "[red]FAILED[/red]"
         console.print(f"\n[bold]{step.name}[/bold] {mark} ({step.seconds:.1f}s)")
         for line in step.lines:
-            console.print(f"  {line}", highlight=False)
+            console.print(f"  {line}", highlight=False, markup=False)
 
     result = run_demo(DemoContext(source=app.repo, workdir=workdir), on_step=show)
     passed = sum(s.ok for s in result.steps)
