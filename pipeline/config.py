@@ -314,26 +314,43 @@ class PipelineConfig(_Model):
     def _check_environments(self) -> "PipelineConfig":
         if not self.environments:
             raise ValueError("define at least one environment under 'environments'")
+        return self
+
+    def cross_check(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """Problems that span environments, each with the location it is about (for line numbers)."""
+        problems: list[tuple[tuple[str | int, ...], str]] = []
         for name, env in self.environments.items():
             if not _NAME_RE.match(name):
-                raise ValueError(f"environment name {name!r} must be lowercase letters, digits, '-' or '_'")
-            for req in env.requires:
+                problems.append(
+                    (("environments", name), f"environment name {name!r} must be lowercase letters, digits, '-' or '_'")
+                )
+            for i, req in enumerate(env.requires):
                 if req not in self.environments:
-                    raise ValueError(
-                        f"environment {name!r} requires {req!r}, which is not defined; "
-                        f"known: {', '.join(sorted(self.environments))}"
+                    problems.append(
+                        (
+                            ("environments", name, "requires", i),
+                            f"{req!r}, which is not defined; known: {', '.join(sorted(self.environments))}",
+                        )
                     )
-        self.promotion_order()  # raises on a cycle
+        if not problems:
+            try:
+                self.promotion_order()
+            except ValueError as exc:
+                first = next(iter(self.environments))
+                problems.append((("environments", first, "requires"), str(exc)))
         owners: dict[str, str] = {}
         for name, env in self.environments.items():
-            for syndic in env.syndics:
+            for i, syndic in enumerate(env.syndics):
                 if syndic.name in owners:
-                    raise ValueError(
-                        f"syndic {syndic.name!r} is in both {owners[syndic.name]!r} and {name!r}; "
-                        "a syndic master serves one environment"
+                    problems.append(
+                        (
+                            ("environments", name, "syndics", i, "name"),
+                            f"syndic {syndic.name!r} is in both {owners[syndic.name]!r} and {name!r}; "
+                            "a syndic master serves one environment",
+                        )
                     )
-                owners[syndic.name] = name
-        return self
+                owners.setdefault(syndic.name, name)
+        return problems
 
     def promotion_order(self) -> list[str]:
         """Environments in an order where each comes after everything it ``requires``."""
@@ -419,28 +436,35 @@ def validate_config(src: SourcedYaml) -> PipelineConfig:
             line=1,
             hint="see salt/pipeline.yaml in the saltpipe repository for a complete example",
         )
+    problems: list[tuple[int | None, str, str]] = []
     try:
         cfg = PipelineConfig.model_validate(src.data)
     except ValidationError as exc:
-        problems: list[tuple[int | None, str, str]] = []
-        for err in exc.errors():
-            loc = _yaml_loc(err["loc"])
+        errors = [(err, _yaml_loc(err["loc"])) for err in exc.errors()]
+        for err, loc in errors:
+            # A container error beside an error inside it (a tuple item failed, so the tuple is "too short")
+            # only repeats it less precisely.
+            if any(len(other) > len(loc) and other[: len(loc)] == loc for _, other in errors):
+                continue
             key = _format_loc(loc) or "(top level)"
             msg = "required key is missing" if err["type"] == "missing" else err["msg"].removeprefix("Value error, ")
             hint = _HINTS.get(err["type"])
             problems.append((src.line_of(loc), key, msg + (f" ({hint})" if hint else "")))
+    else:
+        for loc, msg in cfg.cross_check():
+            problems.append((src.line_of(loc), _format_loc(loc), msg))
+    if problems:
+        problems.sort(key=lambda p: (p[0] or 0))
         line, key, msg = problems[0]
         if len(problems) == 1:
-            raise ConfigError(
-                msg, path=src.path, line=line, key=key, hint="fix it and run 'saltpipe config check' again"
-            ) from None
+            raise ConfigError(msg, path=src.path, line=line, key=key, hint="fix it and run 'saltpipe config check' again")
         listing = "\n  ".join(f"{src.path}:{ln or '?'}: {k}: {m}" for ln, k, m in problems)
         raise ConfigError(
             f"{len(problems)} problems:\n  {listing}",
             path=src.path,
             line=line,
             hint="fix each and run 'saltpipe config check' again",
-        ) from None
+        )
     return cfg.model_copy(update={"source": src.path})
 
 

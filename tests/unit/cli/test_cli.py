@@ -1,0 +1,77 @@
+"""The CLI contract: --help on every command, exit codes 0 / 1 / 2, errors that name the file and line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+
+from pipeline.cli import cli, main
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def _all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    out = []
+    for name, command in sorted(group.commands.items()):
+        path = prefix + (name,)
+        out.append(path)
+        if isinstance(command, click.Group):
+            out.extend(_all_commands(command, path))
+    return out
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as excinfo:
+        main(argv)
+    out, err = capsys.readouterr()
+    return int(excinfo.value.code or 0), out, err
+
+
+def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
+    commands = _all_commands(cli)
+    assert ("config", "check") in commands and ("demo",) in commands
+    for path in commands:
+        code, out, _ = run(["--repo", str(REPO), *path, "--help"], capsys)
+        assert code == 0, path
+        assert "Usage: saltpipe" in out and " ".join(path) in out, path
+
+
+def test_config_check_prints_effective_config(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["--repo", str(REPO), "config", "check", "--format", "json"], capsys)
+    assert code == 0
+    data = json.loads(out)
+    assert data["promotion_order"] == ["test", "production"]
+    assert data["environments"]["production"]["batches"] == ["1", "5%", "25%", "100%"]
+    assert data["environments"]["test"]["gates"]["max_missing_ratio"] == 0.0  # defaults filled in
+
+
+def test_config_check_invalid_exits_2_with_location(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "pipeline.yaml"
+    text = (REPO / "salt" / "pipeline.yaml").read_text().replace("canary: 1\n", "canary: 0\n", 1)
+    bad.write_text(text)
+    line = text.splitlines().index("    canary: 0") + 1
+    code, out, err = run(["--repo", str(REPO), "--config", str(bad), "config", "check"], capsys)
+    assert code == 2
+    assert out == ""
+    assert f"{bad}:{line}: environments.production.canary" in err
+    assert "hint:" in err
+
+
+def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["--repo", str(REPO), "no-such-command"], capsys)
+    assert code == 2
+    assert "No such command" in err
+
+
+def test_python_m_pipeline_is_the_same_cli() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline", "--repo", str(REPO), "--help"],
+        capture_output=True, text=True, check=False, cwd=REPO,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Usage: saltpipe" in proc.stdout
