@@ -15,9 +15,9 @@ shell.
             health_timeout: 5                          # seconds, default 5
 
 Invalid arguments or configuration raise ``CommandExecutionError``. A failed
-restart or warm-up returns ``result: False`` with a comment saying why and
-sets the job's retcode to 1; :py:func:`health` never raises for an
-unreachable application, it returns False.
+restart or warm-up returns ``result: False`` with a comment saying why (Salt
+then exits with retcode 1); :py:func:`health` never raises for an unreachable
+application, it returns False.
 """
 
 import logging
@@ -46,12 +46,6 @@ def __virtual__() -> str:
 def _test_mode(test: Any) -> bool:
     """A dry run was asked for explicitly, or the minion runs with ``test: True``."""
     return bool(test) or bool(__opts__.get("test", False))
-
-
-def _fail(ret: dict[str, Any]) -> dict[str, Any]:
-    """Mark a failed operation so ``salt-call`` exits non-zero, and return it."""
-    __context__["retcode"] = 1
-    return ret
 
 
 def _sleep(seconds: float) -> None:
@@ -141,11 +135,16 @@ def status(name: str) -> dict[str, Any]:
         salt '*' ops_app.status nginx
     """
     name = _service_name(name)
-    return {
+    ret = {
         "name": name,
         "running": bool(__salt__["service.status"](name)),
         "enabled": bool(__salt__["service.enabled"](name)),
     }
+    # A stopped or disabled service is an answer, not a failure; but the
+    # service providers' probes leave their exit code in the job's retcode
+    # (cmd.* sets __context__["retcode"]), which would make salt-call exit 1.
+    __context__["retcode"] = 0
+    return ret
 
 
 def restart(name: str, test: bool = False) -> dict[str, Any]:
@@ -175,14 +174,12 @@ def restart(name: str, test: bool = False) -> dict[str, Any]:
     """
     name = _service_name(name)
     if not __salt__["service.available"](name):
-        return _fail(
-            {
-                "result": False,
-                "changes": {},
-                "comment": f"Service {name} is not available on this minion; "
-                "check the service name (ops:app:service in pillar)",
-            }
-        )
+        return {
+            "result": False,
+            "changes": {},
+            "comment": f"Service {name} is not available on this minion; "
+            "check the service name (ops:app:service in pillar)",
+        }
     if _test_mode(test):
         return {
             "result": None,
@@ -192,26 +189,24 @@ def restart(name: str, test: bool = False) -> dict[str, Any]:
     try:
         restarted = __salt__["service.restart"](name)
     except CommandExecutionError as exc:
-        return _fail(
-            {"result": False, "changes": {}, "comment": f"Failed to restart service {name}: {exc}"}
-        )
+        return {
+            "result": False,
+            "changes": {},
+            "comment": f"Failed to restart service {name}: {exc}",
+        }
     if not restarted:
-        return _fail(
-            {
-                "result": False,
-                "changes": {},
-                "comment": f"Failed to restart service {name}: "
-                "the service manager reported failure",
-            }
-        )
+        return {
+            "result": False,
+            "changes": {},
+            "comment": f"Failed to restart service {name}: "
+            "the service manager reported failure",
+        }
     if not __salt__["service.status"](name):
-        return _fail(
-            {
-                "result": False,
-                "changes": {"restarted": name},
-                "comment": f"Service {name} was restarted but is not running",
-            }
-        )
+        return {
+            "result": False,
+            "changes": {"restarted": name},
+            "comment": f"Service {name} was restarted but is not running",
+        }
     log.info("Restarted service %s", name)
     return {
         "result": True,
@@ -306,14 +301,12 @@ def ignite(  # pylint: disable=too-many-arguments,too-many-positional-arguments
         if attempt < retries:
             _sleep(interval)
     seen = f"last status {last_status}" if last_status is not None else f"no answer ({last_error})"
-    return _fail(
-        {
-            "result": False,
-            "attempts": retries,
-            "status": last_status,
-            "comment": f"{url} did not answer {expect_status} after {retries} attempt(s): {seen}",
-        }
-    )
+    return {
+        "result": False,
+        "attempts": retries,
+        "status": last_status,
+        "comment": f"{url} did not answer {expect_status} after {retries} attempt(s): {seen}",
+    }
 
 
 def health(url: str | None = None) -> bool:

@@ -23,7 +23,9 @@ Return shapes: :py:func:`status` returns a description of the pool membership;
 :py:func:`pull_out` and :py:func:`pull_in` return ``{"result", "changes",
 "comment"}`` like a state does (``result`` is ``None`` for a dry run). Invalid
 arguments or configuration raise ``CommandExecutionError``; a failing file
-operation gives ``result: False`` and sets the job's retcode to 1.
+operation gives ``result: False``. Salt sets the job's retcode to 1 whenever
+``result`` is falsy, so a dry run (``result: None``) also exits 1 under
+``salt-call``; that is Salt's rule for dict returns, not an error.
 """
 
 import logging
@@ -57,12 +59,6 @@ def __virtual__() -> str:
 def _test_mode(test: Any) -> bool:
     """A dry run was asked for explicitly, or the minion runs with ``test: True``."""
     return bool(test) or bool(__opts__.get("test", False))
-
-
-def _fail(ret: dict[str, Any]) -> dict[str, Any]:
-    """Mark a failed operation so ``salt-call`` exits non-zero, and return it."""
-    __context__["retcode"] = 1
-    return ret
 
 
 def _drain_dir() -> str:
@@ -190,13 +186,11 @@ def pull_out(pool: str, reason: str = DEFAULT_REASON, test: bool = False) -> dic
         __salt__["file.write"](flag, reason)
     except (CommandExecutionError, OSError) as exc:
         log.error("Failed to write drain flag %s: %s", flag, exc)
-        return _fail(
-            {
-                "result": False,
-                "changes": {},
-                "comment": f"Failed to pull node out of pool {pool}: cannot write {flag}: {exc}",
-            }
-        )
+        return {
+            "result": False,
+            "changes": {},
+            "comment": f"Failed to pull node out of pool {pool}: cannot write {flag}: {exc}",
+        }
     log.info("Pulled node out of pool %s (%s)", pool, reason)
     return {
         "result": True,
@@ -248,13 +242,11 @@ def pull_in(pool: str, test: bool = False) -> dict[str, Any]:
         __salt__["file.remove"](flag)
     except (CommandExecutionError, OSError) as exc:
         log.error("Failed to remove drain flag %s: %s", flag, exc)
-        return _fail(
-            {
-                "result": False,
-                "changes": {},
-                "comment": f"Failed to pull node into pool {pool}: cannot remove {flag}: {exc}",
-            }
-        )
+        return {
+            "result": False,
+            "changes": {},
+            "comment": f"Failed to pull node into pool {pool}: cannot remove {flag}: {exc}",
+        }
     log.info("Pulled node back into pool %s", pool)
     return {
         "result": True,

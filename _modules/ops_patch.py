@@ -24,8 +24,8 @@ Only Salt's ``pkg`` module is used (``pkg.version``, ``pkg.version_cmp``,
 ``pkg.latest_version``, ``pkg.install``, ``pkg.refresh_db``), so this works
 with whichever package provider the minion has. Invalid arguments or
 configuration raise ``CommandExecutionError`` naming the config key; a failed
-installation gives ``result: False`` naming what is still missing and sets
-the job's retcode to 1.
+installation gives ``result: False`` naming what is still missing (Salt then
+exits with retcode 1).
 """
 
 import logging
@@ -59,12 +59,6 @@ def __virtual__() -> str:
 def _test_mode(test: Any) -> bool:
     """A dry run was asked for explicitly, or the minion runs with ``test: True``."""
     return bool(test) or bool(__opts__.get("test", False))
-
-
-def _fail(ret: dict[str, Any]) -> dict[str, Any]:
-    """Mark a failed operation so ``salt-call`` exits non-zero, and return it."""
-    __context__["retcode"] = 1
-    return ret
 
 
 def _patchset(name: Any) -> dict[str, str]:
@@ -254,7 +248,7 @@ def install(patchset: str, test: bool = False) -> dict[str, Any]:
         comment = f"Patch set {patchset} is still missing: {_describe(still_missing)}"
         if install_error:
             comment += f"; pkg.install failed: {install_error}"
-        return _fail({"result": False, "changes": changes, "comment": comment})
+        return {"result": False, "changes": changes, "comment": comment}
     comment = f"Patch set {patchset} installed: {', '.join(missing)}"
     if install_error:
         comment += f" (pkg.install reported: {install_error})"
