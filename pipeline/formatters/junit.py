@@ -1,0 +1,60 @@
+"""``--format junit``: JUnit XML, one test case per checked file, a failure per error finding.
+
+GitLab shows JUnit reports in the MR's test widget. A file with no error-severity finding is a passing test
+case (its warnings and info go to ``system-out``); a finding on a file that was not in ``checked`` (a waiver
+in the policy file, say) still gets its own test case, so nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+from pipeline.findings import Finding, Report, Severity, group_by_path
+from pipeline.formatters.base import Formatter
+
+
+class JUnitFormatter(Formatter):
+    """``<testsuites><testsuite name=tool><testcase classname=tool name=path>`` with ``<failure>`` children."""
+
+    name = "junit"
+    suffix = ".xml"
+
+    def format(self, report: Report) -> str:
+        grouped = group_by_path(report.findings)
+        paths = sorted(set(report.checked) | set(grouped))
+        suites = ET.Element("testsuites", name=report.tool)
+        failures = sum(1 for p in paths if any(f.severity is Severity.ERROR for f in grouped.get(p, ())))
+        suite = ET.SubElement(
+            suites,
+            "testsuite",
+            name=report.tool,
+            tests=str(len(paths)),
+            failures=str(failures),
+            errors="0",
+            skipped="0",
+        )
+        for path in paths:
+            case = ET.SubElement(suite, "testcase", classname=report.tool, name=path, file=path)
+            findings = grouped.get(path, [])
+            errors = [f for f in findings if f.severity is Severity.ERROR]
+            if errors:
+                failure = ET.SubElement(
+                    case,
+                    "failure",
+                    type=errors[0].rule,
+                    message=f"{len(errors)} error(s): " + "; ".join(f"{f.rule} line {f.line}" for f in errors),
+                )
+                failure.text = "\n".join(_line(f) for f in errors)
+            others = [f for f in findings if f.severity is not Severity.ERROR]
+            if others:
+                ET.SubElement(case, "system-out").text = "\n".join(_line(f) for f in others)
+        ET.indent(suites)
+        return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def _line(f: Finding) -> str:
+    state = f" [state {f.state_id}]" if f.state_id else ""
+    return f"{f.path}:{f.line}: {f.severity.value} {f.rule}{state}: {f.message}"
+
+
+FORMATTERS = [JUnitFormatter]
