@@ -1,0 +1,405 @@
+"""The small GitLab interface saltpipe needs, and its real implementation over python-gitlab.
+
+:class:`GitLabClient` is what the review gate, the MR note and deployment recording call; it speaks in the
+frozen types of :mod:`pipeline.gitlab.models`. :class:`PythonGitLabClient` implements it with python-gitlab's
+HTTP layer (authentication, pagination, rate-limit handling) against the REST API v4 of one project.
+
+Failure contract (the review gate fails closed on it): every way GitLab can fail - unreachable, token
+refused, an HTTP error, an answer that is not the JSON shape we expect - raises
+:class:`pipeline.errors.GitLabError` (exit code 2). Nothing is retried silently except GitLab's own
+``429 Too Many Requests`` (python-gitlab obeys ``Retry-After``).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import gitlab
+import gitlab.exceptions
+import requests
+
+from pipeline.errors import GitLabError
+from pipeline.gitlab.models import (
+    Approval,
+    Approvals,
+    ChangedFiles,
+    Deployment,
+    DiffVersion,
+    Job,
+    MergeRequest,
+    Note,
+    Pipeline,
+    User,
+)
+
+T = TypeVar("T")
+
+#: Deployment statuses GitLab accepts when a deployment is created or updated through the API.
+DEPLOYMENT_STATUSES = ("running", "success", "failed", "canceled")
+
+
+class GitLabClient(abc.ABC):
+    """What saltpipe asks of GitLab, for one project. Every method may raise :class:`GitLabError`."""
+
+    @abc.abstractmethod
+    def current_user(self) -> User:
+        """The user the token belongs to (the author of saltpipe's notes)."""
+
+    @abc.abstractmethod
+    def merge_request(self, iid: int) -> MergeRequest:
+        """The merge request ``iid`` of the project."""
+
+    @abc.abstractmethod
+    def approvals(self, iid: int) -> Approvals:
+        """Who approves merge request ``iid`` now (``/approvals``; available in every tier since 13.2)."""
+
+    @abc.abstractmethod
+    def diff_versions(self, iid: int) -> tuple[DiffVersion, ...]:
+        """Every diff version of merge request ``iid``, newest first."""
+
+    @abc.abstractmethod
+    def changed_files(self, iid: int, version_id: int) -> ChangedFiles:
+        """The files diff version ``version_id`` of merge request ``iid`` changes."""
+
+    @abc.abstractmethod
+    def notes(self, iid: int) -> tuple[Note, ...]:
+        """Every note of merge request ``iid`` (system notes included), oldest first."""
+
+    @abc.abstractmethod
+    def merge_request_pipelines(self, iid: int) -> tuple[Pipeline, ...]:
+        """Every pipeline GitLab lists for merge request ``iid``, newest first."""
+
+    @abc.abstractmethod
+    def pipeline_jobs(self, pipeline_id: int) -> tuple[Job, ...]:
+        """The jobs of pipeline ``pipeline_id`` (latest attempt of each)."""
+
+    @abc.abstractmethod
+    def group_members(self, group: str) -> tuple[User, ...]:
+        """Members of ``group`` (id or full path), inherited memberships included."""
+
+    @abc.abstractmethod
+    def create_note(self, iid: int, body: str) -> Note:
+        """Add a note to merge request ``iid``."""
+
+    @abc.abstractmethod
+    def update_note(self, iid: int, note_id: int, body: str) -> Note:
+        """Replace the body of note ``note_id`` on merge request ``iid``."""
+
+    @abc.abstractmethod
+    def create_deployment(self, *, environment: str, sha: str, ref: str, tag: bool, status: str) -> Deployment:
+        """Record a deployment of ``sha`` to ``environment`` (GitLab creates the environment if needed)."""
+
+    @abc.abstractmethod
+    def update_deployment(self, deployment_id: int, status: str) -> Deployment:
+        """Set the status of deployment ``deployment_id``."""
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Payload parsing: GitLab's JSON -> models. A missing or mistyped field is an error, never a default, because
+# a gate that guesses is not a gate.
+
+
+class _Payload:
+    """Typed access to one JSON object; errors name the endpoint and the field."""
+
+    def __init__(self, data: Any, where: str) -> None:
+        if not isinstance(data, Mapping):
+            raise GitLabError(
+                f"GitLab answered {where} with {type(data).__name__}, expected a JSON object",
+                hint="check CI_SERVER_URL points at GitLab itself (not a proxy or login page)",
+            )
+        self.data = data
+        self.where = where
+
+    def _get(self, key: str, types: tuple[type, ...], optional: bool) -> Any:
+        value = self.data.get(key)
+        if value is None and optional:
+            return None
+        # bool is an int in Python; an id must not be True.
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            raise GitLabError(
+                f"GitLab's answer to {self.where} has no usable {key!r} (got {value!r})",
+                hint="this GitLab version answers in a shape saltpipe does not know; report it with the version",
+            )
+        return value
+
+    def int(self, key: str) -> int:
+        return self._get(key, (int,), False)
+
+    def str(self, key: str, *, optional: bool = False) -> str:
+        value = self._get(key, (str,), optional)
+        return "" if value is None else value
+
+    def bool(self, key: str, *, optional: bool = False) -> bool | None:
+        return self._get(key, (bool,), optional)
+
+    def time(self, key: str, *, optional: bool = False) -> datetime | None:
+        raw = self._get(key, (str,), optional)
+        if raw is None:
+            return None
+        try:
+            stamp = datetime.fromisoformat(raw)
+        except ValueError:
+            raise GitLabError(f"GitLab's answer to {self.where} has an unreadable {key!r}: {raw!r}") from None
+        if stamp.tzinfo is None:
+            raise GitLabError(f"GitLab's answer to {self.where} has {key!r} without a timezone: {raw!r}")
+        return stamp
+
+    def obj(self, key: str) -> "_Payload":
+        return _Payload(self.data.get(key), f"{self.where} ({key})")
+
+
+def _user(p: _Payload) -> User:
+    return User(
+        id=p.int("id"),
+        username=p.str("username"),
+        name=p.str("name", optional=True),
+        state=p.str("state", optional=True) or "active",
+    )
+
+
+def _note(p: _Payload) -> Note:
+    return Note(
+        id=p.int("id"),
+        body=p.str("body", optional=True),
+        author=_user(p.obj("author")),
+        system=bool(p.bool("system", optional=True)),
+        created_at=p.time("created_at"),  # type: ignore[arg-type]
+    )
+
+
+def _deployment(p: _Payload) -> Deployment:
+    env = p.obj("environment")
+    return Deployment(
+        id=p.int("id"),
+        iid=p.int("iid"),
+        environment=env.str("name"),
+        sha=p.str("sha"),
+        ref=p.str("ref"),
+        status=p.str("status"),
+    )
+
+
+def _list(data: Any, where: str) -> list[_Payload]:
+    if not isinstance(data, list):
+        raise GitLabError(f"GitLab answered {where} with {type(data).__name__}, expected a JSON list")
+    return [_Payload(item, where) for item in data]
+
+
+# --------------------------------------------------------------------------------------------------------------
+
+
+class PythonGitLabClient(GitLabClient):
+    """:class:`GitLabClient` for project ``project_id`` on ``url``, authenticated with ``token``.
+
+    ``token`` is a personal, project or group access token (``read_api`` for the review gate; ``api`` to write
+    notes and deployments). The CI job token cannot read approvals, so it is not enough.
+    """
+
+    def __init__(self, url: str, token: str, project_id: str | int, *, timeout: float = 30.0) -> None:
+        if not url.startswith(("http://", "https://")):
+            raise GitLabError(
+                f"GitLab URL {url!r} must start with http:// or https://", hint="set CI_SERVER_URL to GitLab's URL"
+            )
+        if not token:
+            raise GitLabError("no GitLab token", hint="set SALTPIPE_GITLAB_TOKEN (a masked CI/CD variable)")
+        self.url = url.rstrip("/")
+        self.project_id = str(project_id)
+        # retry_transient_errors stays off: a 5xx must surface as an error now (the gate fails closed and the
+        # job can be retried), not stretch the job over minutes of back-off.
+        self._gl = gitlab.Gitlab(self.url, private_token=token, timeout=timeout, retry_transient_errors=False)
+        self._project = f"/projects/{quote(self.project_id, safe='')}"
+
+    # -- transport ---------------------------------------------------------------------------------------------
+
+    @contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        """Turn every failure of python-gitlab/requests into a :class:`GitLabError` that says what to do."""
+        try:
+            yield
+        except gitlab.exceptions.GitlabAuthenticationError as exc:
+            raise GitLabError(
+                f"GitLab at {self.url} refused the token ({what}): {exc.error_message}",
+                hint="check SALTPIPE_GITLAB_TOKEN: it must be valid, unexpired and have the api or read_api scope",
+            ) from None
+        except gitlab.exceptions.GitlabError as exc:
+            code = exc.response_code
+            if code == 403:
+                hint = "the token's user lacks permission on the project: give it at least the Reporter role"
+            elif code == 404:
+                hint = (
+                    f"check CI_PROJECT_ID ({self.project_id}) and the merge request IID; a 404 also means the "
+                    "token cannot see the project"
+                )
+            elif code is not None and code >= 500:
+                hint = "GitLab failed; retry the job when GitLab is healthy (the gate fails closed meanwhile)"
+            else:
+                hint = "see GitLab's message above"
+            status = f"HTTP {code}" if code is not None else "an error"
+            raise GitLabError(f"GitLab at {self.url} answered {status} ({what}): {exc.error_message}", hint=hint) from None
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise GitLabError(
+                f"cannot reach GitLab at {self.url} ({what}): {type(exc).__name__}",
+                hint="check CI_SERVER_URL and the network from the runner; retry the job",
+            ) from None
+        except requests.RequestException as exc:
+            raise GitLabError(f"request to GitLab at {self.url} failed ({what}): {exc}") from None
+
+    def _get(self, path: str, what: str, query: dict[str, Any] | None = None) -> _Payload:
+        with self._errors(what):
+            data = self._gl.http_get(path, query_data=query or {})
+        if isinstance(data, requests.Response):
+            raise GitLabError(
+                f"GitLab answered {what} with {data.headers.get('Content-Type', 'no content type')}, expected JSON",
+                hint="check CI_SERVER_URL points at GitLab itself (not a proxy or login page)",
+            )
+        return _Payload(data, what)
+
+    def _list(self, path: str, what: str, query: dict[str, Any] | None = None) -> list[_Payload]:
+        with self._errors(what):
+            data = self._gl.http_list(path, query_data=query or {}, get_all=True, per_page=100)
+        return _list(data, what)
+
+    def _send(self, method: Callable[..., Any], path: str, what: str, body: dict[str, Any]) -> _Payload:
+        with self._errors(what):
+            data = method(path, post_data=body)
+        return _Payload(data, what)
+
+    # -- reads -------------------------------------------------------------------------------------------------
+
+    def current_user(self) -> User:
+        return _user(self._get("/user", "the token's user"))
+
+    def merge_request(self, iid: int) -> MergeRequest:
+        what = f"merge request !{iid}"
+        p = self._get(f"{self._project}/merge_requests/{iid}", what)
+        return MergeRequest(
+            iid=p.int("iid"),
+            title=p.str("title"),
+            state=p.str("state"),
+            author=_user(p.obj("author")),
+            sha=p.str("sha"),
+            source_branch=p.str("source_branch"),
+            target_branch=p.str("target_branch"),
+            web_url=p.str("web_url", optional=True),
+            draft=bool(p.bool("draft", optional=True) or p.bool("work_in_progress", optional=True)),
+        )
+
+    def approvals(self, iid: int) -> Approvals:
+        what = f"the approvals of merge request !{iid}"
+        p = self._get(f"{self._project}/merge_requests/{iid}/approvals", what)
+        approved_by = p.data.get("approved_by")
+        entries = _list(approved_by if approved_by is not None else [], what + " (approved_by)")
+        left = p.data.get("approvals_left")
+        return Approvals(
+            approved_by=tuple(
+                Approval(user=_user(e.obj("user")), approved_at=e.time("approved_at", optional=True)) for e in entries
+            ),
+            gitlab_approved=p.bool("approved", optional=True),
+            gitlab_approvals_left=left if isinstance(left, int) and not isinstance(left, bool) else None,
+        )
+
+    def diff_versions(self, iid: int) -> tuple[DiffVersion, ...]:
+        what = f"the diff versions of merge request !{iid}"
+        versions = [
+            DiffVersion(
+                id=p.int("id"),
+                head_sha=p.str("head_commit_sha"),
+                base_sha=p.str("base_commit_sha", optional=True),
+                created_at=p.time("created_at"),  # type: ignore[arg-type]
+                state=p.str("state", optional=True),
+            )
+            for p in self._list(f"{self._project}/merge_requests/{iid}/versions", what)
+        ]
+        return tuple(sorted(versions, key=lambda v: v.id, reverse=True))
+
+    def changed_files(self, iid: int, version_id: int) -> ChangedFiles:
+        what = f"diff version {version_id} of merge request !{iid}"
+        p = self._get(f"{self._project}/merge_requests/{iid}/versions/{version_id}", what)
+        paths: list[str] = []
+        for diff in _list(p.data.get("diffs"), what + " (diffs)"):
+            for key in ("old_path", "new_path"):
+                path = diff.str(key)
+                if path not in paths:
+                    paths.append(path)
+        # 'overflow' and 'without_files' versions list only some or none of the files.
+        complete = p.str("state", optional=True) in ("collected", "empty", "")
+        return ChangedFiles(paths=tuple(paths), complete=complete)
+
+    def notes(self, iid: int) -> tuple[Note, ...]:
+        what = f"the notes of merge request !{iid}"
+        payloads = self._list(
+            f"{self._project}/merge_requests/{iid}/notes", what, {"sort": "asc", "order_by": "created_at"}
+        )
+        return tuple(_note(p) for p in payloads)
+
+    def merge_request_pipelines(self, iid: int) -> tuple[Pipeline, ...]:
+        what = f"the pipelines of merge request !{iid}"
+        pipelines = [
+            Pipeline(
+                id=p.int("id"),
+                sha=p.str("sha"),
+                status=p.str("status"),
+                source=p.str("source", optional=True),
+                web_url=p.str("web_url", optional=True),
+                created_at=p.time("created_at", optional=True),
+            )
+            for p in self._list(f"{self._project}/merge_requests/{iid}/pipelines", what)
+        ]
+        return tuple(sorted(pipelines, key=lambda pl: pl.id, reverse=True))
+
+    def pipeline_jobs(self, pipeline_id: int) -> tuple[Job, ...]:
+        what = f"the jobs of pipeline {pipeline_id}"
+        return tuple(
+            Job(
+                id=p.int("id"),
+                name=p.str("name"),
+                stage=p.str("stage"),
+                status=p.str("status"),
+                allow_failure=bool(p.bool("allow_failure", optional=True)),
+                web_url=p.str("web_url", optional=True),
+            )
+            for p in self._list(f"{self._project}/pipelines/{pipeline_id}/jobs", what)
+        )
+
+    def group_members(self, group: str) -> tuple[User, ...]:
+        what = f"the members of group {group!r}"
+        members = []
+        for p in self._list(f"/groups/{quote(str(group), safe='')}/members/all", what):
+            user = _user(p)
+            # An invitation not yet accepted (or a membership awaiting a seat) is not a member who can review.
+            membership = p.str("membership_state", optional=True) or "active"
+            members.append(user if membership == "active" else User(user.id, user.username, user.name, membership))
+        return tuple(members)
+
+    # -- writes ------------------------------------------------------------------------------------------------
+
+    def create_note(self, iid: int, body: str) -> Note:
+        what = f"a new note on merge request !{iid}"
+        return _note(self._send(self._gl.http_post, f"{self._project}/merge_requests/{iid}/notes", what, {"body": body}))
+
+    def update_note(self, iid: int, note_id: int, body: str) -> Note:
+        what = f"note {note_id} of merge request !{iid}"
+        return _note(
+            self._send(self._gl.http_put, f"{self._project}/merge_requests/{iid}/notes/{note_id}", what, {"body": body})
+        )
+
+    def create_deployment(self, *, environment: str, sha: str, ref: str, tag: bool, status: str) -> Deployment:
+        if status not in DEPLOYMENT_STATUSES:
+            raise ValueError(f"deployment status must be one of {DEPLOYMENT_STATUSES}, not {status!r}")
+        what = f"a new deployment to {environment!r}"
+        body = {"environment": environment, "sha": sha, "ref": ref, "tag": tag, "status": status}
+        return _deployment(self._send(self._gl.http_post, f"{self._project}/deployments", what, body))
+
+    def update_deployment(self, deployment_id: int, status: str) -> Deployment:
+        if status not in DEPLOYMENT_STATUSES:
+            raise ValueError(f"deployment status must be one of {DEPLOYMENT_STATUSES}, not {status!r}")
+        what = f"deployment {deployment_id}"
+        return _deployment(
+            self._send(self._gl.http_put, f"{self._project}/deployments/{deployment_id}", what, {"status": status})
+        )

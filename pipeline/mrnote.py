@@ -1,0 +1,394 @@
+"""One saltpipe note per merge request: lint and policy findings, test results, impact analysis.
+
+Three parts, kept apart:
+
+* reading the inputs - the JSON of ``saltpipe lint --format json`` (``{"findings": [...]}``), JUnit XML
+  files, and the JSON of ``saltpipe impact`` (contract: :class:`ImpactReport`, docs/review.md) - into a
+  frozen :class:`MrReport` (:func:`build_report`); bad input raises :class:`~pipeline.errors.UsageError`
+  naming the file (and line, where the format has lines);
+* rendering it as GitLab-flavoured markdown (:func:`render_markdown`), which starts with :data:`MARKER`;
+* publishing (:func:`publish_note`): the note written by the token's user that carries the marker is found
+  again and edited in place; a note is created only when there is none. Running it twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from pipeline.errors import UsageError
+from pipeline.gitlab.client import GitLabClient
+
+#: Hidden first line of the note; how saltpipe finds its own note again. Never change it: old notes would
+#: be orphaned and a second note created.
+MARKER = "<!-- saltpipe:mr-note -->"
+
+#: Table rows shown per section; the rest is counted ("and 12 more") - a note is read, not searched.
+MAX_FINDINGS = 50
+MAX_TEST_FAILURES = 20
+MAX_IMPACT_STATES = 50
+
+_BLOCKING = ("blocker", "critical", "error", "high", "major", "very_high")
+_WARNING = ("warning", "medium", "minor", "low")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Inputs
+
+
+class _Input(BaseModel):
+    # Unknown keys are ignored: the producers (lint, impact) may add fields without breaking the note.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class Finding(_Input):
+    """One finding as ``saltpipe lint --format json`` writes it (decoupled from :mod:`pipeline.findings`)."""
+
+    rule: str
+    severity: str
+    path: str
+    line: int | None = None
+    message: str
+
+
+class _FindingsFile(_Input):
+    findings: tuple[Finding, ...]
+
+
+class ImpactState(_Input):
+    """One state ID of the impact analysis: the sampled minions on which it would change or fail."""
+
+    id: str = Field(description="the state ID")
+    function: str | None = Field(default=None, description="e.g. file.managed")
+    sls: str | None = None
+    changed: tuple[str, ...] = Field(default=(), description="minions where test=True reports changes")
+    failed: tuple[str, ...] = Field(default=(), description="minions where the state would fail")
+    comment: str | None = Field(default=None, description="a failure comment, for the note")
+
+
+class ImpactReport(_Input):
+    """The JSON ``saltpipe impact ENV`` writes: a ``state.apply test=True`` of the release saltenv on a sample
+    of minions per role, aggregated per state ID. ``sampled`` maps role -> minion ids; minions that did not
+    answer are listed in ``missing``."""
+
+    environment: str
+    saltenv: str | None = None
+    sha: str | None = None
+    sampled: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    missing: tuple[str, ...] = ()
+    states: tuple[ImpactState, ...] = ()
+
+    @property
+    def minions(self) -> tuple[str, ...]:
+        seen: dict[str, None] = {}
+        for ids in self.sampled.values():
+            seen.update(dict.fromkeys(ids))
+        return tuple(seen)
+
+
+@dataclass(frozen=True)
+class TestCaseFailure:
+    """A failed or erroring test case."""
+
+    __test__ = False  # not a pytest class
+
+    name: str
+    kind: Literal["failure", "error"]
+    message: str
+
+
+@dataclass(frozen=True)
+class TestSummary:
+    """The counts of one JUnit XML file, taken from its test cases (not its possibly stale attributes)."""
+
+    __test__ = False
+
+    source: str
+    total: int
+    failures: int
+    errors: int
+    skipped: int
+    failed_cases: tuple[TestCaseFailure, ...]
+
+    @property
+    def passed(self) -> int:
+        return self.total - self.failures - self.errors - self.skipped
+
+
+@dataclass(frozen=True)
+class MrReport:
+    """Everything one note shows. ``findings`` is ``None`` when no lint JSON was given (section omitted)."""
+
+    head_sha: str | None
+    pipeline_url: str | None
+    findings: tuple[Finding, ...] | None
+    tests: tuple[TestSummary, ...]
+    impact: ImpactReport | None
+
+
+def _read(path: Path, what: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"{path}: {what} not found", hint="check the path, and that the job producing it ran") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: cannot read {what}: {exc}") from None
+
+
+def _json(path: Path, what: str) -> Any:
+    text = _read(path, what)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{path}:{exc.lineno}: {what} is not valid JSON: {exc.msg} (column {exc.colno})") from None
+
+
+def _validation_error(path: Path, what: str, exc: ValidationError) -> UsageError:
+    first = exc.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    more = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
+    return UsageError(f"{path}: {what}: {loc}: {first['msg']}{more}", hint=f"see docs/review.md for the {what} format")
+
+
+def load_findings(path: Path) -> tuple[Finding, ...]:
+    """Findings from a ``saltpipe lint --format json`` file."""
+    data = _json(path, "lint JSON")
+    try:
+        return _FindingsFile.model_validate(data).findings
+    except ValidationError as exc:
+        raise _validation_error(path, "lint JSON", exc) from None
+
+
+def load_impact(path: Path) -> ImpactReport:
+    """The impact analysis from a ``saltpipe impact`` JSON file."""
+    data = _json(path, "impact JSON")
+    try:
+        return ImpactReport.model_validate(data)
+    except ValidationError as exc:
+        raise _validation_error(path, "impact JSON", exc) from None
+
+
+def load_junit(path: Path) -> TestSummary:
+    """Counts and failed cases of a JUnit XML file (``<testsuites>`` or a single ``<testsuite>``)."""
+    text = _read(path, "JUnit XML")
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError as exc:
+        line, column = exc.position
+        raise UsageError(f"{path}:{line}: JUnit XML is not well-formed (column {column})") from None
+    if root.tag not in ("testsuites", "testsuite"):
+        raise UsageError(f"{path}:1: JUnit XML must have <testsuites> or <testsuite> at the top, not <{root.tag}>")
+    total = failures = errors = skipped = 0
+    failed: list[TestCaseFailure] = []
+    for case in root.iter("testcase"):
+        total += 1
+        name = ".".join(p for p in (case.get("classname"), case.get("name")) if p) or "(unnamed)"
+        for kind in ("failure", "error"):
+            node = case.find(kind)
+            if node is not None:
+                message = node.get("message") or ""
+                if not message and node.text and node.text.strip():
+                    message = node.text.strip().splitlines()[0]
+                failed.append(TestCaseFailure(name=name, kind=kind, message=message[:300]))  # type: ignore[arg-type]
+                if kind == "failure":
+                    failures += 1
+                else:
+                    errors += 1
+                break
+        else:
+            if case.find("skipped") is not None:
+                skipped += 1
+    return TestSummary(
+        source=path.name, total=total, failures=failures, errors=errors, skipped=skipped, failed_cases=tuple(failed)
+    )
+
+
+def build_report(
+    *,
+    lint_json: tuple[Path, ...] = (),
+    junit: tuple[Path, ...] = (),
+    impact_json: Path | None = None,
+    head_sha: str | None = None,
+    pipeline_url: str | None = None,
+) -> MrReport:
+    """Read every input into one :class:`MrReport`. Findings of several lint files are merged, duplicates once."""
+    findings: tuple[Finding, ...] | None = None
+    if lint_json:
+        merged: dict[Finding, None] = {}
+        for path in lint_json:
+            merged.update(dict.fromkeys(load_findings(path)))
+        findings = tuple(merged)
+    return MrReport(
+        head_sha=head_sha,
+        pipeline_url=pipeline_url,
+        findings=findings,
+        tests=tuple(load_junit(p) for p in junit),
+        impact=load_impact(impact_json) if impact_json is not None else None,
+    )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Markdown
+
+
+def _cell(text: object) -> str:
+    """Text safe inside a markdown table cell: no pipes, no newlines, no HTML (so no fake marker either)."""
+    out = str(text).replace("\r", " ").replace("\n", " ").replace("|", "\\|")
+    return out.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("`", "'")
+
+
+def _code(text: object) -> str:
+    return f"`{str(text).replace('`', chr(39))}`"
+
+
+def _rank(severity: str) -> int:
+    s = severity.lower()
+    return 0 if s in _BLOCKING else 1 if s in _WARNING else 2
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _findings_summary(findings: tuple[Finding, ...]) -> tuple[str, str]:
+    if not findings:
+        return "✅", "no findings"
+    counts: dict[str, int] = {}
+    for f in sorted(findings, key=lambda f: (_rank(f.severity), f.severity)):
+        counts[f.severity.lower()] = counts.get(f.severity.lower(), 0) + 1
+    icon = "❌" if any(_rank(s) == 0 for s in counts) else "⚠️"
+    return icon, ", ".join(f"{n} {s}" for s, n in counts.items())
+
+
+def _tests_summary(tests: tuple[TestSummary, ...]) -> tuple[str, str]:
+    total = sum(t.total for t in tests)
+    bad = sum(t.failures + t.errors for t in tests)
+    skipped = sum(t.skipped for t in tests)
+    passed = sum(t.passed for t in tests)
+    text = f"{passed} passed, {bad} failed, {skipped} skipped of {total}"
+    if total == 0:
+        return "⚠️", "no test cases found"
+    return ("❌" if bad else "✅"), text
+
+
+def _impact_summary(impact: ImpactReport) -> tuple[str, str]:
+    minions = impact.minions
+    changing = [s for s in impact.states if s.changed]
+    failing = [s for s in impact.states if s.failed]
+    text = (
+        f"{_plural(len(changing), 'state')} would change, {len(failing)} would fail, "
+        f"on {_plural(len(minions), 'sampled minion')}"
+    )
+    if impact.missing:
+        text += f"; {len(impact.missing)} did not answer"
+    icon = "❌" if failing or impact.missing else ("🔶" if changing else "✅")
+    return icon, text
+
+
+def render_markdown(report: MrReport) -> str:
+    """The note's body: :data:`MARKER` first, a summary table, then one section per input."""
+    lines = [MARKER, f"### saltpipe report{' for ' + _code(report.head_sha[:12]) if report.head_sha else ''}", ""]
+    rows: list[tuple[str, str, str]] = []
+    if report.findings is not None:
+        rows.append(("Lint and policy", *_findings_summary(report.findings)))
+    if report.tests:
+        rows.append(("Tests", *_tests_summary(report.tests)))
+    if report.impact is not None:
+        rows.append((f"Impact on {_cell(report.impact.environment)}", *_impact_summary(report.impact)))
+    if rows:
+        lines += ["| Check | | Result |", "|---|---|---|"]
+        lines += [f"| {name} | {icon} | {text} |" for name, icon, text in rows]
+    else:
+        lines.append("_No inputs were given to this report._")
+
+    if report.findings:
+        ordered = sorted(report.findings, key=lambda f: (_rank(f.severity), f.path, f.line or 0, f.rule))
+        lines += ["", f"#### Lint and policy: {_plural(len(ordered), 'finding')}", ""]
+        lines += ["| Severity | Rule | Where | Message |", "|---|---|---|---|"]
+        for f in ordered[:MAX_FINDINGS]:
+            where = f"{f.path}:{f.line}" if f.line else f.path
+            lines.append(f"| {_cell(f.severity)} | {_code(_cell(f.rule))} | {_code(_cell(where))} | {_cell(f.message)} |")
+        if len(ordered) > MAX_FINDINGS:
+            lines.append(f"\n_…and {len(ordered) - MAX_FINDINGS} more; see the lint job's report._")
+
+    if report.tests:
+        lines += ["", "#### Tests", "", "| Report | Passed | Failed | Errors | Skipped |", "|---|---|---|---|---|"]
+        for t in report.tests:
+            lines.append(f"| {_code(_cell(t.source))} | {t.passed} | {t.failures} | {t.errors} | {t.skipped} |")
+        failed = [c for t in report.tests for c in t.failed_cases]
+        if failed:
+            lines += ["", f"<details><summary>{_plural(len(failed), 'failed test')}</summary>", ""]
+            for case in failed[:MAX_TEST_FAILURES]:
+                message = f": {_cell(case.message)}" if case.message else ""
+                lines.append(f"- {_code(_cell(case.name))} ({case.kind}){message}")
+            if len(failed) > MAX_TEST_FAILURES:
+                lines.append(f"- …and {len(failed) - MAX_TEST_FAILURES} more")
+            lines += ["", "</details>"]
+
+    if report.impact is not None:
+        impact = report.impact
+        lines += ["", f"#### Impact analysis: {_cell(impact.environment)}", ""]
+        sample = ", ".join(f"{_cell(role)} ({len(ids)})" for role, ids in sorted(impact.sampled.items()))
+        saltenv = f" of saltenv {_code(_cell(impact.saltenv))}" if impact.saltenv else ""
+        lines.append(f"`state.apply test=True`{saltenv} on {_plural(len(impact.minions), 'minion')}: {sample or 'none'}.")
+        if impact.missing:
+            lines.append(f"\n**Did not answer:** {', '.join(_code(_cell(m)) for m in impact.missing)}")
+        shown = sorted(
+            (s for s in impact.states if s.changed or s.failed),
+            key=lambda s: (-len(s.failed), -len(s.changed), s.id),
+        )
+        if shown:
+            lines += ["", "| State ID | Function | Would change on | Would fail on |", "|---|---|---|---|"]
+            for s in shown[:MAX_IMPACT_STATES]:
+                fail = str(len(s.failed)) + (f": {_cell(s.comment)}" if s.failed and s.comment else "")
+                lines.append(f"| {_code(_cell(s.id))} | {_cell(s.function or '')} | {len(s.changed)} | {fail} |")
+            if len(shown) > MAX_IMPACT_STATES:
+                lines.append(f"\n_…and {len(shown) - MAX_IMPACT_STATES} more states._")
+        else:
+            lines.append("\nNo state would change.")
+
+    footer = "Updated in place by saltpipe on every pipeline"
+    if report.pipeline_url:
+        footer += f"; last run: {report.pipeline_url}"
+    lines += ["", f"<sub>{footer}.</sub>", ""]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Publishing
+
+
+@dataclass(frozen=True)
+class NoteOutcome:
+    """What :func:`publish_note` did: ``created``, ``updated`` or ``unchanged`` note ``note_id``.
+
+    ``duplicates`` lists other marker notes of ours (left by two pipelines racing); they are left alone.
+    """
+
+    action: Literal["created", "updated", "unchanged"]
+    note_id: int
+    duplicates: tuple[int, ...] = ()
+
+
+def publish_note(client: GitLabClient, iid: int, body: str) -> NoteOutcome:
+    """Create or update saltpipe's note on merge request ``iid`` so that it reads ``body``.
+
+    Our note is the oldest non-system note written by the token's user that contains :data:`MARKER` (someone
+    quoting it does not count: it must be ours). Raises :class:`~pipeline.errors.GitLabError`.
+    """
+    if MARKER not in body:
+        raise ValueError("the note body must contain the marker, or it could never be found again")
+    me = client.current_user()
+    ours = [n for n in client.notes(iid) if not n.system and n.author.id == me.id and MARKER in n.body]
+    if not ours:
+        return NoteOutcome("created", client.create_note(iid, body).id)
+    target, rest = ours[0], tuple(n.id for n in ours[1:])
+    if target.body.strip() == body.strip():
+        return NoteOutcome("unchanged", target.id, rest)
+    client.update_note(iid, target.id, body)
+    return NoteOutcome("updated", target.id, rest)
