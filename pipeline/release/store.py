@@ -1,0 +1,171 @@
+"""The local release store: built releases under ``<state_dir>/releases/<id>/``, immutable once written.
+
+Layout of one release::
+
+    <state_dir>/releases/<id>/
+        manifest.json    every file: path, size, mode, sha256 (+ the id and digest, checked on load)
+        release.json     where it came from: the commit it was first built from, when
+        tree/            the file_roots tree, as a syndic serves it (saltpipe-release.json at its root)
+
+A release directory appears by one ``rename`` of a fully written build directory, so a reader never sees a half
+built release. An existing release is never overwritten: adding the same content again returns the existing one
+(after checking its tree is intact); different content under an existing id is refused.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import SyncError, UsageError
+from pipeline.release.manifest import Manifest, ManifestError, check_release_id
+from pipeline.release.tree import Mismatch, compare, describe_mismatches, scan_tree
+
+MANIFEST_FILE = "manifest.json"
+META_FILE = "release.json"
+TREE_DIR = "tree"
+
+
+class ReleaseStoreError(SyncError):
+    """The local release store holds something it should not (a damaged or conflicting release)."""
+
+
+@dataclass(frozen=True)
+class Release:
+    """A built release in the store. ``tree`` is the directory to copy to syndics."""
+
+    id: str
+    manifest: Manifest
+    path: Path
+    meta: dict[str, Any]
+
+    @property
+    def tree(self) -> Path:
+        return self.path / TREE_DIR
+
+    @property
+    def commit(self) -> str | None:
+        value = self.meta.get("commit")
+        return value if isinstance(value, str) else None
+
+    @property
+    def built_at(self) -> str | None:
+        value = self.meta.get("built_at")
+        return value if isinstance(value, str) else None
+
+
+class ReleaseStore:
+    """Releases under ``root`` (normally ``<state_dir>/releases``)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    @classmethod
+    def for_state_dir(cls, state_dir: Path) -> "ReleaseStore":
+        return cls(Path(state_dir) / "releases")
+
+    def path_of(self, release_id: str) -> Path:
+        return self.root / check_release_id(release_id)
+
+    def exists(self, release_id: str) -> bool:
+        return (self.path_of(release_id) / MANIFEST_FILE).is_file()
+
+    def get(self, release_id: str) -> Release:
+        """The release ``release_id``; :class:`UsageError` when it was never built here."""
+        path = self.path_of(release_id)
+        if not (path / MANIFEST_FILE).is_file():
+            raise UsageError(
+                f"release {release_id} is not in the release store {self.root}",
+                hint="build it with `saltpipe release build --rev <commit>`; `saltpipe release list` shows what exists",
+            )
+        manifest = Manifest.load(path / MANIFEST_FILE)
+        if manifest.release_id != release_id:
+            raise ReleaseStoreError(
+                f"{path}: directory name {release_id} does not match its manifest ({manifest.release_id})",
+                hint=f"remove {path} and rebuild the release",
+            )
+        return Release(release_id, manifest, path, _read_meta(path / META_FILE))
+
+    def list(self) -> list[Release]:
+        """Every release in the store, oldest build first. Damaged entries are skipped, not fatal."""
+        out: list[Release] = []
+        if not self.root.is_dir():
+            return out
+        for child in self.root.iterdir():
+            if child.name.startswith(".") or not (child / MANIFEST_FILE).is_file():
+                continue
+            try:
+                out.append(self.get(child.name))
+            except (UsageError, ManifestError, ReleaseStoreError):
+                continue
+        return sorted(out, key=lambda r: (r.built_at or "", r.id))
+
+    def verify(self, release: Release) -> list[Mismatch]:
+        """Differences between the stored tree and the manifest (empty when intact)."""
+        return compare(release.manifest.expected_files(), scan_tree(release.tree))
+
+    def new_build_dir(self) -> Path:
+        """A private directory to assemble a release in; hand it to :meth:`add`."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        import tempfile
+
+        return Path(tempfile.mkdtemp(prefix=".build-", dir=self.root))
+
+    def add(self, build_dir: Path, manifest: Manifest, meta: dict[str, Any]) -> tuple[Release, bool]:
+        """Publish ``build_dir`` (holding ``tree/``) as release ``manifest.release_id``.
+
+        Returns ``(release, created)``. When the id exists already with the same manifest, ``build_dir`` is
+        discarded and the existing release returned (``created`` is False) - after checking its tree, because an
+        immutable release that was edited in place must not be handed out as if it were intact.
+        """
+        release_id = manifest.release_id
+        manifest.write(build_dir / MANIFEST_FILE)
+        (build_dir / META_FILE).write_text(json.dumps({"id": release_id, **meta}, indent=1) + "\n", encoding="utf-8")
+        final = self.path_of(release_id)
+        try:
+            os.rename(build_dir, final)
+            created = True
+        except OSError as exc:
+            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
+            shutil.rmtree(build_dir, ignore_errors=True)
+            created = False
+        release = self.get(release_id) if created else self._existing(final, manifest)
+        return release, created
+
+    def _existing(self, final: Path, manifest: Manifest) -> Release:
+        try:
+            existing = Manifest.load(final / MANIFEST_FILE)
+        except ManifestError as exc:
+            raise ReleaseStoreError(
+                f"{final}: an existing release with this id has an unreadable manifest ({exc.message})",
+                hint=f"releases are immutable, so saltpipe will not overwrite it; inspect and remove {final}, then rebuild",
+            ) from None
+        if existing.digest != manifest.digest:
+            raise ReleaseStoreError(
+                f"{final}: an existing release with id {manifest.release_id} has different content "
+                f"(manifest digest {existing.digest[:16]}, new {manifest.digest[:16]})",
+                hint=f"releases are immutable, so saltpipe will not overwrite it; inspect and remove {final}",
+            )
+        release = self.get(manifest.release_id)
+        problems = self.verify(release)
+        if problems:
+            raise ReleaseStoreError(
+                f"{release.tree}: the stored release {release.id} was changed after it was built: "
+                + describe_mismatches(problems),
+                hint=f"releases are immutable; remove {final} and run `saltpipe release build` again",
+            )
+        return release
+
+
+def _read_meta(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
