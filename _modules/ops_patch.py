@@ -237,11 +237,14 @@ def install(patchset: str, test: bool = False) -> dict[str, Any]:
     try:
         changes = __salt__["pkg.install"](pkgs=targets, refresh=False) or {}
     except CommandExecutionError as exc:
-        # pkg providers attach what they managed to change to exc.info.
-        info = exc.info if isinstance(getattr(exc, "info", None), dict) else {}
+        # pkg providers attach what they did change and the package manager's
+        # errors to exc.info; str(exc) would be a multi-line YAML dump of it.
+        info = exc.info if isinstance(exc.info, dict) else {}
         changes = info.get("changes") or {}
-        install_error = str(exc)
-        log.error("pkg.install failed for patch set %s: %s", patchset, exc)
+        install_error = "; ".join(
+            [str(exc.error)] + [str(error) for error in info.get("errors") or []]
+        )
+        log.error("pkg.install failed for patch set %s: %s", patchset, install_error)
 
     still_missing = _missing(spec)
     if still_missing:
