@@ -276,7 +276,7 @@ def ignite(  # pylint: disable=too-many-arguments,too-many-positional-arguments
             "result": None,
             "attempts": 0,
             "status": None,
-            "comment": f"Would request {url} up to {retries} times, {interval}s apart, "
+            "comment": f"Would request {url} up to {retries} times, {interval:g}s apart, "
             f"until it answers {expect_status}",
         }
     last_status, last_error = None, None

@@ -33,7 +33,7 @@ import salt.utils.versions
 # interpreter exit - by then into pytest's closed capture stream ("Logging
 # error ... I/O operation on closed file"). Hand the queued records to the
 # root handlers now, so pytest's log capture shows them with the test instead.
-salt._logging.shutdown_temp_handler()
+salt._logging.shutdown_temp_handler()  # pylint: disable=protected-access
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[3]
 
@@ -97,7 +97,7 @@ def make_config_get() -> Callable[[dict[str, Any]], MagicMock]:
     return config_get_mock
 
 
-class FakePackages:
+class FakePackages:  # pylint: disable=too-few-public-methods
     """
     A package database behind ``pkg.version``, ``pkg.latest_version``,
     ``pkg.version_cmp`` and ``pkg.install``, with the return shapes of Salt's
