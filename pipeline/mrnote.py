@@ -46,7 +46,7 @@ class _Input(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
-class Finding(_Input):
+class LintFinding(_Input):
     """One finding as ``saltpipe lint --format json`` writes it (decoupled from :mod:`pipeline.findings`)."""
 
     rule: str
@@ -57,7 +57,8 @@ class Finding(_Input):
 
 
 class _FindingsFile(_Input):
-    findings: tuple[Finding, ...]
+    findings: tuple[LintFinding, ...]
+    waived: tuple[dict[str, Any], ...] = ()  # findings a policy waiver covers: counted, not listed
 
 
 class ImpactState(_Input):
@@ -126,9 +127,10 @@ class MrReport:
 
     head_sha: str | None
     pipeline_url: str | None
-    findings: tuple[Finding, ...] | None
+    findings: tuple[LintFinding, ...] | None
     tests: tuple[TestSummary, ...]
     impact: ImpactReport | None
+    waived: int = 0
 
 
 def _read(path: Path, what: str) -> str:
@@ -155,13 +157,14 @@ def _validation_error(path: Path, what: str, exc: ValidationError) -> UsageError
     return UsageError(f"{path}: {what}: {loc}: {first['msg']}{more}", hint=f"see docs/review.md for the {what} format")
 
 
-def load_findings(path: Path) -> tuple[Finding, ...]:
-    """Findings from a ``saltpipe lint --format json`` file."""
+def load_findings(path: Path) -> tuple[tuple[LintFinding, ...], int]:
+    """Findings from a ``saltpipe lint --format json`` file, and how many findings waivers cover."""
     data = _json(path, "lint JSON")
     try:
-        return _FindingsFile.model_validate(data).findings
+        parsed = _FindingsFile.model_validate(data)
     except ValidationError as exc:
         raise _validation_error(path, "lint JSON", exc) from None
+    return parsed.findings, len(parsed.waived)
 
 
 def load_impact(path: Path) -> ImpactReport:
@@ -217,11 +220,14 @@ def build_report(
     pipeline_url: str | None = None,
 ) -> MrReport:
     """Read every input into one :class:`MrReport`. Findings of several lint files are merged, duplicates once."""
-    findings: tuple[Finding, ...] | None = None
+    findings: tuple[LintFinding, ...] | None = None
+    waived = 0
     if lint_json:
-        merged: dict[Finding, None] = {}
+        merged: dict[LintFinding, None] = {}
         for path in lint_json:
-            merged.update(dict.fromkeys(load_findings(path)))
+            found, covered = load_findings(path)
+            merged.update(dict.fromkeys(found))
+            waived += covered
         findings = tuple(merged)
     return MrReport(
         head_sha=head_sha,
@@ -229,6 +235,7 @@ def build_report(
         findings=findings,
         tests=tuple(load_junit(p) for p in junit),
         impact=load_impact(impact_json) if impact_json is not None else None,
+        waived=waived,
     )
 
 
@@ -255,7 +262,12 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def _findings_summary(findings: tuple[Finding, ...]) -> tuple[str, str]:
+def _findings_summary(findings: tuple[LintFinding, ...], waived: int) -> tuple[str, str]:
+    icon, text = _findings_counts(findings)
+    return icon, text + (f" ({waived} waived)" if waived else "")
+
+
+def _findings_counts(findings: tuple[LintFinding, ...]) -> tuple[str, str]:
     if not findings:
         return "✅", "no findings"
     counts: dict[str, int] = {}
@@ -295,7 +307,7 @@ def render_markdown(report: MrReport) -> str:
     lines = [MARKER, f"### saltpipe report{' for ' + _code(report.head_sha[:12]) if report.head_sha else ''}", ""]
     rows: list[tuple[str, str, str]] = []
     if report.findings is not None:
-        rows.append(("Lint and policy", *_findings_summary(report.findings)))
+        rows.append(("Lint and policy", *_findings_summary(report.findings, report.waived)))
     if report.tests:
         rows.append(("Tests", *_tests_summary(report.tests)))
     if report.impact is not None:

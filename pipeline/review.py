@@ -385,7 +385,7 @@ def _check_security(
     group = settings.security_group
     if changed is None:
         touched: tuple[str, ...] = ()
-        why = f"cannot list the files of {_short(ctx.head_sha)} (GitLab has no diff version for it)"
+        why = f"cannot tell which files {_short(ctx.head_sha)} changes (it is not GitLab's newest diff version)"
     else:
         touched = touched_security_paths(changed.paths, settings.security_paths)
         if not changed.complete:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
 from pathlib import Path
 
 import click
@@ -76,7 +77,9 @@ def review_command(app: AppContext, mr_iid: int | None, sha: str | None, fmt: st
     else:
         click.echo(_render_text(result))
     if not result.approved:
-        raise click.exceptions.Exit(EXIT_FINDINGS)
+        # SystemExit, not click's Exit: pipeline.cli.main runs click with standalone_mode=False, where click
+        # turns Exit into a return value that main() does not pass on.
+        sys.exit(EXIT_FINDINGS)
 
 
 @click.group("report")
