@@ -20,7 +20,6 @@ default ``action: start`` GitLab records a deployment for the job itself, and th
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -29,8 +28,6 @@ from pipeline.errors import GitLabError
 from pipeline.gitlab.ci import CiEnvironment
 from pipeline.gitlab.client import GitLabClient
 from pipeline.gitlab.models import Deployment
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -75,8 +72,7 @@ class DeploymentRecorder:
                 handle.final = self.client.update_deployment(handle.deployment.id, status)
             except GitLabError as exc:
                 message = f"could not mark deployment {handle.deployment.id} to {environment} as {status}: {exc}"
-                handle.warnings.append(message)
-                log.warning(message)
+                handle.warnings.append(message)  # the caller prints it with the rollout's result
 
 
 class NullRecorder(DeploymentRecorder):

@@ -237,7 +237,7 @@ class PythonGitLabClient(GitLabClient):
                     "token cannot see the project"
                 )
             elif code is not None and code >= 500:
-                hint = "GitLab failed; retry the job when GitLab is healthy (the gate fails closed meanwhile)"
+                hint = "GitLab itself failed; retry the job when GitLab is healthy (the review gate refuses meanwhile)"
             else:
                 hint = "see GitLab's message above"
             status = f"HTTP {code}" if code is not None else "an error"
@@ -250,15 +250,20 @@ class PythonGitLabClient(GitLabClient):
         except requests.RequestException as exc:
             raise GitLabError(f"request to GitLab at {self.url} failed ({what}): {exc}") from None
 
-    def _get(self, path: str, what: str, query: dict[str, Any] | None = None) -> _Payload:
-        with self._errors(what):
-            data = self._gl.http_get(path, query_data=query or {})
+    @staticmethod
+    def _json(data: Any, what: str) -> Any:
+        # python-gitlab hands back the raw response when the answer is not JSON (a proxy's login page).
         if isinstance(data, requests.Response):
             raise GitLabError(
                 f"GitLab answered {what} with {data.headers.get('Content-Type', 'no content type')}, expected JSON",
                 hint="check CI_SERVER_URL points at GitLab itself (not a proxy or login page)",
             )
-        return _Payload(data, what)
+        return data
+
+    def _get(self, path: str, what: str, query: dict[str, Any] | None = None) -> _Payload:
+        with self._errors(what):
+            data = self._gl.http_get(path, query_data=query or {})
+        return _Payload(self._json(data, what), what)
 
     def _list(self, path: str, what: str, query: dict[str, Any] | None = None) -> list[_Payload]:
         with self._errors(what):
@@ -268,7 +273,7 @@ class PythonGitLabClient(GitLabClient):
     def _send(self, method: Callable[..., Any], path: str, what: str, body: dict[str, Any]) -> _Payload:
         with self._errors(what):
             data = method(path, post_data=body)
-        return _Payload(data, what)
+        return _Payload(self._json(data, what), what)
 
     # -- reads -------------------------------------------------------------------------------------------------
 
