@@ -20,10 +20,12 @@ then exits with retcode 1); :py:func:`health` never raises for an unreachable
 application, it returns False.
 """
 
+import functools
 import logging
 import math
 import time
 import urllib.parse
+from collections.abc import Callable
 from typing import Any
 
 from salt.exceptions import CommandExecutionError
@@ -46,6 +48,27 @@ def __virtual__() -> str:
 def _test_mode(test: Any) -> bool:
     """A dry run was asked for explicitly, or the minion runs with ``test: True``."""
     return bool(test) or bool(__opts__.get("test", False))
+
+
+def _answer_is_the_return(func: Callable[..., Any]) -> Callable[..., Any]:
+    """
+    Clear the job's retcode after ``func`` returns: its outcome is its return value.
+
+    Salt's shell-backed functions (the ``service`` and ``pkg`` providers' probes)
+    record their exit code in ``__context__["retcode"]``, and that value leaks:
+    ``salt-call`` exits with it even when the answer is fine, and a state's
+    ``unless``/``onlyif`` ``fun:`` check reads it instead of the function's
+    return, even when an earlier state of the run left it. A falsy ``result``
+    still makes Salt exit 1; an exception still fails the call.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        ret = func(*args, **kwargs)
+        __context__["retcode"] = 0
+        return ret
+
+    return wrapper
 
 
 def _sleep(seconds: float) -> None:
@@ -119,6 +142,7 @@ def _probe(url: str, timeout: float) -> tuple[int | None, str | None]:
     return int(code), reply.get("error")
 
 
+@_answer_is_the_return
 def status(name: str) -> dict[str, Any]:
     """
     Report whether the application service ``name`` is running and enabled.
@@ -135,18 +159,14 @@ def status(name: str) -> dict[str, Any]:
         salt '*' ops_app.status nginx
     """
     name = _service_name(name)
-    ret = {
+    return {
         "name": name,
         "running": bool(__salt__["service.status"](name)),
         "enabled": bool(__salt__["service.enabled"](name)),
     }
-    # A stopped or disabled service is an answer, not a failure; but the
-    # service providers' probes leave their exit code in the job's retcode
-    # (cmd.* sets __context__["retcode"]), which would make salt-call exit 1.
-    __context__["retcode"] = 0
-    return ret
 
 
+@_answer_is_the_return
 def restart(name: str, test: bool = False) -> dict[str, Any]:
     """
     Restart the application service ``name`` and check that it runs afterwards.
@@ -215,6 +235,7 @@ def restart(name: str, test: bool = False) -> dict[str, Any]:
     }
 
 
+@_answer_is_the_return
 def ignite(  # pylint: disable=too-many-arguments,too-many-positional-arguments
     url: str,
     expect_status: int = 200,
@@ -309,6 +330,7 @@ def ignite(  # pylint: disable=too-many-arguments,too-many-positional-arguments
     }
 
 
+@_answer_is_the_return
 def health(url: str | None = None) -> bool:
     """
     One health probe: True when ``url`` answers with a 2xx status, else False.

@@ -28,9 +28,11 @@ operation gives ``result: False``. Salt sets the job's retcode to 1 whenever
 ``salt-call``; that is Salt's rule for dict returns, not an error.
 """
 
+import functools
 import logging
 import os
 import re
+from collections.abc import Callable
 from typing import Any
 
 from salt.exceptions import CommandExecutionError
@@ -59,6 +61,27 @@ def __virtual__() -> str:
 def _test_mode(test: Any) -> bool:
     """A dry run was asked for explicitly, or the minion runs with ``test: True``."""
     return bool(test) or bool(__opts__.get("test", False))
+
+
+def _answer_is_the_return(func: Callable[..., Any]) -> Callable[..., Any]:
+    """
+    Clear the job's retcode after ``func`` returns: its outcome is its return value.
+
+    Salt's shell-backed functions (the ``service`` and ``pkg`` providers' probes)
+    record their exit code in ``__context__["retcode"]``, and that value leaks:
+    ``salt-call`` exits with it even when the answer is fine, and a state's
+    ``unless``/``onlyif`` ``fun:`` check reads it instead of the function's
+    return, even when an earlier state of the run left it. A falsy ``result``
+    still makes Salt exit 1; an exception still fails the call.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        ret = func(*args, **kwargs)
+        __context__["retcode"] = 0
+        return ret
+
+    return wrapper
 
 
 def _drain_dir() -> str:
@@ -109,6 +132,7 @@ def _read_reason(flag: str) -> str | None:
     return first or None
 
 
+@_answer_is_the_return
 def status(pool: str) -> dict[str, Any]:
     """
     Report whether this node is in the load-balancer pool ``pool``.
@@ -136,6 +160,7 @@ def status(pool: str) -> dict[str, Any]:
     }
 
 
+@_answer_is_the_return
 def pull_out(pool: str, reason: str = DEFAULT_REASON, test: bool = False) -> dict[str, Any]:
     """
     Take this node out of the load-balancer pool ``pool`` by writing its drain flag.
@@ -199,6 +224,7 @@ def pull_out(pool: str, reason: str = DEFAULT_REASON, test: bool = False) -> dic
     }
 
 
+@_answer_is_the_return
 def pull_in(pool: str, test: bool = False) -> dict[str, Any]:
     """
     Put this node back into the load-balancer pool ``pool`` by removing its drain flag.

@@ -28,8 +28,10 @@ installation gives ``result: False`` naming what is still missing (Salt then
 exits with retcode 1).
 """
 
+import functools
 import logging
 import re
+from collections.abc import Callable
 from typing import Any
 
 from salt.exceptions import CommandExecutionError
@@ -59,6 +61,27 @@ def __virtual__() -> str:
 def _test_mode(test: Any) -> bool:
     """A dry run was asked for explicitly, or the minion runs with ``test: True``."""
     return bool(test) or bool(__opts__.get("test", False))
+
+
+def _answer_is_the_return(func: Callable[..., Any]) -> Callable[..., Any]:
+    """
+    Clear the job's retcode after ``func`` returns: its outcome is its return value.
+
+    Salt's shell-backed functions (the ``service`` and ``pkg`` providers' probes)
+    record their exit code in ``__context__["retcode"]``, and that value leaks:
+    ``salt-call`` exits with it even when the answer is fine, and a state's
+    ``unless``/``onlyif`` ``fun:`` check reads it instead of the function's
+    return, even when an earlier state of the run left it. A falsy ``result``
+    still makes Salt exit 1; an exception still fails the call.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        ret = func(*args, **kwargs)
+        __context__["retcode"] = 0
+        return ret
+
+    return wrapper
 
 
 def _patchset(name: Any) -> dict[str, str]:
@@ -162,6 +185,7 @@ def _describe(missing: dict[str, dict[str, str | None]]) -> str:
     )
 
 
+@_answer_is_the_return
 def check(patchset: str) -> dict[str, Any]:
     """
     Check whether the patch set ``patchset`` is installed.
@@ -185,6 +209,7 @@ def check(patchset: str) -> dict[str, Any]:
     return {"patchset": patchset, "compliant": not missing, "missing": missing}
 
 
+@_answer_is_the_return
 def install(patchset: str, test: bool = False) -> dict[str, Any]:
     """
     Install the packages of the patch set ``patchset`` that are missing, then check again.

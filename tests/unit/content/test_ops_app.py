@@ -104,6 +104,23 @@ def test_status_clears_retcode_left_by_service_probes(ops_app, service):
     assert ops_app.__context__["retcode"] == 0
 
 
+@pytest.mark.parametrize(
+    ("function", "args"),
+    [
+        ("status", ("nginx",)),
+        ("restart", ("nginx",)),
+        ("ignite", (URL,)),
+        ("health", ()),
+    ],
+)
+def test_answers_clear_leaked_retcode(ops_app, sleep, function, args):
+    # Also what an earlier state of the run left: a later unless/onlyif
+    # `fun: ops_app.health` must be decided by its return value.
+    ops_app.__context__["retcode"] = 1
+    getattr(ops_app, function)(*args)
+    assert ops_app.__context__["retcode"] == 0
+
+
 @pytest.mark.parametrize("name", ["", "  ", "two words", "a/b", None, 5])
 def test_invalid_service_names_raise(ops_app, service, name):
     for func in (ops_app.status, ops_app.restart):

@@ -286,3 +286,24 @@ def test_out_and_in_round_trip_on_two_pools(ops_lb):
     ops_lb.pull_in("web")
     assert ops_lb.status("web")["in_pool"] is True
     assert ops_lb.status("api")["in_pool"] is False
+
+
+# ---------------------------------------------------------------- retcode
+
+
+@pytest.mark.parametrize(
+    ("function", "kwargs"),
+    [("status", {}), ("pull_out", {}), ("pull_out", {"test": True}), ("pull_in", {})],
+)
+def test_answer_clears_leaked_retcode(ops_lb, function, kwargs):
+    # An earlier shell probe of the same job (or state run) left its exit code.
+    ops_lb.__context__["retcode"] = 1
+    getattr(ops_lb, function)("web", **kwargs)
+    assert ops_lb.__context__["retcode"] == 0
+
+
+def test_error_leaves_retcode_alone(ops_lb):
+    ops_lb.__context__["retcode"] = 1
+    with pytest.raises(CommandExecutionError):
+        ops_lb.status("../etc")
+    assert ops_lb.__context__["retcode"] == 1

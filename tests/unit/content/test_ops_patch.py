@@ -282,3 +282,21 @@ def test_install_error_but_compliant_afterwards_succeeds(ops_patch, packages):
         "comment": "Patch set openssl installed: openssl "
         "(pkg.install reported: post-install trigger warning)",
     }
+
+
+# ---------------------------------------------------------------- retcode
+
+
+@pytest.mark.parametrize(
+    ("function", "kwargs"), [("check", {}), ("install", {}), ("install", {"test": True})]
+)
+def test_answer_clears_retcode_left_by_pkg_probes(ops_patch, packages, function, kwargs):
+    # The pkg providers run dpkg-query/rpm through cmd.*, which records the
+    # exit code (1 for "not installed") as the job's retcode.
+    def _probe(name):
+        ops_patch.__context__["retcode"] = 1
+        return packages.installed.get(name, "")
+
+    packages.version.side_effect = _probe
+    getattr(ops_patch, function)("openssl", **kwargs)
+    assert ops_patch.__context__["retcode"] == 0
