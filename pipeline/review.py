@@ -45,8 +45,9 @@ from pipeline.gitlab.models import (
 #: The body of the system note GitLab writes when someone approves (every version since approvals exist).
 APPROVED_NOTE = "approved this merge request"
 
-#: Job statuses of jobs that have not started because their stage has not been reached.
-_NOT_STARTED = frozenset({"created", "manual", "scheduled"})
+#: Job statuses of jobs waiting for their stage to be reached. A manual or delayed job is ``created`` until
+#: then and only becomes ``manual``/``scheduled`` once its stage (or its ``needs``) is reached.
+_NOT_STARTED = frozenset({"created"})
 
 
 def touched_security_paths(paths: tuple[str, ...], patterns: tuple[str, ...]) -> tuple[str, ...]:
@@ -427,9 +428,10 @@ def _check_security(
 def _check_current_pipeline(ctx: ReviewContext, pipeline: Pipeline, jobs: tuple[Job, ...]) -> Check:
     """Inside the merge request pipeline: every job before the gate's stage passed, none is still going.
 
-    The REST API gives no stage order, so "before" is read from the jobs themselves: a stage with a job that
-    started has been reached; a job that has not started in a reached stage (or in the gate's own stage) is a
-    failure. This is exact for stage-ordered pipelines; the gate job must not use ``needs:`` (docs/review.md).
+    The REST API gives no stage order, so "before" is read from the jobs themselves: a job still ``created``
+    waits for its stage, and a stage with a job past ``created`` has been reached; a ``created`` job in a
+    reached stage (or in the gate's own stage) is a failure. This is exact for stage-ordered pipelines; the
+    gate job must not use ``needs:`` (docs/review.md).
     """
     sha_ok = pipeline.sha in {ctx.head_sha, ctx.commit_sha}
     own = [j for j in jobs if j.id == ctx.job_id]
@@ -446,6 +448,9 @@ def _check_current_pipeline(ctx: ReviewContext, pipeline: Pipeline, jobs: tuple[
             continue
         if job.allow_failure and job.status in ("failed", "manual"):
             continue  # GitLab itself counts an allowed failure, or an optional manual job, as passing
+        if job.status == "manual":
+            problems.append(f"{label} is a blocking manual job nobody has played")
+            continue
         if job.status in _NOT_STARTED:
             if job.stage in reached:
                 problems.append(f"{label} has not run ({job.status}) although its stage has been reached")
