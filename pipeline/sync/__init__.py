@@ -1,0 +1,97 @@
+"""Sync: put a release on every syndic of an environment, verified, and switch them together (issue 5).
+
+* :mod:`pipeline.sync.layout` - the on-disk layout of a syndic's directory (releases/, base, envs/);
+* :mod:`pipeline.sync.target` - the file_roots target interface; :mod:`~pipeline.sync.local` and
+  :mod:`~pipeline.sync.ssh` implement it;
+* :mod:`pipeline.sync.engine` - the stage: :func:`sync_release` (stage all, switch all, prune, attest),
+  :func:`unexpose_release`, :func:`previous_release`, :func:`environment_status`;
+* :mod:`pipeline.sync.attest` - asking each syndic what it serves (file_roots, a master's fileserver, a minion).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pipeline.config import Environment, LocalFileRoots, SshFileRoots, Syndic
+from pipeline.sync.attest import (
+    Attestation,
+    Attestor,
+    FileRootsAttestor,
+    SaltCallAttestor,
+    SaltMasterAttestor,
+    ServedRelease,
+    attest,
+)
+from pipeline.sync.engine import (
+    StageOutcome,
+    SwitchOutcome,
+    SyncContext,
+    SyncResult,
+    SyndicStatus,
+    environment_status,
+    previous_release,
+    prune,
+    sync_release,
+    unexpose_release,
+)
+from pipeline.sync.layout import saltenv_for
+from pipeline.sync.local import LocalTarget
+from pipeline.sync.ssh import SshTarget
+from pipeline.sync.target import FileRootsTarget, TargetError, TargetSnapshot
+
+
+def target_for(syndic: Syndic) -> FileRootsTarget:
+    """The file_roots target for one syndic of pipeline.yaml."""
+    roots = syndic.file_roots
+    if isinstance(roots, LocalFileRoots):
+        return LocalTarget(syndic.name, roots.path)
+    if isinstance(roots, SshFileRoots):
+        return SshTarget(
+            syndic.name,
+            roots.host,
+            roots.path,
+            user=roots.user,
+            port=roots.port,
+            identity_file=roots.identity_file,
+        )
+    raise TypeError(f"unknown file_roots type {type(roots).__name__}")
+
+
+def targets_for(env: Environment) -> tuple[FileRootsTarget, ...]:
+    """One target per syndic of ``env``, in config order. Call :func:`close_targets` when done."""
+    return tuple(target_for(s) for s in env.syndics)
+
+
+def close_targets(targets: Sequence[FileRootsTarget]) -> None:
+    for target in targets:
+        target.close()
+
+
+__all__ = [
+    "Attestation",
+    "Attestor",
+    "FileRootsAttestor",
+    "FileRootsTarget",
+    "LocalTarget",
+    "SaltCallAttestor",
+    "SaltMasterAttestor",
+    "ServedRelease",
+    "SshTarget",
+    "StageOutcome",
+    "SwitchOutcome",
+    "SyncContext",
+    "SyncResult",
+    "SyndicStatus",
+    "TargetError",
+    "TargetSnapshot",
+    "attest",
+    "close_targets",
+    "environment_status",
+    "previous_release",
+    "prune",
+    "saltenv_for",
+    "sync_release",
+    "target_for",
+    "targets_for",
+    "unexpose_release",
+]

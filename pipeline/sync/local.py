@@ -1,0 +1,202 @@
+"""The local file_roots target: the syndic master runs on this host and its directory is a local path."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from pipeline.release.manifest import MARKER_NAME, RELEASE_ID_RE
+from pipeline.release.tree import TreeScan, scan_tree
+from pipeline.sync.layout import (
+    BASE_LINK,
+    ENVS_DIR,
+    RELEASES_DIR,
+    STAGING_PREFIX,
+    STATE_FILE,
+    TMP_PREFIX,
+    link_target,
+    release_of_target,
+    staging_name,
+)
+from pipeline.sync.target import CopyStats, FileRootsTarget, TargetError, TargetSnapshot
+
+#: ``copy_file(src, dst)``; tests substitute one that fails like a full disk or a killed copy.
+CopyFile = Callable[[str, str], None]
+
+
+def _copyfile(src: str, dst: str) -> None:
+    # copyfile uses copy_file_range/sendfile on Linux: in-kernel, and the GIL is released while it runs.
+    shutil.copyfile(src, dst)
+
+
+class LocalTarget(FileRootsTarget):
+    """A syndic whose directory is ``root`` on this host."""
+
+    def __init__(self, name: str, root: Path, *, copy_file: CopyFile = _copyfile) -> None:
+        self.name = name
+        self.root = Path(root)
+        self._copy_file = copy_file
+
+    def describe(self) -> str:
+        return f"local:{self.root}"
+
+    # -- helpers ------------------------------------------------------------------------------------------------
+
+    @contextmanager
+    def _step(self, step: str) -> Iterator[None]:
+        """Turn OS errors into :class:`TargetError` naming this syndic, the step and the cause."""
+        try:
+            yield
+        except TargetError:
+            raise
+        except OSError as exc:
+            cause = exc.strerror or str(exc)
+            if exc.filename:
+                cause = f"{exc.filename}: {cause}"
+            raise TargetError(self.name, step, cause, hint=_hint(exc)) from exc
+
+    def _releases(self) -> Path:
+        return self.root / RELEASES_DIR
+
+    # -- the interface ----------------------------------------------------------------------------------------------
+
+    def snapshot(self) -> TargetSnapshot:
+        with self._step("read file_roots directory"):
+            if not self.root.is_dir():
+                raise TargetError(
+                    self.name,
+                    "read file_roots directory",
+                    f"{self.root} does not exist or is not a directory",
+                    hint="create it where the syndic master's file_roots points (docs/sync.md), or fix the path "
+                    "in salt/pipeline.yaml",
+                )
+            self._releases().mkdir(exist_ok=True)
+            (self.root / ENVS_DIR).mkdir(exist_ok=True)
+            releases: list[str] = []
+            staging: list[str] = []
+            for child in sorted(self._releases().iterdir()):
+                if child.name.startswith(STAGING_PREFIX):
+                    staging.append(child.name)
+                elif RELEASE_ID_RE.match(child.name) and child.is_dir() and not child.is_symlink():
+                    releases.append(child.name)
+            links: dict[str, str | None] = {}
+            if (self.root / BASE_LINK).is_symlink():
+                links[BASE_LINK] = release_of_target(os.readlink(self.root / BASE_LINK))
+            for child in sorted((self.root / ENVS_DIR).iterdir()):
+                if child.is_symlink():
+                    links[f"{ENVS_DIR}/{child.name}"] = release_of_target(os.readlink(child))
+            state = _read_json(self.root / STATE_FILE)
+            st = os.statvfs(self.root)
+            return TargetSnapshot(tuple(releases), tuple(staging), links, state, st.f_bavail * st.f_frsize)
+
+    def prepare_staging(self, release_id: str, donor: str | None, keep: list[str], drop: list[str]) -> None:
+        staging = self._releases() / staging_name(release_id)
+        with self._step("prepare staging"):
+            if staging.exists():
+                shutil.rmtree(staging)
+            staging.mkdir()
+        if donor is None:
+            return
+        source = self._releases() / donor
+        with self._step(f"hard-link unchanged files from {donor}"):
+            made: set[Path] = set()
+            for rel in keep:
+                dest = staging / rel
+                if dest.parent not in made:
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    made.add(dest.parent)
+                os.link(source / rel, dest)
+
+    def copy_files(self, release_id: str, source_tree: Path, paths: list[str]) -> CopyStats:
+        staging = self._releases() / staging_name(release_id)
+        total = 0
+        with self._step("copy changed files"):
+            made: set[Path] = set()
+            for rel in paths:
+                src = source_tree / rel
+                dest = staging / rel
+                if dest.parent not in made:
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    made.add(dest.parent)
+                if os.path.lexists(dest):
+                    # A hard link shares its inode with an older release: replace it, never write through it.
+                    os.unlink(dest)
+                self._copy_file(str(src), str(dest))
+                os.chmod(dest, os.stat(src).st_mode & 0o7777)
+                total += os.path.getsize(dest)
+        return CopyStats(files=len(paths), bytes=total, wire_bytes=None)
+
+    def scan(self, name: str) -> TreeScan:
+        with self._step(f"verify {name}"):
+            path = self._releases() / name
+            if not path.is_dir():
+                raise FileNotFoundError(2, "no such directory", str(path))
+            return scan_tree(path)
+
+    def commit_staging(self, release_id: str) -> None:
+        with self._step("publish staged release"):
+            os.rename(self._releases() / staging_name(release_id), self._releases() / release_id)
+
+    def discard(self, name: str) -> None:
+        with self._step(f"remove {name}"):
+            path = self._releases() / name
+            if path.is_symlink() or path.is_file():
+                path.unlink()
+            elif path.exists():
+                shutil.rmtree(path)
+
+    def set_link(self, link: str, release_id: str) -> None:
+        with self._step(f"switch {link}"):
+            dest = self.root / link
+            if not (self._releases() / release_id).is_dir():
+                raise TargetError(self.name, f"switch {link}", f"release {release_id} is not staged here")
+            tmp = dest.parent / f"{TMP_PREFIX}{uuid.uuid4().hex}"
+            os.symlink(link_target(link, release_id), tmp)
+            try:
+                os.rename(tmp, dest)  # atomic: a reader sees the old tree or the new one, never neither
+            except OSError:
+                tmp.unlink(missing_ok=True)
+                raise
+
+    def remove_link(self, link: str) -> None:
+        with self._step(f"remove {link}"):
+            path = self.root / link
+            if path.is_symlink():
+                path.unlink()
+
+    def read_served_marker(self, link: str) -> bytes | None:
+        with self._step(f"read {link}/{MARKER_NAME}"):
+            try:
+                return (self.root / link / MARKER_NAME).read_bytes()
+            except FileNotFoundError:
+                return None
+
+    def write_state(self, state: dict[str, Any]) -> None:
+        with self._step("write state"):
+            tmp = self.root / f"{TMP_PREFIX}{uuid.uuid4().hex}"
+            tmp.write_text(json.dumps(state, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+            os.replace(tmp, self.root / STATE_FILE)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _hint(exc: OSError) -> str | None:
+    import errno
+
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return "free space on the syndic's file system (old releases are pruned after a successful switch), then re-run"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "saltpipe needs write access to the syndic's file_roots directory"
+    return "fix the cause and re-run; the syndic keeps serving its previous release until every syndic is staged"

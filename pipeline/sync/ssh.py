@@ -1,0 +1,320 @@
+"""The SSH file_roots target: the syndic's directory is on another host, reached with ssh and rsync.
+
+Every primitive is one short POSIX ``sh`` script run over ssh; changed files travel with ``rsync
+--files-from``. What the remote host needs: sshd, rsync, and GNU coreutils/findutils (``cp -al``, ``mv -T``,
+``find -printf``, ``sha256sum``, ``df -P``) - the defaults on Debian, Ubuntu and RHEL syndic masters. No Python
+or saltpipe is installed there.
+
+One ssh connection per syndic is multiplexed (``ControlMaster``) for all the steps of a sync, so a step costs a
+round trip rather than a handshake. Host keys and other client settings come from the user's ssh configuration
+(``~/.ssh/config``, ``known_hosts``); ``BatchMode`` makes a missing key or unknown host fail instead of prompting.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from pipeline.release.manifest import MARKER_NAME, RELEASE_ID_RE
+from pipeline.release.tree import FileFact, TreeScan
+from pipeline.sync.layout import STAGING_PREFIX, link_target, release_of_target, staging_name
+from pipeline.sync.target import CopyStats, FileRootsTarget, TargetError, TargetSnapshot
+
+#: ssh exits 255 when it could not connect or authenticate (the remote command's own codes are lower).
+SSH_FAILED = 255
+
+_SNAPSHOT = r"""
+root=$1
+[ -d "$root" ] || { echo "no such directory: $root" >&2; exit 3; }
+cd "$root" || exit 3
+mkdir -p releases envs || exit 4
+for d in releases/* releases/.staging-*; do
+  if [ -d "$d" ] && [ ! -L "$d" ]; then printf 'D\t%s\n' "${d#releases/}"; fi
+done
+if [ -L base ]; then printf 'L\tbase\t%s\n' "$(readlink base)"; fi
+for l in envs/*; do
+  if [ -L "$l" ]; then printf 'L\t%s\t%s\n' "$l" "$(readlink "$l")"; fi
+done
+printf 'F\t%s\n' "$(df -Pk . | awk 'NR==2 {print $4}')"
+if [ -f saltpipe-state.json ]; then printf 'S\t'; tr -d '\n' < saltpipe-state.json; printf '\n'; fi
+"""
+
+_PREPARE = r"""
+cd "$1/releases" || exit 3
+st=".staging-$2"
+rm -rf -- "$st" || exit 4
+if [ -z "$3" ]; then mkdir -- "$st" || exit 4; exit 0; fi
+cp -al -- "$3" "$st" || exit 5
+cd "$st" || exit 5
+tr '\n' '\0' | xargs -0 -r rm -f -- || exit 6
+find . -mindepth 1 -depth -type d -empty -delete || exit 6
+"""
+
+_SCAN = r"""
+cd "$1/releases/$2" || exit 3
+find . -mindepth 1 ! -type d ! -type f -printf 'O\t%y\t%P\n'
+find . -type f -printf 'F\t%s\t%m\t%P\n'
+find . -type f -print0 | xargs -0 -r sha256sum --
+"""
+
+_COMMIT = r"""
+cd "$1/releases" || exit 3
+if [ -e "$2" ]; then echo "releases/$2 exists already" >&2; exit 7; fi
+mv -T -- ".staging-$2" "$2"
+"""
+
+_DISCARD = r"""
+cd "$1/releases" || exit 3
+rm -rf -- "$2"
+"""
+
+_SET_LINK = r"""
+cd "$1" || exit 3
+[ -d "releases/$4" ] || { echo "release $4 is not staged here" >&2; exit 8; }
+tmp="$(dirname -- "$2")/.saltpipe-tmp-$$"
+ln -s -- "$3" "$tmp" || exit 9
+mv -Tf -- "$tmp" "$2" || { rm -f -- "$tmp"; exit 9; }
+"""
+
+_REMOVE_LINK = r"""
+cd "$1" || exit 3
+if [ -L "$2" ]; then rm -f -- "$2"; fi
+"""
+
+_READ_MARKER = r"""
+f="$1/$2/saltpipe-release.json"
+if [ -f "$f" ]; then cat -- "$f"; else exit 1; fi
+"""
+
+_WRITE_STATE = r"""
+cd "$1" || exit 3
+tmp=".saltpipe-tmp-state-$$"
+cat > "$tmp" && mv -f -- "$tmp" saltpipe-state.json
+"""
+
+
+class SshTarget(FileRootsTarget):
+    """A syndic whose directory is ``root`` on ``host``.
+
+    ``ssh_options`` are extra ``ssh`` arguments (``["-F", "ssh_config"]`` in tests); ``connect_timeout`` bounds
+    how long an unreachable host may take to be declared unreachable.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        host: str,
+        root: Path,
+        *,
+        user: str | None = None,
+        port: int = 22,
+        identity_file: Path | None = None,
+        ssh_options: tuple[str, ...] = (),
+        connect_timeout: int = 10,
+        command_timeout: float = 600,
+        rsync_path: str | None = None,
+    ) -> None:
+        self.name = name
+        self.host = host
+        self.root = Path(root)
+        self.user = user
+        self.port = port
+        self.identity_file = identity_file
+        self.ssh_options = tuple(ssh_options)
+        self.connect_timeout = connect_timeout
+        self.command_timeout = command_timeout
+        self.rsync_path = rsync_path
+        self._control_dir: str | None = None
+
+    def describe(self) -> str:
+        user = f"{self.user}@" if self.user else ""
+        return f"ssh://{user}{self.host}:{self.port}{self.root}"
+
+    # -- ssh plumbing ---------------------------------------------------------------------------------------------
+
+    def _ssh_argv(self) -> list[str]:
+        if self._control_dir is None:
+            self._control_dir = tempfile.mkdtemp(prefix="saltpipe-ssh-")
+        argv = [
+            "ssh",
+            "-o", "BatchMode=yes",
+            "-o", f"ConnectTimeout={self.connect_timeout}",
+            "-o", "ControlMaster=auto",
+            "-o", f"ControlPath={self._control_dir}/%C",
+            "-o", "ControlPersist=120",
+            "-p", str(self.port),
+        ]  # fmt: skip
+        if self.identity_file:
+            argv += ["-i", str(self.identity_file), "-o", "IdentitiesOnly=yes"]
+        if self.user:
+            argv += ["-l", self.user]
+        return argv + list(self.ssh_options)
+
+    def _run(self, step: str, script: str, *args: str, stdin: bytes = b"", ok_codes: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess[bytes]:
+        remote = "sh -c " + shlex.quote(script) + " saltpipe " + " ".join(shlex.quote(a) for a in args)
+        argv = self._ssh_argv() + [self.host, remote]
+        try:
+            proc = subprocess.run(argv, input=stdin, capture_output=True, timeout=self.command_timeout, check=False)
+        except subprocess.TimeoutExpired:
+            raise TargetError(self.name, step, f"no answer from {self.host} within {self.command_timeout:.0f}s",
+                              hint="check the host and the network, then re-run") from None
+        except FileNotFoundError:
+            raise TargetError(self.name, step, "the ssh client is not installed here",
+                              hint="install openssh-client") from None
+        if proc.returncode in ok_codes:
+            return proc
+        raise self._error(step, proc.returncode, proc.stderr)
+
+    def _error(self, step: str, code: int, stderr: bytes) -> TargetError:
+        text = stderr.decode("utf-8", "replace").strip()
+        lines = [line for line in text.splitlines() if line.strip() and not line.startswith("Warning: Permanently")]
+        last = lines[-1] if lines else f"exit code {code}"
+        if code == SSH_FAILED:
+            return TargetError(
+                self.name, step, f"cannot reach {self.describe()}: {last}",
+                hint=f"check that `ssh -p {self.port} {self.user + '@' if self.user else ''}{self.host} true` works "
+                "without a password prompt, then re-run",
+            )
+        hint = None
+        if "No space left" in text or "Disk quota" in text or "File too large" in text:
+            hint = "free space on the syndic's file system, then re-run"
+        elif "Permission denied" in text or "Read-only file system" in text:
+            hint = "saltpipe's ssh user needs write access to the syndic's file_roots directory"
+        return TargetError(self.name, step, last, hint=hint)
+
+    def close(self) -> None:
+        if self._control_dir is None:
+            return
+        subprocess.run(self._ssh_argv() + ["-O", "exit", self.host], capture_output=True, check=False, timeout=30)
+        shutil.rmtree(self._control_dir, ignore_errors=True)
+        self._control_dir = None
+
+    # -- the interface ----------------------------------------------------------------------------------------------
+
+    def snapshot(self) -> TargetSnapshot:
+        proc = self._run("read file_roots directory", _SNAPSHOT, str(self.root))
+        releases: list[str] = []
+        staging: list[str] = []
+        links: dict[str, str | None] = {}
+        state: dict[str, Any] = {}
+        free: int | None = None
+        for line in proc.stdout.decode("utf-8", "replace").splitlines():
+            kind, _, rest = line.partition("\t")
+            if kind == "D":
+                if rest.startswith(STAGING_PREFIX):
+                    staging.append(rest)
+                elif RELEASE_ID_RE.match(rest):
+                    releases.append(rest)
+            elif kind == "L":
+                link, _, target = rest.partition("\t")
+                links[link] = release_of_target(target)
+            elif kind == "F" and rest.strip().isdigit():
+                free = int(rest) * 1024
+            elif kind == "S":
+                try:
+                    parsed = json.loads(rest)
+                    state = parsed if isinstance(parsed, dict) else {}
+                except ValueError:
+                    state = {}
+        return TargetSnapshot(tuple(sorted(releases)), tuple(sorted(staging)), links, state, free)
+
+    def prepare_staging(self, release_id: str, donor: str | None, keep: list[str], drop: list[str]) -> None:
+        data = "".join(p + "\n" for p in drop).encode("utf-8")
+        self._run("prepare staging", _PREPARE, str(self.root), release_id, donor or "", stdin=data)
+
+    def copy_files(self, release_id: str, source_tree: Path, paths: list[str]) -> CopyStats:
+        if not paths:
+            return CopyStats(0, 0, 0)
+        self._ssh_argv()  # make sure the control dir exists for -e
+        dest = f"{self.host}:{self.root}/releases/{staging_name(release_id)}/"
+        argv = [
+            "rsync",
+            "-rp",  # no -t: a copied file gets a new mtime, which Salt's mtime-keyed hash cache needs
+            "--files-from=-", "--from0", "--stats",
+            "-e", shlex.join(self._ssh_argv()),
+        ]  # fmt: skip
+        if self.rsync_path:
+            argv.append(f"--rsync-path={self.rsync_path}")
+        argv += [f"{source_tree}/", dest]
+        data = b"".join(p.encode("utf-8") + b"\0" for p in paths)
+        try:
+            proc = subprocess.run(argv, input=data, capture_output=True, timeout=self.command_timeout, check=False)
+        except subprocess.TimeoutExpired:
+            raise TargetError(self.name, "copy changed files", f"rsync did not finish within {self.command_timeout:.0f}s",
+                              hint="re-run; staging starts afresh") from None
+        except FileNotFoundError:
+            raise TargetError(self.name, "copy changed files", "rsync is not installed here",
+                              hint="install rsync on this host and on the syndic") from None
+        if proc.returncode != 0:
+            # rsync reports ssh failures as code 255 or 12 with ssh's message on stderr.
+            code = SSH_FAILED if proc.returncode == 255 else proc.returncode
+            raise self._error("copy changed files", code, proc.stderr)
+        out = proc.stdout.decode("utf-8", "replace")
+        sent = _stat(out, "Total bytes sent")
+        size = _stat(out, "Total transferred file size")
+        return CopyStats(files=len(paths), bytes=size if size is not None else 0, wire_bytes=sent)
+
+    def scan(self, name: str) -> TreeScan:
+        proc = self._run(f"verify {name}", _SCAN, str(self.root), name)
+        sizes: dict[str, tuple[int, int]] = {}
+        hashes: dict[str, str] = {}
+        others: dict[str, str] = {}
+        kinds = {"l": "symlink", "p": "fifo", "s": "socket", "c": "device", "b": "device"}
+        for line in proc.stdout.decode("utf-8", "surrogateescape").split("\n"):
+            if line.startswith("O\t"):
+                _, kind, path = line.split("\t", 2)
+                others[path] = kinds.get(kind, "special file")
+            elif line.startswith("F\t"):
+                _, size, mode, path = line.split("\t", 3)
+                sizes[path] = (int(size), int(mode, 8))
+            elif line:
+                digest, path = _parse_sha256sum(line)
+                hashes[path] = digest
+        files = {p: FileFact(size, mode, hashes.get(p, "")) for p, (size, mode) in sizes.items()}
+        return TreeScan(files, others)
+
+    def commit_staging(self, release_id: str) -> None:
+        self._run("publish staged release", _COMMIT, str(self.root), release_id)
+
+    def discard(self, name: str) -> None:
+        self._run(f"remove {name}", _DISCARD, str(self.root), name)
+
+    def set_link(self, link: str, release_id: str) -> None:
+        self._run(f"switch {link}", _SET_LINK, str(self.root), link, link_target(link, release_id), release_id)
+
+    def remove_link(self, link: str) -> None:
+        self._run(f"remove {link}", _REMOVE_LINK, str(self.root), link)
+
+    def read_served_marker(self, link: str) -> bytes | None:
+        proc = self._run(f"read {link}/{MARKER_NAME}", _READ_MARKER, str(self.root), link, ok_codes=(0, 1))
+        return proc.stdout if proc.returncode == 0 else None
+
+    def write_state(self, state: dict[str, Any]) -> None:
+        data = (json.dumps(state, indent=1, sort_keys=True) + "\n").encode("utf-8")
+        self._run("write state", _WRITE_STATE, str(self.root), stdin=data)
+
+
+def _stat(output: str, label: str) -> int | None:
+    match = re.search(rf"^{re.escape(label)}: ([\d,.]+)", output, re.MULTILINE)
+    if not match:
+        return None
+    return int(re.sub(r"[,.]", "", match.group(1)))
+
+
+def _parse_sha256sum(line: str) -> tuple[str, str]:
+    """``<hex>  ./path`` -> (hex, path). sha256sum escapes a name with a backslash and flags the line with one."""
+    escaped = line.startswith("\\")
+    if escaped:
+        line = line[1:]
+    digest, _, path = line.partition("  ")
+    if escaped:
+        path = path.replace("\\\\", "\0").replace("\\n", "\n").replace("\0", "\\")
+    if path.startswith("./"):
+        path = path[2:]
+    return digest, path

@@ -1,0 +1,45 @@
+"""Helpers for sync tests: releases made straight into a store (no Git needed), syndic directories."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from pipeline.release import MARKER_NAME, Manifest, ManifestEntry, Release, ReleaseStore
+from pipeline.release.store import TREE_DIR
+
+
+def make_release(store: ReleaseStore, files: dict[str, str | bytes]) -> Release:
+    """Put a release with ``files`` (path -> content; ``*.sh`` executable) into ``store``, as a build would."""
+    build = store.new_build_dir()
+    entries = []
+    for rel, content in files.items():
+        data = content.encode() if isinstance(content, str) else content
+        mode = 0o755 if rel.endswith(".sh") else 0o644
+        path = build / TREE_DIR / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        os.chmod(path, mode)
+        entries.append(ManifestEntry(rel, len(data), mode, hashlib.sha256(data).hexdigest()))
+    manifest = Manifest.of(entries)
+    (build / TREE_DIR / MARKER_NAME).write_bytes(manifest.marker_bytes())
+    release, _ = store.add(build, manifest, {"commit": None, "built_at": None})
+    return release
+
+
+def sample_files(n: int = 20, size: int = 300) -> dict[str, str]:
+    """A small file_roots tree: a top file, states, and custom modules."""
+    files = {"top.sls": "base:\n  '*':\n    - web\n", "_modules/ops_app.py": "def health():\n    return True\n"}
+    for i in range(n):
+        files[f"web/part{i:03d}.sls"] = (f"# state {i}\n" + "x" * size + "\n")
+    files["web/files/run.sh"] = "#!/bin/sh\necho ok\n"
+    return files
+
+
+def served(root: Path) -> str | None:
+    """The release id ``base`` points at in a syndic directory (read directly, independent of saltpipe)."""
+    link = root / "base"
+    if not link.is_symlink():
+        return None
+    return os.readlink(link).rsplit("/", 1)[-1]
