@@ -86,6 +86,7 @@ class ImpactReport(_Input):
 
     @property
     def minions(self) -> tuple[str, ...]:
+        """Every sampled minion once, in role order."""
         seen: dict[str, None] = {}
         for ids in self.sampled.values():
             seen.update(dict.fromkeys(ids))
@@ -118,6 +119,7 @@ class TestSummary:
 
     @property
     def passed(self) -> int:
+        """Cases that neither failed, erred nor were skipped."""
         return self.total - self.failures - self.errors - self.skipped
 
 
@@ -137,7 +139,9 @@ def _read(path: Path, what: str) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise UsageError(f"{path}: {what} not found", hint="check the path, and that the job producing it ran") from None
+        raise UsageError(
+            f"{path}: {what} not found", hint="check the path, and that the job producing it ran"
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path}: cannot read {what}: {exc}") from None
 
@@ -324,7 +328,8 @@ def render_markdown(report: MrReport) -> str:
         lines += ["| Severity | Rule | Where | Message |", "|---|---|---|---|"]
         for f in ordered[:MAX_FINDINGS]:
             where = f"{f.path}:{f.line}" if f.line else f.path
-            lines.append(f"| {_cell(f.severity)} | {_code(_cell(f.rule))} | {_code(_cell(where))} | {_cell(f.message)} |")
+            cells = (_cell(f.severity), _code(_cell(f.rule)), _code(_cell(where)), _cell(f.message))
+            lines.append("| " + " | ".join(cells) + " |")
         if len(ordered) > MAX_FINDINGS:
             lines.append(f"\n_…and {len(ordered) - MAX_FINDINGS} more; see the lint job's report._")
 
@@ -347,7 +352,8 @@ def render_markdown(report: MrReport) -> str:
         lines += ["", f"#### Impact analysis: {_cell(impact.environment)}", ""]
         sample = ", ".join(f"{_cell(role)} ({len(ids)})" for role, ids in sorted(impact.sampled.items()))
         saltenv = f" of saltenv {_code(_cell(impact.saltenv))}" if impact.saltenv else ""
-        lines.append(f"`state.apply test=True`{saltenv} on {_plural(len(impact.minions), 'minion')}: {sample or 'none'}.")
+        minions = _plural(len(impact.minions), "minion")
+        lines.append(f"`state.apply test=True`{saltenv} on {minions}: {sample or 'none'}.")
         if impact.missing:
             lines.append(f"\n**Did not answer:** {', '.join(_code(_cell(m)) for m in impact.missing)}")
         shown = sorted(

@@ -153,6 +153,7 @@ class ReviewResult:
 
     @property
     def approved(self) -> bool:
+        """True only when every check passed."""
         return all(c.ok for c in self.checks)
 
     @property
@@ -282,7 +283,11 @@ def _check_head(ctx: ReviewContext) -> tuple[Check, datetime | None]:
         )
     if not facts.versions:
         return (
-            Check("head-sha", False, f"GitLab lists no diff versions for !{mr.iid}: cannot tell when {_short(head)} was pushed"),
+            Check(
+                "head-sha",
+                False,
+                f"GitLab lists no diff versions for !{mr.iid}: cannot tell when {_short(head)} was pushed",
+            ),
             None,
         )
     newest = facts.versions[0]
@@ -297,7 +302,9 @@ def _check_head(ctx: ReviewContext) -> tuple[Check, datetime | None]:
             None,
         )
     return (
-        Check("head-sha", True, f"head {_short(head)} pushed at {_stamp(newest.created_at)} (diff version {newest.id})"),
+        Check(
+            "head-sha", True, f"head {_short(head)} pushed at {_stamp(newest.created_at)} (diff version {newest.id})"
+        ),
         newest.created_at,
     )
 
@@ -375,7 +382,9 @@ def _check_gitlab_rules(approvals: Approvals) -> Check:
     if approvals.gitlab_approved is False:
         left = approvals.gitlab_approvals_left
         more = f" ({left} approval(s) left)" if left is not None else ""
-        return Check("gitlab-rules", False, f"GitLab's own approval rules for this merge request are not satisfied{more}")
+        return Check(
+            "gitlab-rules", False, f"GitLab's own approval rules for this merge request are not satisfied{more}"
+        )
     return Check("gitlab-rules", True, "GitLab's own approval rules are satisfied (or the project has none)")
 
 

@@ -46,6 +46,7 @@ class CiEnvironment:
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> "CiEnvironment":
+        """Read the job's variables from ``environ`` (``os.environ`` in the CLI, a dict in tests)."""
         commit = environ.get("CI_COMMIT_SHA") or None
         source_head = environ.get("CI_MERGE_REQUEST_SOURCE_BRANCH_SHA") or None
         tag = environ.get("CI_COMMIT_TAG") or None

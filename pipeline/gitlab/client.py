@@ -241,7 +241,9 @@ class PythonGitLabClient(GitLabClient):
             else:
                 hint = "see GitLab's message above"
             status = f"HTTP {code}" if code is not None else "an error"
-            raise GitLabError(f"GitLab at {self.url} answered {status} ({what}): {exc.error_message}", hint=hint) from None
+            raise GitLabError(
+                f"GitLab at {self.url} answered {status} ({what}): {exc.error_message}", hint=hint
+            ) from None
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise GitLabError(
                 f"cannot reach GitLab at {self.url} ({what}): {type(exc).__name__}",
@@ -386,13 +388,13 @@ class PythonGitLabClient(GitLabClient):
 
     def create_note(self, iid: int, body: str) -> Note:
         what = f"a new note on merge request !{iid}"
-        return _note(self._send(self._gl.http_post, f"{self._project}/merge_requests/{iid}/notes", what, {"body": body}))
+        path = f"{self._project}/merge_requests/{iid}/notes"
+        return _note(self._send(self._gl.http_post, path, what, {"body": body}))
 
     def update_note(self, iid: int, note_id: int, body: str) -> Note:
         what = f"note {note_id} of merge request !{iid}"
-        return _note(
-            self._send(self._gl.http_put, f"{self._project}/merge_requests/{iid}/notes/{note_id}", what, {"body": body})
-        )
+        path = f"{self._project}/merge_requests/{iid}/notes/{note_id}"
+        return _note(self._send(self._gl.http_put, path, what, {"body": body}))
 
     def create_deployment(self, *, environment: str, sha: str, ref: str, tag: bool, status: str) -> Deployment:
         if status not in DEPLOYMENT_STATUSES:

@@ -25,6 +25,7 @@ class User:
 
     @property
     def handle(self) -> str:
+        """``@username``, as GitLab shows it."""
         return f"@{self.username}"
 
 
