@@ -62,7 +62,8 @@ _register()
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the CLI and turn :class:`SaltpipeError` into exit code 2 with a clear message."""
     try:
-        cli.main(args=argv, prog_name="saltpipe", standalone_mode=False)
+        # In non-standalone mode click returns the code of a command that raised click.exceptions.Exit.
+        rc = cli.main(args=argv, prog_name="saltpipe", standalone_mode=False)
     except SaltpipeError as exc:
         click.echo(click.style("error: ", fg="red", bold=True) + str(exc), err=True)
         sys.exit(exc.exit_code)
@@ -74,4 +75,4 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(EXIT_ERROR if exc.exit_code != 0 else 0)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    sys.exit(0)
+    sys.exit(rc if isinstance(rc, int) else 0)

@@ -75,3 +75,17 @@ def test_python_m_pipeline_is_the_same_cli() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "Usage: saltpipe" in proc.stdout
+
+
+def test_command_exit_code_is_kept(capsys: pytest.CaptureFixture[str]) -> None:
+    """A command that exits 1 (findings, a failed gate) must make saltpipe exit 1, not 0."""
+
+    @cli.command("exit-one-for-test", hidden=True)
+    def _exit_one() -> None:
+        raise click.exceptions.Exit(1)
+
+    try:
+        code, _, _ = run(["--repo", str(REPO), "exit-one-for-test"], capsys)
+    finally:
+        del cli.commands["exit-one-for-test"]
+    assert code == 1
