@@ -5,19 +5,26 @@ Every primitive is one short POSIX ``sh`` script run over ssh; changed files tra
 ``find -printf``, ``sha256sum``, ``df -P``) - the defaults on Debian, Ubuntu and RHEL syndic masters. No Python
 or saltpipe is installed there.
 
-One ssh connection per syndic is multiplexed (``ControlMaster``) for all the steps of a sync, so a step costs a
-round trip rather than a handshake. Host keys and other client settings come from the user's ssh configuration
+One ssh connection per syndic carries every step of a sync: a remote ``sh`` reads the steps' scripts from its
+stdin and frames each one's output with a random marker (:class:`_Session`), so a step costs a round trip,
+not an ssh handshake and a process start on both ends. rsync reuses the same connection (``ControlMaster``). Host keys and other client settings come from the user's ssh configuration
 (``~/.ssh/config``, ``known_hosts``); ``BatchMode`` makes a missing key or unknown host fail instead of prompting.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import secrets
+import selectors
 import shlex
 import shutil
 import subprocess
 import tempfile
+import threading
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -99,11 +106,120 @@ cat > "$tmp" && mv -f -- "$tmp" saltpipe-state.json
 """
 
 
+@dataclass(frozen=True)
+class _Done:
+    """One step's exit code, stdout and stderr."""
+
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+
+
+class _Session:
+    """A remote ``sh`` over one ssh connection, running one framed script at a time.
+
+    Each script runs in a subshell (so ``cd`` and ``exit`` stay inside it) with its positional arguments set and
+    its stdin from a quoted here-document; its stderr goes to a remote temp file. After it the remote shell
+    prints ``<marker-out>``, the stderr, and ``<marker-end> <exit code>``; the markers carry a random nonce, so
+    no file name or content can fake them. EOF before the end marker means the connection is gone: the
+    result then carries ssh's own exit code (255 when it could not connect) and stderr.
+    """
+
+    def __init__(self, argv: list[str]) -> None:
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        nonce = secrets.token_hex(12)
+        self.out_marker = f"__saltpipe_out_{nonce}"
+        self.end_marker = f"__saltpipe_end_{nonce}"
+        self.data_marker = f"__saltpipe_data_{nonce}"
+        self._buf = b""
+        self._send(b'SP_ERR=$(mktemp) || exit 97\ntrap \'rm -f "$SP_ERR"\' EXIT\n')
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def _send(self, data: bytes) -> bool:
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(data)
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            return False
+        return True
+
+    def run(self, script: str, args: tuple[str, ...], stdin: bytes, timeout: float) -> _Done:
+        if stdin and not stdin.endswith(b"\n"):
+            stdin += b"\n"
+        quoted = " ".join(shlex.quote(a) for a in args)
+        command = (
+            f"(\nset -- {quoted}\n{script}\n) 2>\"$SP_ERR\" <<'{self.data_marker}'\n".encode()
+            + stdin
+            + (
+                f"{self.data_marker}\n"
+                "sp_rc=$?\n"
+                f"printf '\\n%s\\n' '{self.out_marker}'\n"
+                'cat "$SP_ERR"\n'
+                f"printf '\\n%s %s\\n' '{self.end_marker}' \"$sp_rc\"\n"
+            ).encode()
+        )
+        if not self._send(command):
+            return self._dead()
+        end = re.compile(rb"\n" + re.escape(self.end_marker.encode()) + rb" (\d+)\n")
+        deadline = time.monotonic() + timeout
+        assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        with selectors.DefaultSelector() as sel:
+            sel.register(fd, selectors.EVENT_READ)
+            while True:
+                match = end.search(self._buf)
+                if match:
+                    body, self._buf = self._buf[: match.start()], self._buf[match.end() :]
+                    out, _, err = body.partition(b"\n" + self.out_marker.encode() + b"\n")
+                    return _Done(int(match.group(1)), out, err)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise subprocess.TimeoutExpired("ssh", timeout)
+                if not sel.select(left):
+                    continue
+                chunk = os.read(fd, 1 << 16)
+                if not chunk:
+                    return self._dead()
+                self._buf += chunk
+
+    def _dead(self) -> _Done:
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        err = self.proc.stderr.read() if self.proc.stderr else b""
+        code = self.proc.returncode if self.proc.returncode not in (0, None) else SSH_FAILED
+        return _Done(code if code > 0 else SSH_FAILED, b"", err)
+
+    def kill(self) -> None:
+        if self.alive():
+            self.proc.kill()
+        self.proc.wait()
+
+    def close(self) -> None:
+        if self.alive():
+            self._send(b"exit 0\n")
+            try:
+                assert self.proc.stdin is not None
+                self.proc.stdin.close()
+                self.proc.wait(timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                self.kill()
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
 class SshTarget(FileRootsTarget):
     """A syndic whose directory is ``root`` on ``host``.
 
     ``ssh_options`` are extra ``ssh`` arguments (``["-F", "ssh_config"]`` in tests); ``connect_timeout`` bounds
-    how long an unreachable host may take to be declared unreachable.
+    how long an unreachable host may take to be declared unreachable; ``rsync_path`` and ``rsync_options``
+    are passed to rsync (``--rsync-path``, e.g. ``--bwlimit=...``).
     """
 
     def __init__(
@@ -119,6 +235,7 @@ class SshTarget(FileRootsTarget):
         connect_timeout: int = 10,
         command_timeout: float = 600,
         rsync_path: str | None = None,
+        rsync_options: tuple[str, ...] = (),
     ) -> None:
         self.name = name
         self.host = host
@@ -130,7 +247,10 @@ class SshTarget(FileRootsTarget):
         self.connect_timeout = connect_timeout
         self.command_timeout = command_timeout
         self.rsync_path = rsync_path
+        self.rsync_options = tuple(rsync_options)
         self._control_dir: str | None = None
+        self._session: _Session | None = None
+        self._lock = threading.Lock()
 
     def describe(self) -> str:
         user = f"{self.user}@" if self.user else ""
@@ -156,25 +276,30 @@ class SshTarget(FileRootsTarget):
             argv += ["-l", self.user]
         return argv + list(self.ssh_options)
 
-    def _run(self, step: str, script: str, *args: str, stdin: bytes = b"", ok_codes: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess[bytes]:
-        remote = "sh -c " + shlex.quote(script) + " saltpipe " + " ".join(shlex.quote(a) for a in args)
-        argv = self._ssh_argv() + [self.host, remote]
-        try:
-            proc = subprocess.run(argv, input=stdin, capture_output=True, timeout=self.command_timeout, check=False)
-        except subprocess.TimeoutExpired:
-            raise TargetError(self.name, step, f"no answer from {self.host} within {self.command_timeout:.0f}s",
-                              hint="check the host and the network, then re-run") from None
-        except FileNotFoundError:
-            raise TargetError(self.name, step, "the ssh client is not installed here",
-                              hint="install openssh-client") from None
-        if proc.returncode in ok_codes:
-            return proc
-        raise self._error(step, proc.returncode, proc.stderr)
+    def _run(self, step: str, script: str, *args: str, stdin: bytes = b"", ok_codes: tuple[int, ...] = (0,)) -> _Done:
+        with self._lock:
+            if self._session is None or not self._session.alive():
+                self._session = _Session(self._ssh_argv() + [self.host, "sh"])
+            try:
+                done = self._session.run(script, args, stdin, self.command_timeout)
+            except subprocess.TimeoutExpired:
+                self._session.kill()
+                self._session = None
+                raise TargetError(self.name, step, f"no answer from {self.host} within {self.command_timeout:.0f}s",
+                                  hint="check the host and the network, then re-run") from None
+            except FileNotFoundError:
+                raise TargetError(self.name, step, "the ssh client is not installed here",
+                                  hint="install openssh-client") from None
+            if done.returncode == SSH_FAILED:
+                self._session = None
+        if done.returncode in ok_codes:
+            return done
+        raise self._error(step, done.returncode, done.stderr)
 
     def _error(self, step: str, code: int, stderr: bytes) -> TargetError:
         text = stderr.decode("utf-8", "replace").strip()
         lines = [line for line in text.splitlines() if line.strip() and not line.startswith("Warning: Permanently")]
-        last = lines[-1] if lines else f"exit code {code}"
+        last = _cause(lines) or f"exit code {code}"
         if code == SSH_FAILED:
             return TargetError(
                 self.name, step, f"cannot reach {self.describe()}: {last}",
@@ -189,6 +314,10 @@ class SshTarget(FileRootsTarget):
         return TargetError(self.name, step, last, hint=hint)
 
     def close(self) -> None:
+        with self._lock:
+            if self._session is not None:
+                self._session.close()
+                self._session = None
         if self._control_dir is None:
             return
         subprocess.run(self._ssh_argv() + ["-O", "exit", self.host], capture_output=True, check=False, timeout=30)
@@ -241,6 +370,7 @@ class SshTarget(FileRootsTarget):
         ]  # fmt: skip
         if self.rsync_path:
             argv.append(f"--rsync-path={self.rsync_path}")
+        argv += self.rsync_options
         argv += [f"{source_tree}/", dest]
         data = b"".join(p.encode("utf-8") + b"\0" for p in paths)
         try:
@@ -298,6 +428,19 @@ class SshTarget(FileRootsTarget):
     def write_state(self, state: dict[str, Any]) -> None:
         data = (json.dumps(state, indent=1, sort_keys=True) + "\n").encode("utf-8")
         self._run("write state", _WRITE_STATE, str(self.root), stdin=data)
+
+
+_TELLING = ("No space left", "Disk quota", "File too large", "Permission denied", "Read-only file system",
+            "Connection refused", "No route to host", "timed out", "No such file", "not staged", "exists already")
+
+
+def _cause(lines: list[str]) -> str | None:
+    """The stderr line that says what went wrong: a telling one, else the first that is not rsync's summary."""
+    for line in lines:
+        if any(word in line for word in _TELLING):
+            return line.strip()
+    specific = [line for line in lines if not line.startswith("rsync error:")]
+    return (specific[-1] if specific else lines[-1]).strip() if lines else None
 
 
 def _stat(output: str, label: str) -> int | None:
