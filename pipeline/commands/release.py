@@ -1,0 +1,187 @@
+"""``saltpipe release build|list``, ``saltpipe sync ENV``, ``saltpipe status ENV``.
+
+Thin: parse, call the release or sync stage, format, set the exit code (0 ok, 2 when a syndic failed or the
+attestation disagreed - every failure line names the syndic and the cause).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from pipeline.context import AppContext
+from pipeline.errors import SyncError, UsageError
+from pipeline.lock import EnvironmentLock, read_lock
+from pipeline.release import BuildContext, ReleaseStore, build_release
+from pipeline.release.manifest import check_release_id
+from pipeline.sync import (
+    Attestor,
+    FileRootsAttestor,
+    SaltMasterAttestor,
+    SyncContext,
+    close_targets,
+    environment_status,
+    previous_release,
+    saltenv_for,
+    sync_release,
+    targets_for,
+    unexpose_release,
+)
+from pipeline.sync.report import release_json, release_lines, status_json, status_lines, sync_json, sync_lines
+
+_FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+
+
+def _store(app: AppContext) -> ReleaseStore:
+    return ReleaseStore.for_state_dir(app.state_dir())
+
+
+@click.group()
+def release() -> None:
+    """Build and list immutable releases of the file_roots tree."""
+
+
+@release.command("build")
+@click.option("--rev", default="HEAD", show_default=True, help="Git revision to build (never the working tree).")
+@_FORMAT
+@click.pass_obj
+def build(app: AppContext, rev: str, fmt: str) -> None:
+    """Build the release of a commit: states/ plus _modules/, _states/ and every other _*/ directory.
+
+    The id is derived from the content, so the same commit always gives the same id; building it again reuses
+    the stored release. Exit 2 naming the path when the commit holds something that cannot be released.
+    """
+    result = build_release(BuildContext(repo=app.repo, rev=rev, store=_store(app)))
+    if fmt == "json":
+        click.echo(json.dumps({**release_json(result.release, result.created), "built_from": result.commit}, indent=2))
+    else:
+        for line in release_lines(result.release, result.created):
+            click.echo(line)
+
+
+@release.command("list")
+@_FORMAT
+@click.pass_obj
+def list_releases(app: AppContext, fmt: str) -> None:
+    """The releases in the local store, oldest first."""
+    releases = _store(app).list()
+    if fmt == "json":
+        click.echo(json.dumps([release_json(r) for r in releases], indent=2))
+        return
+    for r in releases:
+        click.echo(f"{r.id}  {r.built_at or '?':25}  {(r.commit or '?')[:12]}  {len(r.manifest.entries)} files")
+
+
+def _attestor(targets, master_configs: tuple[str, ...], attest: str) -> Attestor | None:
+    if attest == "none":
+        return None
+    if master_configs:
+        mapping: dict[str, Path] = {}
+        for item in master_configs:
+            name, sep, path = item.partition("=")
+            if not sep or not name or not path:
+                raise UsageError(f"--master-config {item!r}: expected SYNDIC=PATH (the syndic master's config file)")
+            mapping[name] = Path(path)
+        return SaltMasterAttestor(mapping)
+    return FileRootsAttestor(targets)
+
+
+@click.command()
+@click.argument("environment")
+@click.option("--release", "release_id", default=None, help="Release id to deploy (default: build --rev).")
+@click.option("--rev", default="HEAD", show_default=True, help="Build and deploy this revision when no --release.")
+@click.option("--rollback", is_flag=True, help="Deploy the release every syndic served before the current one.")
+@click.option("--canary", is_flag=True, help="Expose the release as its own saltenv; leave base unchanged.")
+@click.option("--remove-canary", "remove_canary", default=None, metavar="ID", help="Remove the canary saltenv of ID.")
+@click.option("--attest", type=click.Choice(["file_roots", "none"]), default="file_roots", show_default=True,
+              help="How to check what each syndic serves after the switch (see also --master-config).")
+@click.option("--master-config", "master_configs", multiple=True, metavar="SYNDIC=PATH",
+              help="Attest through this syndic master's Salt fileserver (a master config file on this host).")
+@_FORMAT
+@click.pass_obj
+def sync(app: AppContext, environment: str, release_id: str | None, rev: str, rollback: bool, canary: bool,
+         remove_canary: str | None, attest: str, master_configs: tuple[str, ...], fmt: str) -> None:
+    """Deploy a release to every syndic of ENVIRONMENT: stage and verify everywhere, then switch everywhere.
+
+    If any syndic cannot be staged, none is switched: each keeps serving its previous release, the command
+    exits 2 naming the syndic and the cause, and running it again completes the sync. One sync or rollout per
+    environment at a time.
+    """
+    cfg = app.config
+    env = cfg.environment(environment)
+    if sum(bool(x) for x in (release_id, rollback, remove_canary)) > 1:
+        raise UsageError("give at most one of --release, --rollback and --remove-canary")
+    store = _store(app)
+    targets = targets_for(env)
+    try:
+        with EnvironmentLock(app.state_dir(), environment, "sync"):
+            if remove_canary:
+                errors = unexpose_release(targets, saltenv_for(check_release_id(remove_canary)))
+                if errors:
+                    raise SyncError("; ".join(str(e) for e in errors), hint="fix the cause and run this again")
+                click.echo(f"removed canary saltenv {saltenv_for(remove_canary)} from {len(targets)} syndics")
+                return
+            if rollback:
+                rel = store.get(previous_release(targets))
+            elif release_id:
+                rel = store.get(check_release_id(release_id))
+            else:
+                rel = build_release(BuildContext(repo=app.repo, rev=rev, store=store)).release
+            ctx = SyncContext(
+                environment=environment,
+                release=rel,
+                targets=targets,
+                store=store,
+                keep=cfg.release.keep,
+                saltenv=saltenv_for(rel.id) if canary else "base",
+                attestor=_attestor(targets, master_configs, attest),
+            )
+            result = sync_release(ctx)
+    finally:
+        close_targets(targets)
+    if fmt == "json":
+        click.echo(json.dumps(sync_json(result), indent=2))
+    else:
+        for line in sync_lines(result):
+            click.echo(line)
+    if not result.ok:
+        switched = "every syndic still serves its previous release" if not result.switched else (
+            "check `saltpipe status " + environment + "`"
+        )
+        raise SyncError(
+            f"sync of {result.release} to {environment} failed: " + "; ".join(result.failures()),
+            hint=f"fix the cause and run `saltpipe sync {environment} --release {result.release}` again; {switched}",
+        )
+
+
+@click.command()
+@click.argument("environment")
+@_FORMAT
+@click.pass_obj
+def status(app: AppContext, environment: str, fmt: str) -> None:
+    """What every syndic of ENVIRONMENT serves, the previous release, since when; and who holds the lock.
+
+    Exit 0 when every syndic answered and they serve the same release, 1 when they differ, 2 when one could not
+    be read.
+    """
+    env = app.config.environment(environment)
+    targets = targets_for(env)
+    try:
+        statuses = environment_status(targets)
+    finally:
+        close_targets(targets)
+    lock = read_lock(app.state_dir(), environment)
+    if fmt == "json":
+        click.echo(json.dumps(status_json(environment, statuses, lock), indent=2))
+    else:
+        for line in status_lines(environment, statuses, lock):
+            click.echo(line)
+    if any(s.error for s in statuses):
+        raise click.exceptions.Exit(2)
+    if len({s.served for s in statuses}) > 1:
+        raise click.exceptions.Exit(1)
+
+
+COMMANDS = [release, sync, status]

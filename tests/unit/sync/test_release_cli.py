@@ -1,0 +1,152 @@
+"""``saltpipe release build|list``, ``saltpipe sync ENV`` and ``saltpipe status ENV`` end to end on local syndics."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import git
+import pytest
+
+from pipeline.cli import main
+from pipeline.lock import EnvironmentLock
+
+CONFIG = """\
+version: 1
+state_dir: {state}
+release:
+  keep: 2
+environments:
+  test:
+    syndics:
+      - name: syndic-test
+        file_roots: {{type: local, path: {root}/syndic-test}}
+    target: "G@saltpipe_env:test"
+    canary: [test-web-1]
+    batches: ["100%"]
+  production:
+    syndics:
+      - name: syndic-prod-a
+        file_roots: {{type: local, path: {root}/syndic-prod-a}}
+      - name: syndic-prod-b
+        file_roots: {{type: local, path: {root}/syndic-prod-b}}
+    target: "G@saltpipe_env:production"
+    canary: 1
+    batches: [1, "100%"]
+    requires: [test]
+"""
+
+
+@pytest.fixture
+def workspace(tmp_path: Path):
+    repo_dir = tmp_path / "repo"
+    (repo_dir / "states" / "web").mkdir(parents=True)
+    (repo_dir / "_modules").mkdir()
+    (repo_dir / "salt").mkdir()
+    (repo_dir / "states" / "top.sls").write_text("base:\n  '*':\n    - web\n")
+    (repo_dir / "states" / "web" / "init.sls").write_text("nginx:\n  pkg.installed\n")
+    (repo_dir / "_modules" / "ops_app.py").write_text("def health():\n    return True\n")
+    for name in ("syndic-test", "syndic-prod-a", "syndic-prod-b"):
+        (tmp_path / "syndics" / name).mkdir(parents=True)
+    (repo_dir / "salt" / "pipeline.yaml").write_text(CONFIG.format(state=tmp_path / "state", root=tmp_path / "syndics"))
+    repo = git.Repo.init(repo_dir, initial_branch="main")
+    with repo.config_writer() as cw:
+        cw.set_value("user", "name", "T")
+        cw.set_value("user", "email", "t@example.net")
+    repo.git.add(A=True)
+    repo.index.commit("initial")
+    return repo_dir, repo, tmp_path
+
+
+def run(capsys, repo_dir: Path, *argv: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as info:
+        main(["--repo", str(repo_dir), *argv])
+    out, err = capsys.readouterr()
+    return int(info.value.code or 0), out, err
+
+
+def test_build_list_sync_status(workspace, capsys):
+    repo_dir, repo, tmp = workspace
+    code, out, _ = run(capsys, repo_dir, "release", "build", "--format", "json")
+    assert code == 0
+    built = json.loads(out)
+    assert built["created"] is True and built["release"].startswith("rel-") and built["files"] == 3
+    code, out, _ = run(capsys, repo_dir, "release", "build")
+    assert code == 0 and "reused" in out and built["release"] in out
+
+    code, out, _ = run(capsys, repo_dir, "release", "list")
+    assert code == 0 and built["release"] in out
+
+    code, out, err = run(capsys, repo_dir, "sync", "production", "--release", built["release"])
+    assert code == 0, err
+    assert "switched base on 2/2 syndics" in out and "attested (file_roots)" in out
+    assert os.readlink(tmp / "syndics/syndic-prod-a/base") == f"releases/{built['release']}"
+
+    code, out, _ = run(capsys, repo_dir, "status", "production", "--format", "json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["consistent"] and {s["served"] for s in data["syndics"]} == {built["release"]}
+
+
+def test_sync_without_release_builds_head_and_rollback(workspace, capsys):
+    repo_dir, repo, tmp = workspace
+    code, out, err = run(capsys, repo_dir, "sync", "test", "--format", "json")
+    assert code == 0, err
+    first = json.loads(out)["release"]
+    (repo_dir / "states" / "web" / "init.sls").write_text("nginx:\n  pkg.latest\n")
+    repo.git.add(A=True)
+    repo.index.commit("upgrade")
+    code, out, _ = run(capsys, repo_dir, "sync", "test", "--format", "json")
+    second = json.loads(out)
+    assert code == 0 and second["release"] != first
+    assert second["staged"][0]["copied"] == 2 and second["staged"][0]["linked"] == 2
+    code, out, _ = run(capsys, repo_dir, "sync", "test", "--rollback")
+    assert code == 0 and f"sync {first} -> test" in out
+    code, out, _ = run(capsys, repo_dir, "status", "test")
+    assert f"serves {first}" in out and f"previous {second['release']}" in out
+
+
+def test_canary_then_remove(workspace, capsys):
+    repo_dir, _, tmp = workspace
+    code, out, _ = run(capsys, repo_dir, "release", "build", "--format", "json")
+    rid = json.loads(out)["release"]
+    code, out, err = run(capsys, repo_dir, "sync", "test", "--release", rid, "--canary")
+    assert code == 0, err
+    assert f"saltenv {rid} (canary; base unchanged)" in out
+    assert not (tmp / "syndics/syndic-test/base").exists()
+    assert (tmp / "syndics/syndic-test/envs" / rid / "top.sls").is_file()
+    code, out, _ = run(capsys, repo_dir, "status", "test")
+    assert f"canary saltenv {rid} -> {rid}" in out
+    code, out, _ = run(capsys, repo_dir, "sync", "test", "--remove-canary", rid)
+    assert code == 0 and not (tmp / "syndics/syndic-test/envs" / rid).exists()
+
+
+def test_failed_sync_exits_2_naming_the_syndic(workspace, capsys):
+    repo_dir, _, tmp = workspace
+    (tmp / "syndics/syndic-prod-b").rmdir()
+    code, out, err = run(capsys, repo_dir, "sync", "production")
+    assert code == 2
+    assert "syndic-prod-b" in err and "does not exist" in err
+    assert "every syndic still serves its previous release" in err
+    assert "switched: none" in out
+    assert not (tmp / "syndics/syndic-prod-a/base").exists()
+    code, _, _ = run(capsys, repo_dir, "status", "production")
+    assert code == 2
+
+
+def test_sync_refused_while_locked(workspace, capsys):
+    repo_dir, _, tmp = workspace
+    with EnvironmentLock(tmp / "state", "test", "rollout"):
+        code, out, err = run(capsys, repo_dir, "sync", "test")
+        assert code == 2 and "environment 'test' is locked: rollout by" in err and " since " in err
+        code, out, _ = run(capsys, repo_dir, "status", "test")
+        assert "locked: rollout by" in out
+
+
+def test_bad_release_id_and_unknown_environment(workspace, capsys):
+    repo_dir, _, _ = workspace
+    code, _, err = run(capsys, repo_dir, "sync", "test", "--release", "nope")
+    assert code == 2 and "is not a release id" in err
+    code, _, err = run(capsys, repo_dir, "sync", "staging")
+    assert code == 2 and "unknown environment 'staging'" in err
