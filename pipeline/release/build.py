@@ -316,6 +316,9 @@ def _check_name(name: str, repo_path: str) -> None:
     """Refuse names that could escape a directory or that no file system can hold."""
     if name in ("", ".", "..") or "/" in name or "\0" in name:
         raise ReleaseContentError(repo_path, f"name {name!r} could escape its directory")
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        # Tabs and newlines in names would break line-based tools on the syndic (find, sha256sum, xargs).
+        raise ReleaseContentError(repr(repo_path)[1:-1], "name contains a control character (tab, newline, ...)")
     if name.lower() == ".git":
         raise ReleaseContentError(repo_path, "a .git entry inside a commit is refused")
     try:

@@ -121,7 +121,7 @@ class SyncResult:
     def failures(self) -> list[str]:
         """One line per problem, each naming the syndic and the cause."""
         out = [str(s.error) for s in self.staged if s.error]
-        out += [str(s.error) + (" (switched back)" if s.reverted else "") for s in self.switched if s.error]
+        out += [str(s.error) for s in self.switched if s.error]
         if self.attestation is not None and not self.attestation.ok:
             out += self.attestation.problems()
         return out

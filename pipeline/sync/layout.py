@@ -8,11 +8,12 @@
     |   +-- rel-3f2a9c1b7d4e/         immutable, verified release trees (states at the top, _modules/, ...,
     |   +-- rel-9b0c11d2e3f4/         saltpipe-release.json); unchanged files are hard links between them
     |   +-- .staging-rel-.../         a release being copied; never served; removed by the next sync
-    +-- base -> releases/rel-3f2a...  what saltenv ``base`` serves; switched by rename(2) of a new symlink
+    +-- current -> releases/rel-3f2a...
+    |                                 what saltenv ``base`` serves; switched by rename(2) of a new link
     +-- envs/
     |   +-- rel-9b0c11d2e3f4 -> ../releases/rel-9b0c11d2e3f4
     |                                 a canary saltenv: Salt's ``__env__`` file_roots maps saltenv
-    |                                 ``rel-9b0c...`` to this directory; ``base`` is unchanged
+    |                                 ``rel-9b0c...`` to this directory; ``current`` is unchanged
     +-- saltpipe-state.json           what saltpipe did here: base/previous release, when, history
     +-- .saltpipe-tmp-*               a symlink or state file about to be renamed into place
 
@@ -20,7 +21,7 @@ The syndic master's config (see docs/sync.md)::
 
     file_roots:
       base:
-        - <dir>/base
+        - <dir>/current
       __env__:
         - <dir>/envs/__env__
 
@@ -32,7 +33,8 @@ from __future__ import annotations
 from pipeline.release.manifest import RELEASE_ID_RE
 
 RELEASES_DIR = "releases"
-BASE_LINK = "base"
+#: The link that serves saltenv ``base`` (named ``current``, the usual name for "the live release").
+BASE_LINK = "current"
 ENVS_DIR = "envs"
 STATE_FILE = "saltpipe-state.json"
 STAGING_PREFIX = ".staging-"
@@ -50,7 +52,7 @@ def saltenv_for(release_id: str) -> str:
 
 
 def env_link(saltenv: str) -> str:
-    """The link (relative to the syndic's directory) that serves ``saltenv``: ``base`` or ``envs/<saltenv>``."""
+    """The link (relative to the syndic's directory) that serves ``saltenv``: ``current`` or ``envs/<saltenv>``."""
     return BASE_LINK if saltenv == "base" else f"{ENVS_DIR}/{saltenv}"
 
 

@@ -68,7 +68,7 @@ def sync_lines(result: SyncResult) -> list[str]:
     elif result.switched:
         done = sum(o.ok for o in result.switched)
         link = result.switched[0].link
-        lines.append(f"  switched {link} on {done}/{len(result.switched)} syndics")
+        lines.append(f"  switched saltenv {result.saltenv} ({link}) on {done}/{len(result.switched)} syndics")
         for o in result.switched:
             if not o.ok and o.error:
                 lines.append(f"  {o.syndic:<{width}}  FAILED    {o.error.step}: {o.error.cause}")

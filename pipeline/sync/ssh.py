@@ -44,7 +44,7 @@ mkdir -p releases envs || exit 4
 for d in releases/* releases/.staging-*; do
   if [ -d "$d" ] && [ ! -L "$d" ]; then printf 'D\t%s\n' "${d#releases/}"; fi
 done
-if [ -L base ]; then printf 'L\tbase\t%s\n' "$(readlink base)"; fi
+if [ -L current ]; then printf 'L\tcurrent\t%s\n' "$(readlink current)"; fi
 for l in envs/*; do
   if [ -L "$l" ]; then printf 'L\t%s\t%s\n' "$l" "$(readlink "$l")"; fi
 done

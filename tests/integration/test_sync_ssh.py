@@ -89,8 +89,8 @@ def test_sync_over_ssh_beside_a_local_syndic(store, make_target, tmp_path):
     for target in (remote_a, remote_b):
         assert served(target.root) == rel.id
         for name, content in ODD_NAMES.items():
-            assert (target.root / "base" / name).read_text() == content
-        assert (target.root / "base/web/files/run.sh").stat().st_mode & 0o777 == 0o755
+            assert (target.root / "current" / name).read_text() == content
+        assert (target.root / "current/web/files/run.sh").stat().st_mode & 0o777 == 0o755
     status = {s.syndic: s for s in environment_status(targets)}
     assert status["syndic-prod-a"].served == rel.id and status["syndic-prod-a"].where.startswith("ssh://")
 

@@ -183,6 +183,13 @@ def test_dotdot_name_in_a_crafted_tree_is_refused(make_repo, store):
     assert "escape" in str(info.value)
 
 
+def test_control_characters_in_names_are_refused(make_repo, store):
+    repo = make_repo(BASIC)
+    sha = _crafted(repo, ["100644 blob {blob}\tnew\tline.sls"])  # a tab inside the name
+    with pytest.raises(ReleaseContentError, match="control character"):
+        build(repo, store, rev=sha)
+
+
 def test_submodule_is_refused(make_repo, store):
     repo = make_repo(BASIC)
     gitlink = "1" * 40

@@ -39,7 +39,7 @@ def sample_files(n: int = 20, size: int = 300) -> dict[str, str]:
 
 def served(root: Path) -> str | None:
     """The release id ``base`` points at in a syndic directory (read directly, independent of saltpipe)."""
-    link = root / "base"
+    link = root / "current"
     if not link.is_symlink():
         return None
     return os.readlink(link).rsplit("/", 1)[-1]

@@ -80,8 +80,8 @@ def test_build_list_sync_status(workspace, capsys):
 
     code, out, err = run(capsys, repo_dir, "sync", "production", "--release", built["release"])
     assert code == 0, err
-    assert "switched base on 2/2 syndics" in out and "attested (file_roots)" in out
-    assert os.readlink(tmp / "syndics/syndic-prod-a/base") == f"releases/{built['release']}"
+    assert "switched saltenv base (current) on 2/2 syndics" in out and "attested (file_roots)" in out
+    assert os.readlink(tmp / "syndics/syndic-prod-a/current") == f"releases/{built['release']}"
 
     code, out, _ = run(capsys, repo_dir, "status", "production", "--format", "json")
     assert code == 0
@@ -114,7 +114,7 @@ def test_canary_then_remove(workspace, capsys):
     code, out, err = run(capsys, repo_dir, "sync", "test", "--release", rid, "--canary")
     assert code == 0, err
     assert f"saltenv {rid} (canary; base unchanged)" in out
-    assert not (tmp / "syndics/syndic-test/base").exists()
+    assert not (tmp / "syndics/syndic-test/current").exists()
     assert (tmp / "syndics/syndic-test/envs" / rid / "top.sls").is_file()
     code, out, _ = run(capsys, repo_dir, "status", "test")
     assert f"canary saltenv {rid} -> {rid}" in out
@@ -130,7 +130,7 @@ def test_failed_sync_exits_2_naming_the_syndic(workspace, capsys):
     assert "syndic-prod-b" in err and "does not exist" in err
     assert "every syndic still serves its previous release" in err
     assert "switched: none" in out
-    assert not (tmp / "syndics/syndic-prod-a/base").exists()
+    assert not (tmp / "syndics/syndic-prod-a/current").exists()
     code, _, _ = run(capsys, repo_dir, "status", "production")
     assert code == 2
 

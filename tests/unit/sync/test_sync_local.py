@@ -72,10 +72,10 @@ def test_first_sync_stages_verifies_and_switches_every_syndic(store, roots):
     assert all(s.copied == len(rel.manifest.entries) + 1 for s in result.staged)  # + the marker
     assert served_all(roots) == {rel.id}
     for root in roots.values():
-        assert os.readlink(root / "base") == f"releases/{rel.id}"  # relative link
-        marker = parse_marker((root / "base" / MARKER_NAME).read_bytes())
+        assert os.readlink(root / "current") == f"releases/{rel.id}"  # relative link
+        marker = parse_marker((root / "current" / MARKER_NAME).read_bytes())
         assert marker["release"] == rel.id and marker["manifest_sha256"] == rel.manifest.digest
-        assert (root / "base" / "top.sls").read_text() == sample_files()["top.sls"]
+        assert (root / "current" / "top.sls").read_text() == sample_files()["top.sls"]
         state = json.loads((root / "saltpipe-state.json").read_text())
         assert state["base"]["release"] == rel.id and state["syndic"] == root.name
     assert result.attestation.ok and {s.release for s in result.attestation.served} == {rel.id}
@@ -99,7 +99,7 @@ def test_one_file_change_copies_one_file_and_links_the_rest(store, roots):
         old, new = root / "releases" / first.id, root / "releases" / second.id
         assert os.stat(old / "top.sls").st_ino == os.stat(new / "top.sls").st_ino, "unchanged files are hard links"
         assert os.stat(old / "web/part007.sls").st_ino != os.stat(new / "web/part007.sls").st_ino
-        assert (root / "base" / "web/part007.sls").read_text() == changed["web/part007.sls"]
+        assert (root / "current" / "web/part007.sls").read_text() == changed["web/part007.sls"]
         assert os.stat(new / "web/files/run.sh").st_mode & 0o777 == 0o755
     assert served_all(roots) == {second.id}
 
@@ -112,8 +112,8 @@ def test_deleted_and_added_files(store, roots):
     rel = make_release(store, smaller)
     assert sync(store, tgts, rel).ok
     for root in roots.values():
-        assert not (root / "base/web/part001.sls").exists()
-        assert (root / "base/new/init.sls").read_text() == "new: {}\n"
+        assert not (root / "current/web/part001.sls").exists()
+        assert (root / "current/new/init.sls").read_text() == "new: {}\n"
 
 
 def test_same_release_again_only_verifies(store, roots):
@@ -345,7 +345,7 @@ def test_edited_old_release_on_the_syndic_is_not_linked_into_the_new_one(store, 
     new = make_release(store, {**files, "top.sls": "base: {}\n"})
     result = sync(store, tgts, new)
     assert result.ok, result.failures()
-    assert (roots["syndic-a"] / "base/web/part003.sls").read_text() == files["web/part003.sls"]
+    assert (roots["syndic-a"] / "current/web/part003.sls").read_text() == files["web/part003.sls"]
 
 
 def test_damaged_local_store_is_named_in_the_hint(store, roots):
@@ -360,7 +360,7 @@ def test_damaged_live_release_is_refused_not_replaced(store, roots):
     tgts = targets(roots)
     rel = make_release(store, sample_files())
     assert sync(store, tgts, rel).ok
-    (roots["syndic-b"] / "base" / "top.sls").write_text("edited live\n")
+    (roots["syndic-b"] / "current" / "top.sls").write_text("edited live\n")
     result = sync(store, tgts, rel)
     (failure,) = result.failures()
     assert failure.startswith(f"syndic syndic-b: verify {rel.id}: the release served here does not match")
@@ -417,7 +417,7 @@ def test_a_failed_switch_switches_the_others_back(store, roots):
     result = sync(store, targets(roots, syndic_c=SwitchFails("syndic-c", roots["syndic-c"])), new)
     assert not result.ok
     assert {s.syndic: s.reverted for s in result.switched} == {"syndic-a": True, "syndic-b": True, "syndic-c": False}
-    assert "syndic syndic-c: switch base: simulated" in "\n".join(result.failures())
+    assert "syndic syndic-c: switch current: simulated" in "\n".join(result.failures())
     _assert_untouched(roots, old.id)
 
 
@@ -428,7 +428,7 @@ def test_attestation_fails_when_a_syndic_serves_something_else(store, roots):
     assert sync(store, tgts, a).ok
     assert sync(store, tgts, b).ok
     # An operator points one syndic back by hand; the next attestation must notice.
-    tgts[1].set_link("base", a.id)
+    tgts[1].set_link("current", a.id)
     from pipeline.sync import attest
 
     verdict = attest(FileRootsAttestor(tgts), [t.name for t in tgts], b.id)
