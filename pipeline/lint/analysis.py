@@ -1,0 +1,202 @@
+"""The shared core of ``saltpipe lint`` and ``saltpipe policy check``: build the policy's documents from
+files and Salt renders, run the engine on them, and collect render and structure findings.
+
+Order matters for safety: the template rules read every Jinja source *before* anything is rendered, and an SLS
+whose renderer the policy does not allow, or whose Jinja reaches for Python internals, is never rendered
+(its text is analysed instead). Rendering itself goes through :class:`~pipeline.lint.render.SaltRenderer`,
+whose ``salt`` only runs read-only functions.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline.findings import Finding, Severity
+from pipeline.lint.fixtures import MinionFixture
+from pipeline.lint.render import RenderOutcome, SaltRenderer
+from pipeline.lint.sources import PYTHON_RENDERERS, SourceTree, render_pipe
+from pipeline.lint.statefuncs import StateFunctionIndex
+from pipeline.lint.structure import SLS_RENDER_ERROR, MinionRender, StructureChecker
+from pipeline.policy.engine import PolicyEngine, internal_error
+from pipeline.policy.model import PythonDoc, SlsDoc, SourceText, TemplateDoc
+from pipeline.policy.states import states_from_high, states_from_text
+
+RENDER_STUBBED_CALL = "render-stubbed-call"
+PYTHON_SYNTAX_ERROR = "python-syntax-error"
+_BLOCKING_TEMPLATE_RULES = frozenset({"jinja-sandbox-escape"})
+
+
+@dataclass(frozen=True)
+class SlsTarget:
+    """An SLS to check: its name under ``root`` (the file_roots it is rendered from) and its file."""
+
+    name: str
+    path: Path
+    root: Path
+
+
+@dataclass
+class Analysis:
+    """Findings and counters collected by the functions below."""
+
+    findings: list[Finding] = field(default_factory=list)
+    checked: set[str] = field(default_factory=set)
+    stats: dict[str, int] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def count(self, key: str, n: int = 1) -> None:
+        self.stats[key] = self.stats.get(key, 0) + n
+
+
+def check_python(engine: PolicyEngine, sources: Iterable[SourceText], out: Analysis, *, report_syntax: bool) -> None:
+    """Policy rules on Python files; a file that does not parse is a ``python-syntax-error`` when
+    ``report_syntax`` (pylint reports it otherwise)."""
+    for source in sources:
+        doc = PythonDoc(source)
+        out.findings += engine.check_python(doc)
+        out.checked.add(source.path)
+        out.count("python")
+        if doc.syntax_error and report_syntax:
+            line = int(doc.syntax_error.split(":")[0].removeprefix("line ") or 1) if doc.syntax_error.startswith("line ") else 1
+            out.findings.append(
+                Finding(PYTHON_SYNTAX_ERROR, Severity.ERROR, source.path, max(1, line), f"does not parse ({doc.syntax_error}): the policy cannot check it")
+            )
+
+
+def check_templates(engine: PolicyEngine, sources: Iterable[tuple[SourceText, tuple[str, ...]]], out: Analysis) -> set[str]:
+    """Template rules on Jinja sources (``(source, render pipe)``; Python-rendered SLS go to the Python rules).
+    Returns the paths that must not be rendered (a blocking template finding)."""
+    blocked: set[str] = set()
+    for source, pipe in sources:
+        out.checked.add(source.path)
+        if PYTHON_RENDERERS & set(pipe):
+            check_python(engine, [source], out, report_syntax=True)
+            continue
+        if "jinja" not in pipe:
+            continue
+        found = engine.check_template(TemplateDoc(source))
+        out.findings += found
+        out.count("templates")
+        if any(f.rule in _BLOCKING_TEMPLATE_RULES for f in found):
+            blocked.add(source.path)
+    return blocked
+
+
+def render_and_check(
+    engine: PolicyEngine,
+    tree: SourceTree,
+    targets: Sequence[SlsTarget],
+    minions: Sequence[MinionFixture],
+    out: Analysis,
+    *,
+    blocked: set[str],
+    index: StateFunctionIndex | None = None,
+    selected: Iterable[str] | None = None,
+    check_top: bool = False,
+    report_render_errors: bool = True,
+) -> None:
+    """Render every target for every minion (one :class:`SaltRenderer` per file_roots), run the policy on the
+    rendered states (or on the text of what did not render), and with ``index`` the structure checks.
+    Without ``report_render_errors`` (the policy alone) a render error is a note, not a finding."""
+    allowed = engine.policy.renderers
+    render_errors: dict[tuple[str, int, str], list[str]] = {}
+    stubbed: dict[tuple[str, str], Finding] = {}
+    rendered_ok: set[str] = set()
+    by_root: dict[Path, list[SlsTarget]] = {}
+    for target in targets:
+        by_root.setdefault(target.root, []).append(target)
+    started = time.perf_counter()
+    for root, group in sorted(by_root.items()):
+        renderable = []
+        for target in group:
+            source = tree.source(target.path)
+            pipe = render_pipe(source.shebang)
+            if source.path in blocked or not set(pipe) <= set(allowed):
+                continue
+            renderable.append(target)
+        with SaltRenderer(root, allowed, engine.policy.render_functions, tree.rel) as renderer:
+            for minion in minions:
+                renderer.use(minion)
+                run = MinionRender(minion)
+                checker = StructureChecker(tree, index, selected) if index is not None else None
+                if check_top and checker is not None and tree.top is not None and root == tree.states_root:
+                    top = renderer.render(tree.top, "")
+                    if top.ok:
+                        out.findings += checker.check_top(top, run, renderer.top_matches)
+                    else:
+                        _record_error(tree, top, minion, render_errors)
+                for target in renderable:
+                    source = tree.source(target.path)
+                    outcome = renderer.render(target.path, target.name)
+                    out.count("renders")
+                    run.outcomes[target.name] = outcome
+                    decls: list = []
+                    if outcome.ok:
+                        assert outcome.data is not None
+                        try:
+                            decls = states_from_high(outcome.data, source, target.name)
+                        except Exception as exc:  # pylint: disable=broad-except  # odd data must not stop the run
+                            out.findings.append(internal_error(source.path, "reading the rendered states", exc))
+                        run.decls[target.name] = decls
+                        rendered_ok.add(target.path.as_posix())
+                    else:
+                        _record_error(tree, outcome, minion, render_errors)
+                    doc = SlsDoc(
+                        source=source,
+                        sls=target.name,
+                        renderers=render_pipe(source.shebang),
+                        states=tuple(decls),
+                        rendered=outcome.ok,
+                        render_calls=outcome.calls,
+                        context=minion.label,
+                    )
+                    out.findings += engine.check_sls(doc)
+                    for call in outcome.calls:
+                        if not call.executed and not engine.ctx.functions.forbidden(call.function):
+                            stubbed.setdefault(
+                                (call.path, call.function),
+                                Finding(
+                                    RENDER_STUBBED_CALL,
+                                    Severity.INFO,
+                                    call.path,
+                                    call.line,
+                                    f"salt[{call.function!r}] was not run while linting (not in the policy's "
+                                    "render_functions): the template saw an empty value there",
+                                    key=call.function,
+                                ),
+                            )
+                if checker is not None:
+                    try:
+                        out.findings += checker.check(run)
+                    except Exception as exc:  # pylint: disable=broad-except  # crash isolation
+                        out.findings.append(internal_error(tree.rel(root), f"structure checks for {minion.label}", exc))
+    out.timings["render"] = out.timings.get("render", 0.0) + time.perf_counter() - started
+    for (path, line, message), labels in render_errors.items():
+        if report_render_errors:
+            out.findings.append(
+                Finding(SLS_RENDER_ERROR, Severity.ERROR, path, line, f"{message} (rendering as {', '.join(labels)})", key=message)
+            )
+        else:
+            out.notes.append(f"{path}:{line}: did not render ({message}); its template text was checked instead")
+    out.findings += stubbed.values()
+    # What never rendered is analysed from its text (Python-rendered SLS were read as Python already).
+    for target in targets:
+        out.checked.add(tree.rel(target.path))
+        out.count("sls")
+        if target.path.as_posix() in rendered_ok:
+            continue
+        source = tree.source(target.path)
+        pipe = render_pipe(source.shebang)
+        states = () if PYTHON_RENDERERS & set(pipe) else tuple(states_from_text(source, target.name))
+        out.findings += engine.check_sls(SlsDoc(source=source, sls=target.name, renderers=pipe, states=states, rendered=False))
+        out.count("text_fallback")
+
+
+def _record_error(tree: SourceTree, outcome: RenderOutcome, minion: MinionFixture, errors: dict[tuple[str, int, str], list[str]]) -> None:
+    source = tree.source(outcome.path)
+    line = source.clamp(outcome.error_line)
+    errors.setdefault((source.path, line, outcome.error or "render failed"), []).append(minion.label)

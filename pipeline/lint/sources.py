@@ -1,0 +1,170 @@
+"""The checked tree: which files are SLS, templates and Python, and how SLS names map to files.
+
+Layout (the operator's fork of saltpipe): ``states/`` is the Salt file_roots (``top.sls``, formulas, their
+``.jinja`` templates); Salt extension modules live in ``_modules/``, ``_states/`` and any other ``_*/``
+directory at the top of the repository (or under ``states/``); saltpipe's own code is ``pipeline/``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline.policy.model import SourceText
+
+STATES_DIR = "states"
+TEMPLATE_SUFFIXES = (".jinja", ".j2", ".jinja2", ".tmpl", ".tpl")
+#: Renderers whose SLS text is Python.
+PYTHON_RENDERERS = frozenset({"py", "pyobjects", "pydsl"})
+_SKIP_DIRS = frozenset({"__pycache__", "node_modules"})
+# Rule fixtures are deliberately bad code: not saltpipe's own code to lint.
+_PROJECT_SKIP_DIRS = _SKIP_DIRS | {"fixtures"}
+_OLD_STYLE = {"yaml_jinja": "jinja|yaml", "yaml_mako": "mako|yaml", "yaml_wempy": "wempy|yaml", "json_jinja": "jinja|json", "json_mako": "mako|json", "json_wempy": "wempy|json"}
+
+_INCLUDE_ITEM_RE = re.compile(r"""^\s*-\s+['"]?(?P<name>[\w.*\-/]+)['"]?\s*(?::\s*['"]?(?P<value>[\w.*\-/]+)['"]?)?\s*(?:#.*)?$""")
+_JINJA_REF_RE = re.compile(r"""\{%-?\s*(?:from|import|include)\s+['"](?P<path>[^'"]+)['"]""")
+
+
+def render_pipe(shebang: str | None, default: str = "jinja|yaml") -> tuple[str, ...]:
+    """Renderer names of an SLS: ``#!jinja|yaml`` -> ``("jinja", "yaml")``; old ``#!yaml_jinja`` too."""
+    pipe = shebang if shebang else default
+    pipe = _OLD_STYLE.get(pipe.strip(), pipe)
+    return tuple(part.strip().split(" ", 1)[0] for part in pipe.split("|") if part.strip())
+
+
+def sls_name(states_root: Path, path: Path) -> str:
+    """``states/web/init.sls`` -> ``web``; ``states/web/tls.sls`` -> ``web.tls``."""
+    rel = path.relative_to(states_root).with_suffix("")
+    parts = list(rel.parts)
+    if parts and parts[-1] == "init" and len(parts) > 1:
+        parts.pop()
+    return ".".join(parts)
+
+
+def resolve_relative(name: str, current: str, current_is_init: bool) -> str | None:
+    """Salt's relative include: ``.tls`` in ``web`` (web/init.sls) -> ``web.tls``; None when it climbs out."""
+    match = re.match(r"^(\.+)(.*)$", name)
+    if not match:
+        return name
+    levels, rest = match.groups()
+    comps = current.split(".")
+    if current_is_init:
+        comps.append("init")
+    if len(levels) > len(comps):
+        return None
+    return ".".join(comps[: -len(levels)] + [rest])
+
+
+@dataclass
+class SourceTree:
+    """Every file lint looks at, scanned once. Paths are absolute; :meth:`rel` gives the display path."""
+
+    repo: Path
+    states_root: Path
+    sls: dict[str, Path] = field(default_factory=dict)
+    top: Path | None = None
+    templates: list[Path] = field(default_factory=list)
+    extension_python: list[Path] = field(default_factory=list)
+    project_python: list[Path] = field(default_factory=list)
+    _texts: dict[Path, SourceText] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def scan(cls, repo: Path, states_dir: str = STATES_DIR) -> SourceTree:
+        repo = repo.resolve()
+        tree = cls(repo=repo, states_root=repo / states_dir)
+        if tree.states_root.is_dir():
+            for path in sorted(_files(tree.states_root)):
+                if path.suffix == ".sls":
+                    if path == tree.states_root / "top.sls":
+                        tree.top = path
+                        continue
+                    name = sls_name(tree.states_root, path)
+                    # Salt prefers web.sls over web/init.sls.
+                    if name not in tree.sls or path.name != "init.sls":
+                        tree.sls[name] = path
+                elif path.suffix in TEMPLATE_SUFFIXES:
+                    tree.templates.append(path)
+                elif path.suffix == ".py" and any(p.startswith("_") for p in path.relative_to(tree.states_root).parts[:-1]):
+                    tree.extension_python.append(path)
+        for top_dir in sorted(repo.iterdir()) if repo.is_dir() else ():
+            if top_dir.is_dir() and top_dir.name.startswith("_") and top_dir.name not in _SKIP_DIRS:
+                tree.extension_python += sorted(p for p in _files(top_dir) if p.suffix == ".py")
+        pipeline_dir = repo / "pipeline"
+        if pipeline_dir.is_dir():
+            tree.project_python = sorted(p for p in _files(pipeline_dir, _PROJECT_SKIP_DIRS) if p.suffix == ".py")
+        return tree
+
+    def rel(self, path: Path) -> str:
+        """Display path: relative to the repository when inside it, POSIX separators."""
+        try:
+            return path.resolve().relative_to(self.repo).as_posix()
+        except ValueError:
+            return path.as_posix()
+
+    def source(self, path: Path) -> SourceText:
+        """The file's text (read once), undecodable bytes replaced."""
+        if path not in self._texts:
+            self._texts[path] = SourceText(self.rel(path), path.read_text(encoding="utf-8", errors="replace"))
+        return self._texts[path]
+
+    def name_of(self, path: Path) -> str | None:
+        return sls_name(self.states_root, path) if path.suffix == ".sls" else None
+
+    def pipe_of(self, path: Path) -> tuple[str, ...]:
+        return render_pipe(self.source(path).shebang)
+
+    def resolve_include(self, entry: object, current: str) -> tuple[str | None, str]:
+        """``(resolved sls name or None if it climbs out of the tree, as written)`` of one include entry."""
+        if isinstance(entry, dict) and entry:
+            entry = next(iter(entry.values()))
+        raw = str(entry)
+        current_path = self.sls.get(current)
+        is_init = bool(current_path and current_path.name == "init.sls")
+        return resolve_relative(raw, current, is_init), raw
+
+    def matching(self, pattern: str) -> list[str]:
+        """SLS names matching ``pattern`` (Salt allows globs in includes and top files)."""
+        if "*" in pattern or "?" in pattern or "[" in pattern:
+            import fnmatch
+
+            return sorted(n for n in self.sls if fnmatch.fnmatchcase(n, pattern))
+        return [pattern] if pattern in self.sls else []
+
+    def text_dependencies(self, path: Path) -> Iterator[str]:
+        """What a file refers to, read from its text without rendering: ``sls:<name>`` for includes,
+        ``file:<states-relative path>`` for Jinja ``import``/``from``/``include``. Used by ``--changed-since``."""
+        text = self.source(path).text
+        current = self.name_of(path)
+        in_include = False
+        for line in text.splitlines():
+            if re.match(r"^include\s*:", line):
+                in_include = True
+                continue
+            if in_include:
+                match = _INCLUDE_ITEM_RE.match(line)
+                if match:
+                    name = match.group("value") or match.group("name")
+                    if current is not None:
+                        resolved, _ = self.resolve_include(name, current)
+                        if resolved:
+                            yield f"sls:{resolved}"
+                    continue
+                if line.strip() and not line.lstrip().startswith(("#", "{%", "{#")):
+                    in_include = False
+        for match in _JINJA_REF_RE.finditer(text):
+            yield f"file:{match.group('path')}"
+
+    def all_checked_files(self) -> Iterable[Path]:
+        yield from self.sls.values()
+        if self.top:
+            yield self.top
+        yield from self.templates
+        yield from self.extension_python
+
+
+def _files(root: Path, skip: frozenset[str] = _SKIP_DIRS) -> Iterator[Path]:
+    for path in root.rglob("*"):
+        if path.is_file() and not any(part in skip or part.startswith(".") for part in path.relative_to(root).parts[:-1]):
+            yield path

@@ -1,0 +1,6 @@
+"""The MR policy: rules that block ``cmd.*`` and every way around it. See docs/policy.md.
+
+:mod:`pipeline.policy.engine` runs the rules in :mod:`pipeline.policy.rules` on documents
+(:mod:`pipeline.policy.model`); :mod:`pipeline.policy.config` reads ``salt/policy.yaml``;
+:mod:`pipeline.policy.check` is ``saltpipe policy check``.
+"""

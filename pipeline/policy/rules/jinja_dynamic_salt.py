@@ -1,0 +1,55 @@
+"""Rule ``jinja-dynamic-salt``."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from pipeline.policy.engine import Rule, RuleContext
+from pipeline.policy.functions import DISPATCHERS
+from pipeline.policy.jinja import call_argument, salt_refs
+from pipeline.policy.model import Hit, TemplateDoc
+
+_TEXT_DYNAMIC_RE = re.compile(r"""\bsalt\s*\[\s*[^'"\s\]]""")
+
+
+class JinjaDynamicSalt(Rule):
+    """salt[...] with a key built at render time, or salt itself aliased, passed or filtered in Jinja."""
+
+    id = "jinja-dynamic-salt"
+    tags = ("security", "jinja")
+
+    def match_template(self, doc: TemplateDoc, ctx: RuleContext) -> Iterable[Hit]:
+        if doc.jinja is None:
+            for line, region in doc.jinja_regions():
+                for match in _TEXT_DYNAMIC_RE.finditer(region):
+                    yield self._dynamic(line + region.count("\n", 0, match.start()))
+            return
+        for ref in salt_refs(doc.jinja):
+            if ref.kind == "dynamic":
+                yield self._dynamic(ref.line)
+            elif ref.kind == "alias":
+                yield Hit(
+                    ref.line,
+                    "`salt` is stored in a variable, passed on or filtered: calls through the alias cannot be "
+                    "reviewed or checked; call salt['module.function'] with a literal name where you need it",
+                    key="alias",
+                )
+            elif ref.kind == "function" and ref.function in DISPATCHERS and ref.call is not None:
+                keyword, position = DISPATCHERS[ref.function]
+                present, inner = call_argument(ref.call, keyword, position)
+                if present and inner is None:
+                    yield Hit(
+                        ref.line,
+                        f"{ref.function} is given a function name computed at render time; use a literal name",
+                        key=f"dispatch:{ref.function}",
+                    )
+
+    @staticmethod
+    def _dynamic(line: int) -> Hit:
+        return Hit(
+            line,
+            "salt[...] with a key computed at render time: nobody can review which function it calls "
+            "(salt['cmd' ~ '.run'] is cmd.run); use a literal 'module.function' key",
+            key="dynamic-key",
+        )

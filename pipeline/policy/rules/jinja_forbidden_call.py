@@ -1,0 +1,68 @@
+"""Rule ``jinja-forbidden-call``."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from pipeline.policy.engine import Rule, RuleContext
+from pipeline.policy.functions import DISPATCHERS
+from pipeline.policy.jinja import call_argument, salt_refs
+from pipeline.policy.model import Hit, SlsDoc, TemplateDoc
+
+_TEXT_CALL_RES = (
+    re.compile(r"""\bsalt\s*\[\s*['"](?P<fun>[\w.]+)['"]\s*\]"""),
+    re.compile(r"""\bsalt\s*\.\s*(?P<mod>\w+)\s*\.\s*(?P<fn>\w+)"""),
+)
+
+
+def _message(function: str) -> str:
+    return (
+        f"salt[{function!r}] in Jinja runs {function} while the template renders (on the minion, as root), "
+        "which the policy forbids; read data with pillar.get/grains.get and act through states"
+    )
+
+
+class JinjaForbiddenCall(Rule):
+    """salt['cmd.*'] / salt.cmd.* (or state.single, ...) called from Jinja, including keys built at render time."""
+
+    id = "jinja-forbidden-call"
+    tags = ("security", "command-execution", "jinja")
+
+    def match_template(self, doc: TemplateDoc, ctx: RuleContext) -> Iterable[Hit]:
+        if doc.jinja is None:
+            yield from self._text(doc, ctx)
+            return
+        for ref in salt_refs(doc.jinja):
+            if ref.kind == "function" and ref.function:
+                if ctx.functions.forbidden(ref.function):
+                    yield Hit(ref.line, _message(ref.function), key=ref.function)
+                elif ref.function in DISPATCHERS and ref.call is not None:
+                    keyword, position = DISPATCHERS[ref.function]
+                    _, inner = call_argument(ref.call, keyword, position)
+                    if inner and ctx.functions.forbidden(inner):
+                        yield Hit(ref.line, _message(f"{inner} (through {ref.function})"), key=inner)
+            elif ref.kind == "module" and ref.function:
+                module = ref.function.split(".", 1)[0]
+                if ctx.functions.forbidden_module(module):
+                    yield Hit(
+                        ref.line,
+                        f"salt.{module} hands a module with forbidden functions to the template; the policy "
+                        "forbids calling them from Jinja",
+                        key=ref.function,
+                    )
+
+    def match_sls(self, doc: SlsDoc, ctx: RuleContext) -> Iterable[Hit]:
+        # What Salt actually looked up while rendering: catches keys computed at render time.
+        for call in doc.render_calls:
+            if ctx.functions.forbidden(call.function):
+                yield Hit(call.line, _message(call.function), key=call.function, path=call.path)
+
+    def _text(self, doc: TemplateDoc, ctx: RuleContext) -> Iterable[Hit]:
+        for line, region in doc.jinja_regions():
+            for regex in _TEXT_CALL_RES:
+                for match in regex.finditer(region):
+                    groups = match.groupdict()
+                    function = groups.get("fun") or f"{groups['mod']}.{groups['fn']}"
+                    if ctx.functions.forbidden(function):
+                        yield Hit(line + region.count("\n", 0, match.start()), _message(function), key=function)

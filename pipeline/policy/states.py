@@ -1,0 +1,171 @@
+"""State declarations out of an SLS: from Salt's rendered high data, or from the template text.
+
+Rendered data is exact (loops unrolled, Jinja evaluated with the fixture grains and pillar). When rendering
+fails or is refused (a renderer the policy does not allow, a template with a sandbox escape), the policy still
+has to see what the file declares, so :func:`states_from_text` reads the template text: Jinja tags are blanked
+out (line numbers kept) and the rest is read as YAML; if even that fails, a line scanner picks out state
+function keys (``cmd.run:``, ``cmd:`` + ``- run``) and the arguments rules care about.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import yaml
+
+from pipeline.policy.model import Origin, SourceText, StateDecl
+
+#: Top-level keys of an SLS that are not state IDs.
+RESERVED_KEYS = frozenset({"include", "exclude", "extend"})
+
+_FUN_KEY_RE = re.compile(r"^(?P<indent>\s*)(?:-\s+)?['\"]?(?P<mod>[a-z_][a-z0-9_]*)\.(?P<fun>[a-z_][a-z0-9_]*)['\"]?\s*:")
+_MOD_KEY_RE = re.compile(r"^(?P<indent>\s*)(?P<mod>[a-z_][a-z0-9_]*)\s*:\s*(?:#.*)?$")
+_BARE_ITEM_RE = re.compile(r"^\s*-\s+(?P<word>[a-z_][a-z0-9_]*)\s*(?:#.*)?$")
+_ARG_RE = re.compile(r"^\s*-?\s*(?P<key>name|onlyif|unless|check_cmd|template|function|fun)\s*:\s*(?P<value>.*?)\s*$")
+_ID_RE = re.compile(r"^(?P<indent>\s*)(?P<id>[^\s#-][^#]*?)\s*:\s*(?:#.*)?$")
+_JINJA_TAG_RE = re.compile(r"\{%.*?%\}|\{#.*?#\}", re.DOTALL)
+_JINJA_EXPR_RE = re.compile(r"\{\{.*?\}\}", re.DOTALL)
+
+
+def states_from_high(
+    data: Mapping[str, Any], source: SourceText, sls: str | None, origin: Origin = "rendered"
+) -> list[StateDecl]:
+    """Every state declaration of one rendered SLS (``extend:`` entries included, ``in_extend`` set)."""
+    out: list[StateDecl] = []
+    for state_id, body in data.items():
+        if not isinstance(state_id, str) or state_id.startswith("__"):
+            continue
+        if state_id == "extend" and isinstance(body, Mapping):
+            extend_line = source.locate_key("extend") or 0
+            for ext_id, ext_body in body.items():
+                if isinstance(ext_body, Mapping):
+                    line = source.locate_key(str(ext_id), after=extend_line) or extend_line
+                    out += _decls(str(ext_id), ext_body, source, sls, origin, line, in_extend=True)
+            continue
+        if state_id in RESERVED_KEYS or not isinstance(body, Mapping):
+            continue
+        out += _decls(state_id, body, source, sls, origin, None, in_extend=False)
+    return out
+
+
+def _decls(
+    state_id: str,
+    body: Mapping[str, Any],
+    source: SourceText,
+    sls: str | None,
+    origin: Origin,
+    line: int | None,
+    *,
+    in_extend: bool,
+) -> list[StateDecl]:
+    out = []
+    id_line = line if line is not None else source.locate_key(state_id)
+    for key, value in body.items():
+        if not isinstance(key, str) or key.startswith("__"):
+            continue
+        module, _, function = key.partition(".")
+        args: dict[str, Any] = {}
+        positional: list[str] = []
+        for item in value if isinstance(value, list) else ():
+            if isinstance(item, str):
+                positional.append(item)
+            elif isinstance(item, Mapping):
+                args.update({str(k): v for k, v in item.items()})
+        if not function and positional:
+            function = positional[0]
+        decl_line = id_line or source.find(f"{module}.{function}" if function else f"{module}:") or 1
+        out.append(
+            StateDecl(
+                path=source.path,
+                state_id=state_id,
+                module=module,
+                function=function or None,
+                args=args,
+                positional=tuple(positional),
+                line=source.clamp(decl_line),
+                origin=origin,
+                sls=sls,
+                in_extend=in_extend,
+                source=source,
+            )
+        )
+    return out
+
+
+def blank_jinja(text: str) -> str:
+    """``text`` with ``{% %}`` and ``{# #}`` blanked and ``{{ }}`` replaced by ``X``, newlines kept."""
+    text = _JINJA_TAG_RE.sub(lambda m: "\n" * m.group(0).count("\n"), text)
+    return _JINJA_EXPR_RE.sub(lambda m: "X" + "\n" * m.group(0).count("\n"), text)
+
+
+def states_from_text(source: SourceText, sls: str | None) -> list[StateDecl]:
+    """Best-effort declarations from unrendered template text (``origin="text"``)."""
+    blanked = blank_jinja(source.text)
+    try:
+        data = yaml.safe_load(blanked)
+    except yaml.YAMLError:
+        data = None
+    if isinstance(data, Mapping):
+        decls = states_from_high(data, source, sls, origin="text")
+        if decls:
+            return decls
+    return list(_scan_lines(source, blanked, sls))
+
+
+def _scan_lines(source: SourceText, blanked: str, sls: str | None) -> Iterator[StateDecl]:
+    """The last resort: state function keys found line by line, with the ID above them."""
+    lines = blanked.splitlines()
+    for number, line in enumerate(lines, start=1):
+        module = function = None
+        indent = 0
+        match = _FUN_KEY_RE.match(line)
+        if match:
+            module, function = match.group("mod"), match.group("fun")
+            indent = len(match.group("indent"))
+        else:
+            match = _MOD_KEY_RE.match(line)
+            if match and number < len(lines):
+                following = next((ln for ln in lines[number:] if ln.strip()), "")
+                item = _BARE_ITEM_RE.match(following)
+                if item:
+                    module, function = match.group("mod"), item.group("word")
+                    indent = len(match.group("indent"))
+        if module is None or indent == 0:
+            continue
+        state_id, id_line = _enclosing_id(lines, number, indent)
+        args = _scan_args(lines, number, indent)
+        yield StateDecl(
+            path=source.path,
+            state_id=state_id,
+            module=module,
+            function=function,
+            args=args,
+            line=id_line,
+            origin="text",
+            sls=sls,
+            source=source,
+        )
+
+
+def _enclosing_id(lines: list[str], number: int, indent: int) -> tuple[str, int]:
+    for back in range(number - 1, 0, -1):
+        match = _ID_RE.match(lines[back - 1])
+        if match and len(match.group("indent")) < indent:
+            return match.group("id").strip("'\""), back
+    return f"(line {number})", number
+
+
+def _scan_args(lines: list[str], number: int, indent: int) -> dict[str, Any]:
+    args: dict[str, Any] = {}
+    for line in lines[number:]:
+        if not line.strip():
+            continue
+        if len(line) - len(line.lstrip()) <= indent and not line.lstrip().startswith("-"):
+            break
+        match = _ARG_RE.match(line)
+        if match and match.group("key") not in args:
+            value = match.group("value").strip("'\"")
+            args[match.group("key")] = value
+    return args
