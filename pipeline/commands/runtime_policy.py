@@ -1,0 +1,79 @@
+"""``saltpipe policy verify-runtime``: do the running masters enforce salt/daemons/runtime-policy.yaml?
+
+Registered top-level as ``verify-runtime`` through ``COMMANDS``; the ``policy`` group (pipeline/commands/policy.py)
+is meant to carry it as ``policy verify-runtime``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from pipeline.context import AppContext
+from pipeline.errors import EXIT_FINDINGS, UsageError
+from pipeline.runtime_policy import (
+    DEFAULT_POLICY,
+    MasterTarget,
+    format_json,
+    format_text,
+    load_runtime_policy,
+    verify_runtime,
+)
+
+
+@click.command("verify-runtime")
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Verify the masters (MoM and syndic masters) of the local topology in this directory.",
+)
+@click.option(
+    "--master-config",
+    "master_configs",
+    multiple=True,
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="A master's config directory (holding 'master'); repeat for each master. On a master host: /etc/salt.",
+)
+@click.option(
+    "--policy",
+    "policy_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help=f"The policy to verify against (default: {DEFAULT_POLICY} in the checkout).",
+)
+@click.option("--no-probe", is_flag=True, help="Only read the effective configuration; publish nothing.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.pass_obj
+def verify_runtime_command(
+    app: AppContext,
+    workdir: Path | None,
+    master_configs: tuple[Path, ...],
+    policy_path: Path | None,
+    no_probe: bool,
+    fmt: str,
+) -> None:
+    """Read each master's effective configuration (master.d/ included) and probe the running master: every
+    blacklisted function refused, every allowed one accepted, peer publishing off.
+
+    Probes go to a target no minion has, so even a master that fails to refuse runs nothing. Exit 0 when
+    every master matches the policy, 1 on drift (or a master that cannot be probed), 2 on an error.
+    """
+    masters: list[MasterTarget] = [MasterTarget(p.name if p.name != "conf" else p.parent.name, p) for p in master_configs]
+    if workdir is not None:
+        from pipeline.topology import load as load_topology  # only the local-topology form needs it
+
+        masters += [MasterTarget(m.id, m.config_dir) for m in load_topology(workdir).masters]
+    if not masters:
+        raise UsageError(
+            "no master to verify", hint="pass --workdir DIR (local topology) or --master-config DIR (repeatable)"
+        )
+    policy = load_runtime_policy(policy_path or app.repo / DEFAULT_POLICY)
+    report = verify_runtime(policy, masters, probe=not no_probe)
+    click.echo(format_json(report) if fmt == "json" else format_text(report))
+    if not report.ok:
+        raise click.exceptions.Exit(EXIT_FINDINGS)
+
+
+COMMANDS = [verify_runtime_command]

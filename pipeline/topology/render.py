@@ -1,0 +1,87 @@
+"""Render Salt daemon configs from the templates in ``salt/daemons/`` - one source of truth with production.
+
+Every template variable defaults (in the template) to its production value; production passes ids and
+addresses, the local topology also passes loopback ports, work-directory paths and the few tuning values
+listed in :data:`LOCAL_TUNING`. The runtime policy block comes from ``salt/daemons/runtime-policy.yaml``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import jinja2
+
+from pipeline.errors import ConfigError
+from pipeline.runtime_policy import RuntimePolicy
+
+Role = Literal["mom", "syndic-master", "syndic-minion", "minion"]
+
+#: Template file of each role, in ``salt/daemons/``.
+TEMPLATES: dict[Role, str] = {
+    "mom": "mom.conf.j2",
+    "syndic-master": "syndic-master.conf.j2",
+    "syndic-minion": "syndic-minion.conf.j2",
+    "minion": "minion.conf.j2",
+}
+
+#: Values the local topology sets on top of the production defaults, and why. Nothing else differs.
+LOCAL_TUNING: dict[Role, dict[str, Any]] = {
+    "mom": {
+        # Every MoM call waits syndic_wait seconds for syndics to report their minions; 5 s per call makes
+        # a test suite crawl, and on loopback the syndics answer within a second.
+        "syndic_wait": 1,
+        # 15 daemons share one machine (docs/topology.md measures them); 2 workers carry a handful of minions.
+        "worker_threads": 2,
+    },
+    "syndic-master": {
+        "worker_threads": 2,
+    },
+    "syndic-minion": {},
+    "minion": {
+        # The reverse-DNS lookups of the fqdns grain stall minion start-up where names do not resolve.
+        "enable_fqdns_grains": False,
+        # Keys are pre-seeded and masters are up before minions start, so a retry is rare; keep it short.
+        "acceptance_wait_time": 2,
+    },
+}
+
+
+class DaemonTemplates:
+    """The templates of one ``salt/daemons/`` directory, rendered with the runtime policy of the same directory."""
+
+    def __init__(self, daemons_dir: Path, policy: RuntimePolicy) -> None:
+        self.daemons_dir = daemons_dir
+        self.policy = policy
+        self._env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(daemons_dir)),
+            # A variable the caller forgot must fail loudly, not render as an empty string into a config.
+            undefined=jinja2.StrictUndefined,
+            keep_trailing_newline=True,
+            autoescape=False,
+        )
+
+    def render(self, role: Role, **values: Any) -> str:
+        """The config file text for ``role``; :class:`ConfigError` naming the template when it cannot render."""
+        name = TEMPLATES[role]
+        path = self.daemons_dir / name
+        try:
+            template = self._env.get_template(name)
+            return template.render(runtime_policy=self.policy.model_dump(mode="json"), **values)
+        except jinja2.TemplateNotFound as exc:
+            raise ConfigError(
+                f"template {exc.name} not found", path=path, hint="restore it from the saltpipe repository"
+            ) from exc
+        except jinja2.TemplateSyntaxError as exc:
+            raise ConfigError(
+                f"template syntax error: {exc.message}",
+                path=Path(exc.filename or path),
+                line=exc.lineno,
+                hint="fix the Jinja syntax",
+            ) from exc
+        except jinja2.UndefinedError as exc:
+            raise ConfigError(
+                f"template needs a value it was not given: {exc.message}",
+                path=path,
+                hint="pass it when rendering, or give it a default in the template",
+            ) from exc
