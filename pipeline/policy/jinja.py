@@ -107,6 +107,8 @@ def salt_refs(tree: nodes.Template) -> Iterator[SaltRef]:
                 yield SaltRef("function", f"{parent.attr}.{grand.attr}", line, _call_of(grand, great))
             else:
                 yield SaltRef("module", f"{parent.attr}.*", line)
+        elif isinstance(parent, nodes.Operand) and parent.op in ("in", "notin"):
+            continue  # 'pkg.version' in salt: a capability check, nothing is called
         else:
             yield SaltRef("alias", None, line)
 
