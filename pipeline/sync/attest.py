@@ -177,20 +177,18 @@ def read_through_fileserver(master_config: Path, saltenv: str) -> bytes | None:
     opts = salt.config.master_config(str(master_config))
     runner = salt.runner.RunnerClient(opts)
     runner.cmd("fileserver.update", [], print_event=False)
-    runner.cmd("fileserver.clear_file_list_cache", [], {"saltenv": saltenv}, print_event=False)
+    runner.cmd("fileserver.clear_file_list_cache", [], kwarg={"saltenv": saltenv}, print_event=False)
     fs = salt.fileserver.Fileserver(opts)
     if MARKER_NAME not in fs.file_list({"saltenv": saltenv}):
         return None
-    fnd = fs.find_file(MARKER_NAME, saltenv)
-    if not fnd.get("path"):
-        return None
+    # Fileserver.serve_file is what the master's request server calls for a minion's cp.get_file.
     data = b""
     while True:
-        chunk = fs.serve_file({"path": MARKER_NAME, "saltenv": saltenv, "loc": len(data)}, fnd)["data"]
+        chunk = fs.serve_file({"path": MARKER_NAME, "saltenv": saltenv, "loc": len(data)})["data"]
         if not chunk:
             break
         data += chunk if isinstance(chunk, bytes) else chunk.encode()
-    return data
+    return data or None
 
 
 class SaltCaller(Protocol):

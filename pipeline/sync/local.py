@@ -156,6 +156,16 @@ class LocalTarget(FileRootsTarget):
             dest = self.root / link
             if not (self._releases() / release_id).is_dir():
                 raise TargetError(self.name, f"switch {link}", f"release {release_id} is not staged here")
+            if dest.is_dir() and not dest.is_symlink():
+                # salt-master creates missing file_roots directories when it starts, so before the first sync
+                # the link's place may hold an empty directory. Anything else there is not ours to remove.
+                try:
+                    dest.rmdir()
+                except OSError:
+                    raise TargetError(
+                        self.name, f"switch {link}", f"{dest} is a directory with files in it, not a saltpipe link",
+                        hint=f"move {dest} away (saltpipe serves releases through a symlink there), then re-run",
+                    ) from None
             tmp = dest.parent / f"{TMP_PREFIX}{uuid.uuid4().hex}"
             os.symlink(link_target(link, release_id), tmp)
             try:

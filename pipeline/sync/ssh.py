@@ -84,6 +84,9 @@ rm -rf -- "$2"
 _SET_LINK = r"""
 cd "$1" || exit 3
 [ -d "releases/$4" ] || { echo "release $4 is not staged here" >&2; exit 8; }
+if [ -d "$2" ] && [ ! -L "$2" ]; then
+  rmdir -- "$2" 2>/dev/null || { echo "$1/$2 is a directory with files in it, not a saltpipe link" >&2; exit 10; }
+fi
 tmp="$(dirname -- "$2")/.saltpipe-tmp-$$"
 ln -s -- "$3" "$tmp" || exit 9
 mv -Tf -- "$tmp" "$2" || { rm -f -- "$tmp"; exit 9; }
@@ -431,7 +434,7 @@ class SshTarget(FileRootsTarget):
 
 
 _TELLING = ("No space left", "Disk quota", "File too large", "Permission denied", "Read-only file system",
-            "Connection refused", "No route to host", "timed out", "No such file", "not staged", "exists already")
+            "Connection refused", "No route to host", "timed out", "No such file", "not staged", "exists already", "not a saltpipe link")
 
 
 def _cause(lines: list[str]) -> str | None:

@@ -434,3 +434,20 @@ def test_attestation_fails_when_a_syndic_serves_something_else(store, roots):
     verdict = attest(FileRootsAttestor(tgts), [t.name for t in tgts], b.id)
     assert not verdict.ok
     assert verdict.problems() == [f"syndic syndic-b: serves {a.id} for base, expected {b.id}"]
+
+
+def test_empty_directory_left_by_salt_master_is_replaced_but_a_full_one_is_not(store, roots):
+    # salt-master creates its file_roots directories at start-up, before saltpipe's first sync.
+    (roots["syndic-a"] / "current").mkdir()
+    (roots["syndic-b"] / "current").mkdir()
+    (roots["syndic-b"] / "current" / "top.sls").write_text("hand-made\n")
+    rel = make_release(store, sample_files())
+    result = sync(store, targets(roots), rel)
+    assert not result.ok
+    assert "syndic syndic-b: switch current:" in "\n".join(result.failures())
+    assert "with files in it" in "\n".join(result.failures())
+    assert (roots["syndic-b"] / "current" / "top.sls").read_text() == "hand-made\n"
+    assert not (roots["syndic-a"] / "current").is_symlink(), "switched back: syndic-b could not switch"
+    (roots["syndic-b"] / "current" / "top.sls").unlink()
+    assert sync(store, targets(roots), rel).ok
+    assert served_all(roots) == {rel.id}
