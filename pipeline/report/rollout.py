@@ -1,0 +1,191 @@
+"""The rollout report: one JSON document built from a rollout's plan and journal (never from the live run).
+
+Shape (``schema: saltpipe-rollout-report/1``; docs/rollout.md lists every field)::
+
+    {release, commit, environment, kind, outcome: succeeded|halted|rolled_back|null, state, rollout_id,
+     previous_release, saltenv, started_at, finished_at, started_by, population, schedule, gates,
+     promotion: {satisfied_by, approvals}, promoted, halted, rollback,
+     totals: {succeeded, failed, missing, rolled_back, untouched, pending},
+     batches: [{index, name, spec, status: passed|failed|running|not_run, size, reached, started_at, finished_at,
+                gate, jobs: {sync, apply, health, rollback_sync, rollback_apply},
+                minions: [{id, syndic, result, jid, steps: {step: {status, jid, retcode, reasons, ...}}}]}],
+     audit: [{commit, release, batch, step, jid, fun, minions, ok, failed, missing}]}
+
+A minion's ``result``: ``succeeded`` (every step ok), ``failed`` (a step failed: its reasons are in ``steps``),
+``missing`` (no return after every lookup), ``rolled_back`` (it ran the release, then the previous release was
+applied to it successfully), ``untouched`` (its batch never ran), ``pending`` (an unfinished rollout).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from pipeline.rollout.journal import BatchProgress, Progress
+from pipeline.rollout.model import ROLLBACK_STEPS, MinionResult, Step, StepStatus
+
+REPORT_SCHEMA = "saltpipe-rollout-report/1"
+_STEP_ORDER = (Step.SYNC, Step.APPLY, Step.HEALTH, Step.ROLLBACK_SYNC, Step.ROLLBACK_APPLY)
+
+
+def _minion_result(bp: BatchProgress, minion: str) -> str:
+    if not bp.started:
+        return MinionResult.UNTOUCHED.value
+    rolled = [bp.steps[s].results[minion].status for s in ROLLBACK_STEPS
+              if s in bp.steps and minion in bp.steps[s].results]
+    if len(rolled) == len(ROLLBACK_STEPS) and all(s is StepStatus.OK for s in rolled):
+        return MinionResult.ROLLED_BACK.value
+    forward = [bp.steps[s].results[minion].status for s in (Step.SYNC, Step.APPLY, Step.HEALTH)
+               if s in bp.steps and minion in bp.steps[s].results]
+    if StepStatus.FAILED in forward:
+        return MinionResult.FAILED.value
+    if StepStatus.MISSING in forward:
+        return MinionResult.MISSING.value
+    if bp.finished and forward:
+        return MinionResult.SUCCEEDED.value
+    return "pending"
+
+
+def _batch_status(bp: BatchProgress) -> str:
+    if not bp.started:
+        return "not_run"
+    if not bp.finished:
+        return "running"
+    return "passed" if bp.passed else "failed"
+
+
+def build_report(progress: Progress) -> dict[str, Any]:
+    """The report of ``progress`` as plain data (JSON-serialisable, deterministic key order)."""
+    plan = progress.plan
+    started = progress.started or {}
+    finished = progress.finished or {}
+    totals = {r: 0 for r in ("succeeded", "failed", "missing", "rolled_back", "untouched", "pending")}
+    batches = []
+    audit = []
+    for planned, bp in zip(plan.batches, progress.batches):
+        minions = []
+        for minion in planned.minions:
+            result = _minion_result(bp, minion)
+            totals[result] = totals.get(result, 0) + 1
+            steps = {}
+            jid = None
+            for step in _STEP_ORDER:
+                sp = bp.steps.get(step)
+                if sp is None or minion not in sp.results:
+                    continue
+                data = sp.results[minion].to_json()
+                del data["minion"], data["step"]
+                steps[step.value] = data
+                if step in (Step.SYNC, Step.APPLY):
+                    jid = data.get("jid") or jid
+            entry: dict[str, Any] = {"id": minion, "syndic": plan.syndic_of.get(minion), "result": result, "jid": jid}
+            if steps:
+                entry["steps"] = steps
+            minions.append(entry)
+        jobs = {step.value: bp.steps[step].jid for step in _STEP_ORDER if step in bp.steps and bp.steps[step].jid}
+        for step in _STEP_ORDER:
+            sp = bp.steps.get(step)
+            if sp is None or not sp.jid:
+                continue
+            statuses = [r.status for r in sp.results.values()]
+            audit.append(
+                {
+                    "commit": plan.commit,
+                    "release": plan.release if step not in ROLLBACK_STEPS else plan.previous_release,
+                    "batch": planned.index,
+                    "step": step.value,
+                    "jid": sp.jid,
+                    "published_at": sp.published_at,
+                    "minions": len(sp.targets),
+                    "ok": statuses.count(StepStatus.OK),
+                    "failed": statuses.count(StepStatus.FAILED),
+                    "missing": statuses.count(StepStatus.MISSING),
+                }
+            )
+        batches.append(
+            {
+                "index": planned.index,
+                "name": planned.name,
+                "spec": planned.spec,
+                "status": _batch_status(bp),
+                "size": len(planned.minions),
+                "reached": planned.reached,
+                "started_at": bp.started_at,
+                "finished_at": bp.finished_at,
+                "gate": _clean_gate(bp.gate),
+                "jobs": jobs,
+                "minions": minions,
+            }
+        )
+    rollback: dict[str, Any] = {"status": "not_needed"}
+    if progress.rollback_skipped:
+        rollback = {"status": "skipped", "reason": progress.rollback_skipped.get("reason")}
+    elif progress.rollback_finished:
+        rb = progress.rollback_finished
+        rollback = {
+            "status": "done",
+            "release": plan.previous_release,
+            "rolled_back": rb.get("rolled_back", 0),
+            "failed": rb.get("failed", []),
+            "missing": rb.get("missing", []),
+        }
+    elif progress.rollback_started:
+        rollback = {"status": "running", "release": plan.previous_release}
+    promotion = progress.promotion or {}
+    return {
+        "schema": REPORT_SCHEMA,
+        "kind": plan.kind,
+        "rollout_id": plan.rollout_id,
+        "rolls_back": plan.rolls_back,
+        "environment": plan.environment,
+        "release": plan.release,
+        "commit": plan.commit,
+        "saltenv": plan.saltenv,
+        "previous_release": plan.previous_release,
+        "outcome": finished.get("outcome"),
+        "state": progress.state(),
+        "started_at": started.get("at"),
+        "finished_at": finished.get("at"),
+        "started_by": f"{started.get('user')}@{started.get('host')}" if started else None,
+        "resumed": [{"at": r.get("at"), "by": f"{r.get('user')}@{r.get('host')}"} for r in progress.resumes],
+        "population": plan.population,
+        "target": plan.target,
+        "schedule": plan.schedule,
+        "skipped_schedule_entries": [list(s) for s in plan.skipped],
+        "gates": dict(plan.gates),
+        "promotion": {
+            "satisfied_by": promotion.get("satisfied_by", {}),
+            "approvals": promotion.get("approvals", []),
+            "approvals_required": promotion.get("approvals_required", 0),
+        },
+        "promoted": bool(progress.promoted) and plan.kind == "rollout",
+        "halted": (
+            {"batch": progress.halted.get("batch"), "reason": progress.halted.get("reason")} if progress.halted else None
+        ),
+        "rollback": rollback,
+        "totals": totals,
+        "batches": batches,
+        "audit": audit,
+    }
+
+
+def _clean_gate(gate: dict[str, Any] | None) -> dict[str, Any] | None:
+    if gate is None:
+        return None
+    return {k: v for k, v in gate.items() if k not in ("seq", "at", "event")}
+
+
+def write_json(report: dict[str, Any], path: Path) -> Path:
+    """Write ``report`` to ``path`` atomically (readers never see half a report)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(report, fh, indent=1)
+        fh.write("\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,131 @@
+"""Judging one minion's return, and a batch's gate. Pure functions over data: the rule table of docs/rollout.md.
+
+A return is judged on what the minion sent, never on an exit code of the ``salt`` CLI (which is 0 when states
+fail and when minions never return). A minion **failed** a step when any of these holds:
+
+=====================================  ===============================================================
+``retcode`` is set and not 0           Salt's own verdict (2 = a state failed, 1 = an exception/compile error)
+``success`` is ``False``               the job could not run (unknown function, exception)
+the return is a list of strings        render / compile errors (``state.apply`` returns them as a list)
+the return is a string                 an error message instead of data ("'state.apply' is not available.")
+``result: False`` anywhere             a failed state, at any depth (orchestration, nested ``__jid__`` returns)
+a state entry is not a mapping         a malformed highstate return
+(health) the return is falsy           ``ops_app.health`` and friends answer ``False`` when unhealthy
+=====================================  ===============================================================
+
+Everything else succeeded. ``result: None`` (test mode) is not a failure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline.rollout.model import GateDecision
+from pipeline.salt_client.base import MinionReturn
+
+#: Reasons are clipped so one minion's traceback cannot blow up the journal.
+MAX_REASON = 400
+MAX_REASONS = 10
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    reasons: tuple[str, ...] = ()
+    duration_ms: float | None = None
+    changes: int = 0
+
+
+def _clip(text: str) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= MAX_REASON else text[: MAX_REASON - 3] + "..."
+
+
+def _find_false_results(value: Any, path: str, out: list[str], depth: int = 0) -> None:
+    """Collect ``result: False`` at any depth (bounded, returns can be deep)."""
+    if depth > 12 or len(out) >= MAX_REASONS:
+        return
+    if isinstance(value, Mapping):
+        if value.get("result") is False:
+            comment = value.get("comment")
+            out.append(_clip(f"{path or 'return'}: result False" + (f": {comment}" if comment else "")))
+        for key, sub in value.items():
+            if isinstance(sub, (Mapping, list)):
+                _find_false_results(sub, f"{path}.{key}" if path else str(key), out, depth + 1)
+    elif isinstance(value, list):
+        for i, sub in enumerate(value):
+            if isinstance(sub, (Mapping, list)):
+                _find_false_results(sub, f"{path}[{i}]", out, depth + 1)
+
+
+def _state_id(key: str) -> str:
+    # "file_|-ops_node_|-/srv/x_|-managed" -> "file.managed ops_node"
+    parts = str(key).split("_|-")
+    if len(parts) == 4:
+        return f"{parts[0]}.{parts[3]} {parts[1]}"
+    return str(key)
+
+
+def judge_return(fun: str, ret: MinionReturn, *, health: bool = False) -> Verdict:
+    """The verdict on one minion's return of ``fun`` (see the module table)."""
+    reasons: list[str] = []
+    value = ret.ret
+    if ret.retcode not in (None, 0):
+        reasons.append(f"retcode {ret.retcode}")
+    if ret.success is False:
+        reasons.append("success False")
+    duration = None
+    changes = 0
+    if isinstance(value, list):
+        if value and all(isinstance(v, str) for v in value):
+            reasons.extend(_clip(f"render error: {v}") for v in value[:MAX_REASONS])
+        else:
+            _find_false_results(value, "", reasons)
+            if health and not value:
+                reasons.append("health check returned an empty list")
+    elif isinstance(value, str):
+        if not (health and value.strip().lower() in ("true", "ok", "healthy")):
+            reasons.append(_clip(f"error: {value}"))
+    elif isinstance(value, Mapping):
+        if fun == "state.apply":
+            duration = 0.0
+            for key, state in value.items():
+                if not isinstance(state, Mapping):
+                    reasons.append(_clip(f"{_state_id(key)}: malformed state return {state!r}"))
+                    continue
+                if state.get("result") is False:
+                    reasons.append(_clip(f"{_state_id(key)} failed: {state.get('comment', '')}"))
+                if state.get("changes"):
+                    changes += 1
+                if isinstance(state.get("duration"), (int, float)):
+                    duration += float(state["duration"])
+                # Nested returns (module.run, orchestration) are scanned below with everything else.
+                for sub_key, sub in state.items():
+                    if sub_key != "result" and isinstance(sub, (Mapping, list)):
+                        _find_false_results(sub, f"{_state_id(key)}.{sub_key}", reasons)
+        else:
+            _find_false_results(value, "", reasons)
+        if health and not value:
+            reasons.append("health check returned nothing")
+    elif health and not value:
+        reasons.append(f"health check returned {value!r}")
+    elif value is None and not health:
+        reasons.append("empty return")
+    return Verdict(ok=not reasons, reasons=tuple(reasons[:MAX_REASONS]), duration_ms=duration, changes=changes)
+
+
+def decide_gate(
+    batch: int, size: int, failed: int, missing: int, gates: Mapping[str, Any], health_failed: int = 0
+) -> GateDecision:
+    """The gate of a batch of ``size`` minions with ``failed`` (health failures included) and ``missing`` ones."""
+    return GateDecision(
+        batch=batch,
+        size=size,
+        failed=failed,
+        missing=missing,
+        max_failure_ratio=float(gates.get("max_failure_ratio", 0.0)),
+        max_missing_ratio=float(gates.get("max_missing_ratio", 0.0)),
+        health_failed=health_failed,
+    )

@@ -1,0 +1,143 @@
+"""What the rollout needs from the sync stage, as a small interface, and its adapter onto :mod:`pipeline.sync`.
+
+The rollout never touches a syndic's file_roots itself. It asks a :class:`ReleaseServing` to
+
+* :meth:`~ReleaseServing.expose` the release as its own saltenv on every syndic of the environment (``base``
+  unchanged) - idempotent: a release already staged there is only verified;
+* :meth:`~ReleaseServing.attest` that every syndic serves it under that saltenv (planning refuses otherwise);
+* tell which release ``base`` serves (:meth:`~ReleaseServing.served_base`) - the rollback target;
+* :meth:`~ReleaseServing.promote` a release to ``base`` after the last batch (and back, for ``saltpipe rollback``).
+
+:class:`SyncServing` implements it with :func:`pipeline.sync.sync_release` and the attestors of
+:mod:`pipeline.sync.attest`. Unit tests use an in-memory implementation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Protocol
+
+from pipeline.config import Environment
+from pipeline.errors import SyncError
+
+
+class ReleaseServing(Protocol):
+    """The sync stage as the rollout sees it. Every method raises :class:`~pipeline.errors.SyncError` with the
+    syndic and the cause when it cannot do its job."""
+
+    def saltenv_for(self, release_id: str) -> str:
+        """The saltenv under which ``release_id`` is exposed for canary batches."""
+
+    def expose(self, env: Environment, release_id: str) -> None:
+        """Make every syndic of ``env`` serve ``release_id`` as :meth:`saltenv_for` it, without changing ``base``."""
+
+    def attest(self, env: Environment, release_id: str) -> Mapping[str, str]:
+        """Every syndic's answer (syndic -> release it serves for the release's saltenv); raises unless all serve it."""
+
+    def served_base(self, env: Environment) -> str | None:
+        """The release ``base`` serves on every syndic of ``env`` (``None`` before the first sync); raises if they differ."""
+
+    def promote(self, env: Environment, release_id: str) -> None:
+        """Switch ``base`` to ``release_id`` on every syndic of ``env`` (all or none) and attest it."""
+
+
+class SyncServing:
+    """:class:`ReleaseServing` on top of :mod:`pipeline.sync`.
+
+    ``master_configs`` (syndic -> its master config file on this host) selects the strongest attestor available
+    here (:class:`~pipeline.sync.attest.SaltMasterAttestor`: what Salt's fileserver hands out, caches refreshed);
+    without it the file_roots attestor reads the markers through the targets.
+    """
+
+    def __init__(self, state_dir: Path, keep: int, master_configs: Mapping[str, Path] | None = None) -> None:
+        self.state_dir = Path(state_dir)
+        self.keep = keep
+        self.master_configs = {k: Path(v) for k, v in (master_configs or {}).items()}
+
+    # Imports are local: pipeline.sync pulls in the SSH target and the release store, which the rollout's
+    # unit tests and `rollout status` do not need.
+
+    def saltenv_for(self, release_id: str) -> str:
+        from pipeline.sync import saltenv_for
+
+        return saltenv_for(release_id)
+
+    def _attestor(self, env: Environment, targets: Sequence[object]):  # type: ignore[no-untyped-def]
+        from pipeline.sync import FileRootsAttestor, SaltMasterAttestor
+
+        if self.master_configs and all(s.name in self.master_configs for s in env.syndics):
+            return SaltMasterAttestor(dict(self.master_configs))
+        return FileRootsAttestor(targets)  # type: ignore[arg-type]
+
+    def _sync(self, env: Environment, release_id: str, saltenv: str) -> None:
+        from pipeline.release import ReleaseStore
+        from pipeline.sync import SyncContext, close_targets, sync_release, targets_for
+
+        store = ReleaseStore.for_state_dir(self.state_dir)
+        release = store.get(release_id)
+        targets = targets_for(env)
+        try:
+            result = sync_release(
+                SyncContext(
+                    environment=env.name,
+                    release=release,
+                    targets=targets,
+                    store=store,
+                    keep=self.keep,
+                    saltenv=saltenv,
+                    attestor=self._attestor(env, targets),
+                )
+            )
+        finally:
+            close_targets(targets)
+        if not result.ok:
+            raise SyncError(
+                f"{release_id} could not be {'promoted to base' if saltenv == 'base' else f'exposed as {saltenv}'} "
+                f"on {env.name}:\n  " + "\n  ".join(result.failures()),
+                hint="fix the syndic named above and run the command again (every syndic kept what it served)",
+            )
+
+    def expose(self, env: Environment, release_id: str) -> None:
+        self._sync(env, release_id, self.saltenv_for(release_id))
+
+    def attest(self, env: Environment, release_id: str) -> Mapping[str, str]:
+        from pipeline.sync import attest, close_targets, targets_for
+
+        targets = targets_for(env)
+        try:
+            attestation = attest(
+                self._attestor(env, targets), [s.name for s in env.syndics], release_id, self.saltenv_for(release_id)
+            )
+        finally:
+            close_targets(targets)
+        if not attestation.ok:
+            raise SyncError(
+                f"the syndics of {env.name} do not all serve {release_id} as saltenv {attestation.saltenv} "
+                f"({attestation.method}):\n  " + "\n  ".join(attestation.problems()),
+                hint=f"run `saltpipe sync {env.name} --release {release_id}` and check the syndic named above",
+            )
+        return {s.syndic: str(s.release) for s in attestation.served}
+
+    def served_base(self, env: Environment) -> str | None:
+        from pipeline.sync import close_targets, environment_status, targets_for
+
+        targets = targets_for(env)
+        try:
+            status = environment_status(targets)
+        finally:
+            close_targets(targets)
+        errors = [f"{s.syndic}: {s.error}" for s in status if s.error]
+        if errors:
+            raise SyncError(f"cannot read what the syndics of {env.name} serve: " + "; ".join(errors))
+        served = {s.served for s in status}
+        if len(served) != 1:
+            listing = ", ".join(f"{s.syndic}: {s.served or 'nothing'}" for s in status)
+            raise SyncError(
+                f"the syndics of {env.name} serve different releases as base ({listing})",
+                hint=f"sync one release to all of them first (`saltpipe sync {env.name} --release ID`)",
+            )
+        return served.pop()
+
+    def promote(self, env: Environment, release_id: str) -> None:
+        self._sync(env, release_id, "base")

@@ -1,0 +1,522 @@
+"""The executor against a scripted Salt client: happy path, halt + rollback, lost returns, resume, lock, promotion."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from rollout_helpers import PREVIOUS, PROD_FLEET, RELEASE, TEST_FLEET, Harness, make_config
+
+from pipeline.errors import LockError, SaltError
+from pipeline.lock import EnvironmentLock
+from pipeline.rollout import (
+    Outcome,
+    PlanError,
+    PromotionRefused,
+    Recovery,
+    RolloutStateError,
+    RolloutStore,
+    load_progress,
+    resume_rollout,
+    rollback_environment,
+    start_rollout,
+)
+from pipeline.salt_client.scripted import Behavior, ScriptedSaltClient, failed_state_return
+
+
+def fail_apply_on(*minions: str, saltenv: str | None = RELEASE):
+    """A script: state.apply of ``saltenv`` fails on ``minions`` (render error on the first, failed state else)."""
+
+    def script(minion: str, fun: str, arg: Any, kwarg: dict[str, Any]) -> Behavior | None:
+        if fun == "state.apply" and minion in minions and (saltenv is None or kwarg.get("saltenv") == saltenv):
+            return Behavior(ret=failed_state_return(), retcode=2)
+        return None
+
+    return script
+
+
+def published_minions(client: ScriptedSaltClient, saltenv: str) -> set[str]:
+    return {m for r in client.published if r.kwarg.get("saltenv") == saltenv for m in r.targets}
+
+
+def succeed_test(harness: Harness) -> None:
+    """Record a successful test rollout of RELEASE (production requires it)."""
+    client = ScriptedSaltClient(TEST_FLEET)
+    assert start_rollout(harness.ctx("test", client), RELEASE).outcome is Outcome.SUCCEEDED
+    harness.serving.base = PREVIOUS  # production's syndics still serve the previous release
+
+
+# -- happy path ------------------------------------------------------------------------------------------------------
+
+
+def test_happy_path_runs_canary_first_then_batches_and_promotes(harness: Harness) -> None:
+    client = ScriptedSaltClient(TEST_FLEET)
+    result = start_rollout(harness.ctx("test", client), RELEASE, commit="c0ffee")
+    assert result.outcome is Outcome.SUCCEEDED and result.ok
+    # Every job went to an explicit list, canary alone first, each batch synced before it was applied.
+    jobs = [(r.fun, r.targets, r.kwarg) for r in client.published]
+    assert jobs == [
+        ("saltutil.sync_all", ("test-web-1",), {"saltenv": RELEASE}),
+        ("state.apply", ("test-web-1",), {"saltenv": RELEASE}),
+        ("saltutil.sync_all", ("test-db-1",), {"saltenv": RELEASE}),
+        ("state.apply", ("test-db-1",), {"saltenv": RELEASE}),
+        ("saltutil.sync_all", ("test-web-2",), {"saltenv": RELEASE}),
+        ("state.apply", ("test-web-2",), {"saltenv": RELEASE}),
+    ]
+    assert all("pillarenv" not in r.kwarg for r in client.published)
+    assert harness.serving.promotions == [("test", RELEASE)]
+    assert RELEASE in harness.serving.exposed
+    # The promotion happens after the last batch, not before.
+    events = [r["event"] for r in harness.records]
+    assert events.index("promoted") > max(i for i, e in enumerate(events) if e == "batch_finished")
+    store = RolloutStore(harness.state_dir)
+    assert store.current("test") is None
+    assert [h["outcome"] for h in store.history("test")] == ["succeeded"]
+    report = json.loads(result.report_path.read_text())
+    assert report["outcome"] == "succeeded" and report["commit"] == "c0ffee"
+    assert report["totals"]["succeeded"] == 3
+    assert all(m["result"] == "succeeded" and m["jid"] for b in report["batches"] for m in b["minions"])
+
+
+def test_every_decision_and_result_is_in_the_journal(harness: Harness) -> None:
+    client = ScriptedSaltClient(TEST_FLEET)
+    result = start_rollout(harness.ctx("test", client), RELEASE)
+    path = harness.state_dir / "rollouts" / "test" / result.plan.rollout_id / "journal.jsonl"
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [r["seq"] for r in lines] == list(range(1, len(lines) + 1))
+    assert lines == harness.records  # the observer saw exactly what was written
+    results = [r for r in lines if r["event"] == "minion_result"]
+    assert {(r["minion"], r["step"]) for r in results} == {(m, s) for m in TEST_FLEET for s in ("sync", "apply")}
+    assert all(r["status"] == "ok" and r["jid"] for r in results)
+    assert [r["passed"] for r in lines if r["event"] == "gate"] == [True, True, True]
+    assert lines[0]["event"] == "rollout_started" and lines[-1]["event"] == "rollout_finished"
+
+
+# -- halt and rollback -----------------------------------------------------------------------------------------------
+
+
+def test_failing_canary_halts_and_rolls_back_touching_no_other_minion(harness: Harness) -> None:
+    client = ScriptedSaltClient(TEST_FLEET, script=fail_apply_on("test-web-1"))
+    result = start_rollout(harness.ctx("test", client), RELEASE)
+    assert result.outcome is Outcome.ROLLED_BACK and not result.ok
+    # Only the canary ever received anything: the new release, then the rollback.
+    assert client.touched() == {"test-web-1"}
+    assert published_minions(client, RELEASE) == {"test-web-1"}
+    assert published_minions(client, "base") == {"test-web-1"}
+    assert harness.serving.promotions == []  # base still serves the previous release
+    halted = harness.events("halted")
+    assert len(halted) == 1 and halted[0]["batch"] == 0 and "1/1 failed" in halted[0]["reason"]
+    report = json.loads(result.report_path.read_text())
+    assert report["outcome"] == "rolled_back"
+    assert [b["status"] for b in report["batches"]] == ["failed", "not_run", "not_run"]
+    assert report["batches"][0]["minions"][0]["result"] == "rolled_back"
+    assert report["batches"][0]["minions"][0]["steps"]["apply"]["reasons"]
+    assert report["totals"] == {"succeeded": 0, "failed": 0, "missing": 0, "rolled_back": 1, "untouched": 2, "pending": 0}
+    assert report["rollback"]["status"] == "done" and report["rollback"]["release"] == PREVIOUS
+
+
+def test_failure_in_a_later_batch_rolls_back_it_and_every_earlier_batch(harness: Harness) -> None:
+    client = ScriptedSaltClient(TEST_FLEET, script=fail_apply_on("test-db-1"))
+    result = start_rollout(harness.ctx("test", client), RELEASE)
+    assert result.outcome is Outcome.ROLLED_BACK
+    assert "test-web-2" not in client.touched()  # batch 2 never ran
+    rollback_jobs = [(r.fun, r.targets) for r in client.published if r.kwarg.get("saltenv") == "base"]
+    # The failed batch first, then back towards the canary.
+    assert rollback_jobs == [
+        ("saltutil.sync_all", ("test-db-1",)),
+        ("state.apply", ("test-db-1",)),
+        ("saltutil.sync_all", ("test-web-1",)),
+        ("state.apply", ("test-web-1",)),
+    ]
+
+
+def test_no_rollback_halts_and_leaves_the_touched_minions(harness: Harness) -> None:
+    client = ScriptedSaltClient(TEST_FLEET, script=fail_apply_on("test-db-1"))
+    result = start_rollout(harness.ctx("test", client), RELEASE, no_rollback=True)
+    assert result.outcome is Outcome.HALTED
+    assert published_minions(client, "base") == set()
+    assert "--no-rollback" in harness.events("rollback_skipped")[0]["reason"]
+    report = json.loads(result.report_path.read_text())
+    assert [m["result"] for b in report["batches"] for m in b["minions"]] == ["succeeded", "failed", "untouched"]
+    # Later, the operator rolls back what that rollout left: a rollback run over the touched minions only.
+    rb_client = ScriptedSaltClient(TEST_FLEET)
+    rb = rollback_environment(harness.ctx("test", rb_client))
+    assert rb.outcome is Outcome.SUCCEEDED and rb.plan.kind == "rollback" and rb.plan.rolls_back == result.plan.rollout_id
+    assert rb_client.touched() == {"test-web-1", "test-db-1"}
+    assert published_minions(rb_client, "base") == {"test-web-1", "test-db-1"}
+    with pytest.raises(RolloutStateError, match="nothing to roll back"):
+        rollback_environment(harness.ctx("test", ScriptedSaltClient(TEST_FLEET)))
+
+
+def test_first_release_cannot_be_rolled_back_and_says_so(harness: Harness) -> None:
+    harness.serving.base = None
+    client = ScriptedSaltClient(TEST_FLEET, script=fail_apply_on("test-web-1"))
+    result = start_rollout(harness.ctx("test", client), RELEASE)
+    assert result.outcome is Outcome.HALTED
+    assert "nothing to roll back to" in harness.events("rollback_skipped")[0]["reason"]
+    assert client.touched() == {"test-web-1"}
+
+
+def test_failure_ratio_lets_a_batch_pass_within_its_budget(harness: Harness) -> None:
+    harness.config = make_config(production={"gates": {"max_failure_ratio": 0.5, "max_missing_ratio": 0.0}})
+    harness.serving.base = PREVIOUS
+    # production requires a test rollout of the release and an approval
+    succeed_test(harness)
+    client = ScriptedSaltClient(PROD_FLEET, script=fail_apply_on("prod-a-3"))
+    result = start_rollout(harness.ctx("production", client), RELEASE, approve=["alice"])
+    assert result.outcome is Outcome.SUCCEEDED
+    gates = harness.events("gate")
+    assert [g["failed"] for g in gates][-1] == 1 and all(g["passed"] for g in gates)
+
+
+def test_rollback_that_fails_on_a_minion_is_reported_as_halted(harness: Harness) -> None:
+    def script(minion: str, fun: str, arg: Any, kwarg: dict[str, Any]) -> Behavior | None:
+        if fun == "state.apply" and minion == "test-web-1":
+            return Behavior(ret=failed_state_return(), retcode=2)  # fails forward and back
+        return None
+
+    result = start_rollout(harness.ctx("test", ScriptedSaltClient(TEST_FLEET, script=script)), RELEASE)
+    assert result.outcome is Outcome.HALTED
+    assert harness.events("rollback_finished")[0]["failed"] == ["test-web-1"]
+
+
+# -- lost returns ----------------------------------------------------------------------------------------------------
+
+
+def test_minion_still_running_is_waited_for_not_counted_missing(harness: Harness) -> None:
+    # The canary's apply return arrives only after find_job reported it running twice.
+    def script(minion: str, fun: str, arg: Any, kwarg: dict[str, Any]) -> Behavior | None:
+        if fun == "state.apply" and minion == "test-web-1":
+            return Behavior(delay_polls=10_000, running_polls=2)
+        return None
+
+    client = ScriptedSaltClient(TEST_FLEET, script=script)
+    result = start_rollout(harness.ctx("test", client), RELEASE)
+    assert result.outcome is Outcome.SUCCEEDED
+    finds = [r for r in harness.events("lookup") if r["method"] == "find_job"]
+    assert finds[0]["running"] == ["test-web-1"]
+    canary_apply = [r for r in harness.events("minion_result") if r["minion"] == "test-web-1" and r["step"] == "apply"]
+    assert canary_apply[0]["status"] == "ok" and canary_apply[0]["source"] == "event"
+
+
+@pytest.mark.parametrize(
+    "delivery,source",
+    [("master_cache", "master_cache"), ("syndic_cache", "syndic_cache:syndic-test")],
+)
+def test_lost_return_is_recovered_from_a_job_cache(harness: Harness, delivery: str, source: str) -> None:
+    def script(minion: str, fun: str, arg: Any, kwarg: dict[str, Any]) -> Behavior | None:
+        if fun == "state.apply" and minion == "test-web-1":
+            return Behavior(delivery=delivery)  # type: ignore[arg-type]
+        return None
+
+    client = ScriptedSaltClient(TEST_FLEET, script=script)
+    result = start_rollout(harness.ctx("test", client), RELEASE)
+    assert result.outcome is Outcome.SUCCEEDED
+    res = [r for r in harness.events("minion_result") if r["minion"] == "test-web-1" and r["step"] == "apply"][0]
+    assert res["status"] == "ok" and res["source"] == source
+
+
+def test_truly_missing_minion_is_looked_up_then_counted_missing_and_halts(harness: Harness) -> None:
+    def script(minion: str, fun: str, arg: Any, kwarg: dict[str, Any]) -> Behavior | None:
+        if minion == "test-db-1" and kwarg.get("saltenv") == RELEASE:
+            return Behavior(delivery="never")  # it stops mid-run and never answers
+        return None
+
+    client = ScriptedSaltClient(TEST_FLEET, script=script, reachable_syndic_caches=frozenset())
+    ctx = harness.ctx("test", client)
+    result = start_rollout(ctx, RELEASE)
+    assert result.outcome is Outcome.ROLLED_BACK
+    lookups = [r for r in harness.events("lookup") if "test-db-1" in r["asked"]]
+    methods = [r["method"] for r in lookups if r["step"] == "sync"]
+    # Every round asks the MoM's job cache, the minion's syndic, and the minion itself.
+    assert methods == ["master_cache", "syndic_cache:syndic-test", "find_job"] * ctx.recovery.retries
+    assert all("unavailable" in r for r in lookups if r["method"].startswith("syndic_cache"))
+    missing = [r for r in harness.events("minion_result") if r["status"] == "missing"]
+    assert [(r["minion"], r["step"]) for r in missing[:1]] == [("test-db-1", "sync")]
+    assert "no return" in missing[0]["reasons"][0]
+    # It was never applied (its sync never returned), and never promoted.
+    assert ("test-db-1",) not in [r.targets for r in client.calls("state.apply") if r.kwarg["saltenv"] == RELEASE]
+    assert harness.serving.promotions == []
+    assert "test-web-2" not in client.touched()
+    # The waits were the configured ones: job timeout, then the lookup interval, never a busy loop.
+    assert max(harness.clock.slept) <= ctx.recovery.interval
+
+
+def test_missing_within_the_missing_budget_passes(harness: Harness) -> None:
+    harness.config = make_config(test={"gates": {"max_failure_ratio": 0.0, "max_missing_ratio": 1.0}})
+
+    def script(minion: str, fun: str, arg: Any, kwarg: dict[str, Any]) -> Behavior | None:
+        return Behavior(delivery="never") if minion == "test-web-2" else None
+
+    result = start_rollout(harness.ctx("test", ScriptedSaltClient(TEST_FLEET, script=script)), RELEASE)
+    assert result.outcome is Outcome.SUCCEEDED
+    report = json.loads(result.report_path.read_text())
+    assert report["totals"]["missing"] == 1
+
+
+# -- health and bake -------------------------------------------------------------------------------------------------
+
+
+def test_bake_and_health_function_gate_the_batch(harness: Harness) -> None:
+    harness.config = make_config(
+        test={"gates": {"bake_seconds": 30, "health_check": {"function": "ops_app.health", "args": ["http://x/h"]}}}
+    )
+
+    def script(minion: str, fun: str, arg: Any, kwarg: dict[str, Any]) -> Behavior | None:
+        if fun == "ops_app.health" and minion == "test-db-1":
+            return Behavior(ret=False)
+        return None
+
+    client = ScriptedSaltClient(TEST_FLEET, script=script, extra=("ops_app.health",))
+    result = start_rollout(harness.ctx("test", client), RELEASE)
+    assert result.outcome is Outcome.ROLLED_BACK
+    assert harness.clock.slept.count(30) == 2  # canary and batch 1 baked before their health checks
+    health = client.calls("ops_app.health")
+    assert [r.targets for r in health] == [("test-web-1",), ("test-db-1",)] and health[0].arg == ("http://x/h",)
+    gate = harness.events("gate")[-1]
+    assert not gate["passed"] and gate["health_failed"] == 1
+
+
+def test_health_function_must_be_allowed_by_the_client(harness: Harness) -> None:
+    harness.config = make_config(test={"gates": {"health_check": {"function": "ops_app.health"}}})
+    client = ScriptedSaltClient(TEST_FLEET)  # built without the health function
+    with pytest.raises(PlanError, match="not allowed"):
+        start_rollout(harness.ctx("test", client), RELEASE)
+    assert client.published == []
+
+
+def test_http_health_check_per_minion(harness: Harness) -> None:
+    harness.config = make_config(test={"gates": {"health_check": {"url": "http://{host}:8080/health?m={minion}"}}})
+
+    def script(minion: str, fun: str, arg: Any, kwarg: dict[str, Any]) -> Behavior | None:
+        if fun == "grains.item":
+            return Behavior(ret={"fqdn": f"{minion}.example.net"})
+        return None
+
+    seen: list[str] = []
+
+    def http_get(url: str, timeout: float) -> int:
+        seen.append(url)
+        return 503 if "test-web-2" in url else 200
+
+    client = ScriptedSaltClient(TEST_FLEET, script=script)
+    result = start_rollout(harness.ctx("test", client, http_get=http_get), RELEASE)
+    assert result.outcome is Outcome.ROLLED_BACK
+    assert seen == [
+        "http://test-web-1.example.net:8080/health?m=test-web-1",
+        "http://test-db-1.example.net:8080/health?m=test-db-1",
+        "http://test-web-2.example.net:8080/health?m=test-web-2",
+    ]
+    bad = [r for r in harness.events("minion_result") if r["step"] == "health" and r["status"] == "failed"]
+    assert bad[0]["minion"] == "test-web-2" and "HTTP 503" in bad[0]["reasons"][0]
+
+
+# -- resume ----------------------------------------------------------------------------------------------------------
+
+
+class Crash(BaseException):
+    """Stands for the rollout process being killed (not an exception the executor may catch)."""
+
+
+def test_resume_after_a_crash_mid_batch_collects_by_jid_and_never_reruns_a_finished_batch(harness: Harness) -> None:
+    client = ScriptedSaltClient(TEST_FLEET)
+
+    def crash_after_batch1_apply_published(record: dict[str, Any]) -> None:
+        if record["event"] == "step_published" and record["batch"] == 1 and record["step"] == "apply":
+            raise Crash()
+
+    with pytest.raises(Crash):
+        start_rollout(harness.ctx("test", client, observer=crash_after_batch1_apply_published), RELEASE)
+    store = RolloutStore(harness.state_dir)
+    rollout_id = store.current("test")
+    assert rollout_id and load_progress(store, "test", rollout_id).state() == "running"
+    before = len(client.published)
+
+    with pytest.raises(RolloutStateError, match="unfinished"):
+        start_rollout(harness.ctx("test", client), RELEASE)
+
+    result = resume_rollout(harness.ctx("test", client))
+    assert result.outcome is Outcome.SUCCEEDED and result.plan.rollout_id == rollout_id
+    after = client.published[before:]
+    # Nothing was published again to the canary or to batch 1: batch 1's apply was collected by its jid.
+    assert [(r.fun, r.targets) for r in after] == [
+        ("saltutil.sync_all", ("test-web-2",)),
+        ("state.apply", ("test-web-2",)),
+    ]
+    recovered = [r for r in harness.events("minion_result") if r["minion"] == "test-db-1" and r["step"] == "apply"]
+    assert recovered[-1]["source"] == "master_cache"
+    assert len(harness.events("resumed")) == 1
+    assert store.current("test") is None
+
+
+def test_crash_inside_publish_republishes_the_step_on_resume(harness: Harness) -> None:
+    client = ScriptedSaltClient(TEST_FLEET)
+
+    def crash(record: dict[str, Any]) -> None:
+        if record["event"] == "step_publishing" and record["batch"] == 2 and record["step"] == "sync":
+            raise Crash()
+
+    with pytest.raises(Crash):
+        start_rollout(harness.ctx("test", client, observer=crash), RELEASE)
+    result = resume_rollout(harness.ctx("test", client))
+    assert result.outcome is Outcome.SUCCEEDED
+    assert [r.targets for r in client.calls("saltutil.sync_all")] == [("test-web-1",), ("test-db-1",), ("test-web-2",)]
+
+
+def test_resume_continues_an_interrupted_rollback(harness: Harness) -> None:
+    client = ScriptedSaltClient(TEST_FLEET, script=fail_apply_on("test-db-1"))
+
+    def crash(record: dict[str, Any]) -> None:
+        if record["event"] == "step_finished" and record["step"] == "rollback_apply" and record["batch"] == 1:
+            raise Crash()
+
+    with pytest.raises(Crash):
+        start_rollout(harness.ctx("test", client, observer=crash), RELEASE)
+    result = resume_rollout(harness.ctx("test", client))
+    assert result.outcome is Outcome.ROLLED_BACK
+    rollback_targets = [r.targets for r in client.published if r.kwarg.get("saltenv") == "base"]
+    assert rollback_targets == [("test-db-1",), ("test-db-1",), ("test-web-1",), ("test-web-1",)]
+
+
+def test_infrastructure_error_leaves_the_rollout_resumable(harness: Harness) -> None:
+    class Flaky(ScriptedSaltClient):
+        fail = True
+
+        def publish(self, targets, fun, arg=(), kwarg=None):  # type: ignore[no-untyped-def]
+            if self.fail and fun == "state.apply" and "test-db-1" in targets:
+                raise SaltError("the master-of-masters cannot be reached")
+            return super().publish(targets, fun, arg, kwarg)
+
+    client = Flaky(TEST_FLEET)
+    with pytest.raises(SaltError):
+        start_rollout(harness.ctx("test", client), RELEASE)
+    assert harness.events("error")[0]["message"] == "the master-of-masters cannot be reached"
+    client.fail = False
+    assert resume_rollout(harness.ctx("test", client)).outcome is Outcome.SUCCEEDED
+
+
+def test_resume_without_an_unfinished_rollout_is_refused(harness: Harness) -> None:
+    with pytest.raises(RolloutStateError, match="no unfinished rollout"):
+        resume_rollout(harness.ctx("test", ScriptedSaltClient(TEST_FLEET)))
+
+
+def test_operator_rollback_of_an_unfinished_rollout(harness: Harness) -> None:
+    client = ScriptedSaltClient(TEST_FLEET)
+
+    def crash(record: dict[str, Any]) -> None:
+        if record["event"] == "batch_finished" and record["batch"] == 1:
+            raise Crash()
+
+    with pytest.raises(Crash):
+        start_rollout(harness.ctx("test", client, observer=crash), RELEASE)
+    result = rollback_environment(harness.ctx("test", client))
+    assert result.outcome is Outcome.ROLLED_BACK
+    assert published_minions(client, "base") == {"test-web-1", "test-db-1"}
+    assert harness.events("halted")[-1]["reason"] == "rollback requested by the operator"
+
+
+def test_rollback_after_a_promoted_rollout_switches_base_back_and_reapplies(harness: Harness) -> None:
+    first = start_rollout(harness.ctx("test", ScriptedSaltClient(TEST_FLEET)), RELEASE)
+    assert harness.serving.base == RELEASE
+    client = ScriptedSaltClient(TEST_FLEET)
+    result = rollback_environment(harness.ctx("test", client))
+    assert result.outcome is Outcome.SUCCEEDED
+    assert harness.serving.promotions[-1] == ("test", PREVIOUS) and harness.serving.base == PREVIOUS
+    assert result.plan.rolls_back == first.plan.rollout_id and result.plan.release == PREVIOUS
+    assert client.calls("saltutil.sync_all")[0].targets == ("test-web-1",)  # canary first again
+    assert published_minions(client, "base") == set(TEST_FLEET)
+    # Base was switched back before the first minion was touched.
+    events = [r["event"] for r in harness.records[harness.records.index(harness.events("rollout_started")[-1]):]]
+    assert events.index("promoted") < events.index("step_publishing")
+
+
+# -- lock and promotion ----------------------------------------------------------------------------------------------
+
+
+def test_lock_refuses_a_concurrent_rollout(harness: Harness) -> None:
+    client = ScriptedSaltClient(TEST_FLEET)
+    with EnvironmentLock(harness.state_dir, "test", "sync"):
+        with pytest.raises(LockError, match="sync by"):
+            start_rollout(harness.ctx("test", client), RELEASE)
+        with pytest.raises(LockError):
+            resume_rollout(harness.ctx("test", client))
+    assert client.published == []
+    # Other environments are not blocked.
+    with EnvironmentLock(harness.state_dir, "production", "rollout"):
+        assert start_rollout(harness.ctx("test", client), RELEASE).ok
+
+
+def test_production_refused_without_a_test_rollout(harness: Harness) -> None:
+    client = ScriptedSaltClient(PROD_FLEET)
+    with pytest.raises(PromotionRefused, match="no successful rollout of .* to test") as excinfo:
+        start_rollout(harness.ctx("production", client), RELEASE, approve=["alice"])
+    assert excinfo.value.exit_code == 1
+    assert client.published == [] and harness.serving.exposed == set()
+
+
+def test_production_refused_after_a_failed_test_rollout(harness: Harness) -> None:
+    start_rollout(harness.ctx("test", ScriptedSaltClient(TEST_FLEET, script=fail_apply_on("test-web-1"))), RELEASE)
+    with pytest.raises(PromotionRefused, match="no successful rollout"):
+        start_rollout(harness.ctx("production", ScriptedSaltClient(PROD_FLEET)), RELEASE, approve=["alice"])
+
+
+def test_production_refused_without_approvals_then_accepted(harness: Harness) -> None:
+    succeed_test(harness)
+    client = ScriptedSaltClient(PROD_FLEET)
+    with pytest.raises(PromotionRefused, match="needs 1 approval.*has 0"):
+        start_rollout(harness.ctx("production", client), RELEASE)
+    assert client.published == []
+    result = start_rollout(harness.ctx("production", client), RELEASE, approve=["alice"])
+    assert result.outcome is Outcome.SUCCEEDED
+    check = harness.events("promotion_checked")[-1]
+    assert check["approvals"][0]["name"] == "alice" and check["approvals"][0]["at"]
+    assert check["satisfied_by"]["test"]
+    report = json.loads(result.report_path.read_text())
+    assert report["promotion"]["approvals"][0]["name"] == "alice"
+    # Canary first across syndics, then the batches
+    sizes = [len(r.targets) for r in client.calls("state.apply")]
+    assert sizes == [1, 1, 4]
+
+
+def test_approvals_add_up_across_runs_and_count_each_name_once(harness: Harness) -> None:
+    harness.config = make_config(production={"approvals_required": 2})
+    succeed_test(harness)
+    client = ScriptedSaltClient(PROD_FLEET)
+    with pytest.raises(PromotionRefused, match="has 1 \\(alice\\)"):
+        start_rollout(harness.ctx("production", client), RELEASE, approve=["alice", "alice"])
+    assert start_rollout(harness.ctx("production", client), RELEASE, approve=["bob"]).ok
+
+
+def test_plan_refuses_when_a_syndic_does_not_serve_the_release(harness: Harness) -> None:
+    harness.serving.fail_attest = True
+    client = ScriptedSaltClient(TEST_FLEET)
+    with pytest.raises(Exception, match="serves nothing"):
+        start_rollout(harness.ctx("test", client), RELEASE)
+    assert client.published == []
+    assert RolloutStore(harness.state_dir).current("test") is None
+
+
+def test_plan_refuses_a_release_base_already_serves(harness: Harness) -> None:
+    harness.serving.base = RELEASE
+    with pytest.raises(PlanError, match="already serves"):
+        start_rollout(harness.ctx("test", ScriptedSaltClient(TEST_FLEET)), RELEASE)
+
+
+def test_unreachable_minions_refuse_the_plan(harness: Harness) -> None:
+    client = ScriptedSaltClient(TEST_FLEET, silent={"test-web-9": "syndic-test"})
+    with pytest.raises(PlanError, match="test-web-9"):
+        start_rollout(harness.ctx("test", client), RELEASE)
+    assert client.touched() == set()
+
+
+def test_recovery_settings_bound_the_waits(harness: Harness) -> None:
+    rec = Recovery(job_timeout=7, poll_interval=0.5, retries=2, interval=3, find_job_timeout=1, max_wait=20)
+
+    def script(minion: str, fun: str, arg: Any, kwarg: dict[str, Any]) -> Behavior | None:
+        return Behavior(delivery="never") if minion == "test-web-1" else None
+
+    start = harness.clock.now
+    start_rollout(harness.ctx("test", ScriptedSaltClient(TEST_FLEET, script=script), recovery=rec), RELEASE)
+    # forward sync (7 s + 2 x 3 s) then the rollback's sync of the same missing minion (7 s + 2 x 3 s)
+    assert harness.clock.now - start == pytest.approx(2 * (7 + 2 * 3))
