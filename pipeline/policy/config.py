@@ -95,13 +95,6 @@ class PolicyConfig(_Model):
     waivers: tuple[Waiver, ...] = ()
     source: Path | None = Field(default=None, exclude=True)
 
-    @field_validator("severities", mode="before")
-    @classmethod
-    def _severities(cls, value: object) -> object:
-        if isinstance(value, dict):
-            return {k: Severity.parse(v) if isinstance(v, str) else v for k, v in value.items()}
-        return value
-
     @field_validator("renderers", "templates")
     @classmethod
     def _names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
