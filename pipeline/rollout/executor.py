@@ -274,13 +274,15 @@ def resume_rollout(ctx: RolloutContext) -> RolloutResult:
         lock.release()
 
 
-def rollback_environment(ctx: RolloutContext) -> RolloutResult:
+def rollback_environment(ctx: RolloutContext, on_plan: Callable[[Plan], None] | None = None) -> RolloutResult:
     """Roll the environment back to the release before its last rollout (holding the lock).
 
     * An unfinished rollout is halted here and its touched minions are rolled back (base never changed).
     * A finished rollout that reached minions (succeeded, or halted with ``--no-rollback``) gets a *rollback run*:
       ``base`` is switched back to the previous release if needed, then applied - canary first, in batches, with
       the same gates - to the minions that rollout reached. Refused when there is nothing to roll back.
+
+    ``on_plan`` is called with the plan being rolled back (or the new rollback run's plan) before anything runs.
     """
     env = ctx.environment
     lock = _lock(ctx, "rollback")
@@ -289,6 +291,8 @@ def rollback_environment(ctx: RolloutContext) -> RolloutResult:
         current = store.current(env.name)
         if current:
             progress = load_progress(store, env.name, current)
+            if on_plan:
+                on_plan(progress.plan)
             executor = _Executor(ctx, progress.plan, progress)
             if not progress.halted:
                 executor.write("halted", batch=None, reason="rollback requested by the operator", by=_user())
@@ -335,6 +339,8 @@ def rollback_environment(ctx: RolloutContext) -> RolloutResult:
             no_rollback=True,
             client=ctx.client.name,
         )
+        if on_plan:
+            on_plan(plan)
         return executor.run()
     finally:
         lock.release()

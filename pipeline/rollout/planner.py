@@ -185,7 +185,7 @@ def describe_plan(plan: Plan, max_ids: int = 8) -> list[str]:
         f"  target {plan.target}: {plan.population} minion(s) - "
         + ", ".join(f"{s}: {n}" for s, n in sorted(by_syndic.items())),
         f"  schedule {plan.schedule}; gates: max failure {plan.gates.get('max_failure_ratio', 0):.0%}, "
-        f"max missing {plan.gates.get('max_missing_ratio', 0):.0%}, bake {plan.gates.get('bake_seconds', 0)}s"
+        f"max missing {plan.gates.get('max_missing_ratio', 0):.0%}, bake {float(plan.gates.get('bake_seconds', 0)):g}s"
         + (", health check" if plan.gates.get("health_check") else ""),
     ]
     for batch in plan.batches:

@@ -1,0 +1,218 @@
+"""The Salt client interface: the allow list, list targeting, event parsing (LocalClient) and salt-api's HTTP shape.
+
+salt-api is played by ``responses`` with the payloads rest_cherrypy returns; the LocalClient's event routing is fed
+events as ``SaltEvent.get_event(full=True)`` yields them. Both clients run against real daemons in the integration
+tests.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import responses
+
+from pipeline.errors import SaltError
+from pipeline.salt_client import FunctionNotAllowed, LookupUnavailable, check_extra_functions
+from pipeline.salt_client.api import SaltApiClient
+from pipeline.salt_client.base import returns_from_list_job, running_from_find_job
+from pipeline.salt_client.local import EventRouter
+from pipeline.salt_client.scripted import ScriptedSaltClient
+
+URL = "https://mom.example.net:8000"
+JID = "20250101120000123456"
+
+
+# -- allow list ------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fun", ["cmd.run", "cmd.script", "state.single", "saltutil.cmd", "file.remove", "test.arg"])
+def test_functions_outside_the_allow_list_are_never_published(fun: str) -> None:
+    client = ScriptedSaltClient({"m1": None})
+    with pytest.raises(FunctionNotAllowed):
+        client.publish(["m1"], fun)
+    assert client.published == []
+
+
+@pytest.mark.parametrize("fun", ["cmd.run", "saltutil.runner", "saltutil.cmd", "state.high", "event.fire_master",
+                                 "ops_app.health; rm", "OPS.health", "health"])
+def test_extra_functions_cannot_widen_the_allow_list_to_commands(fun: str) -> None:
+    with pytest.raises(FunctionNotAllowed):
+        check_extra_functions([fun])
+
+
+def test_extra_function_is_allowed_for_that_client_only() -> None:
+    client = ScriptedSaltClient({"m1": None}, extra=("ops_app.health",))
+    assert client.publish(["m1"], "ops_app.health").jid
+    with pytest.raises(FunctionNotAllowed):
+        ScriptedSaltClient({"m1": None}).publish(["m1"], "ops_app.health")
+
+
+@pytest.mark.parametrize("targets", [[], ["m1,m2"], ["*"], ["G@role:web"], [""], ["m1 m2"]])
+def test_list_targets_are_plain_minion_ids(targets: list[str]) -> None:
+    client = ScriptedSaltClient({"m1": None})
+    with pytest.raises(Exception, match="minion|empty"):
+        client.publish(targets, "test.ping")
+
+
+def test_runner_allow_list() -> None:
+    client = ScriptedSaltClient({"m1": None})
+    with pytest.raises(FunctionNotAllowed):
+        client._check_runner("manage.down")  # pylint: disable=protected-access
+
+
+# -- parsing helpers -------------------------------------------------------------------------------------------------
+
+
+def test_list_job_parsing_keeps_retcodes_and_accepts_old_caches() -> None:
+    data = {
+        "Minions": ["a", "b", "c"],
+        "Result": {
+            "a": {"return": {"s": {"result": True}}, "retcode": 0, "success": True},
+            "b": {"return": ["render error"], "retcode": 1, "success": False},
+            "c": True,  # an old job cache stores the bare return
+        },
+    }
+    got = returns_from_list_job(JID, data, "master_cache")
+    assert got["a"].retcode == 0 and got["a"].success is True and got["a"].source == "master_cache"
+    assert got["b"].ret == ["render error"] and got["b"].retcode == 1
+    assert got["c"].ret is True and got["c"].retcode is None
+    assert returns_from_list_job(JID, "Requested returner could not be loaded", "x") == {}
+
+
+def test_find_job_parsing_only_counts_the_asked_job() -> None:
+    running = running_from_find_job(JID, {"a": {"jid": JID, "pid": 12}, "b": {}, "c": {"jid": "1", "pid": 3}})
+    assert set(running) == {"a"} and running["a"].pid == 12
+
+
+def test_event_router_sorts_returns_and_syndic_minion_lists() -> None:
+    router = EventRouter()
+    router.register(JID, ["direct-1"])
+    events: list[dict[str, Any]] = [
+        {"tag": f"syndic/syndic-prod-a/{JID}", "data": {"minions": ["prod-a-1", "prod-a-2"]}},
+        {"tag": f"syndic/syndic-prod-b/{JID}", "data": {"minions": ["prod-b-1"]}},
+        {"tag": f"salt/job/{JID}/ret/prod-a-1", "data": {"id": "prod-a-1", "return": True, "retcode": 0, "success": True}},
+        {"tag": f"salt/job/{JID}/ret/prod-b-1", "data": {"id": "prod-b-1", "return": {"x": 1}, "retcode": 2}},
+        {"tag": f"salt/job/{JID}/new", "data": {"minions": ["ignored"]}},
+        {"tag": "salt/job/99999999999999999999/ret/other", "data": {"id": "other", "return": True}},  # not ours
+        {"tag": f"salt/job/{JID}/ret/bad", "data": "not a mapping"},
+    ]
+    for event in events:
+        router.feed(event)
+    job = router.jobs[JID]
+    assert job.syndic_of == {"prod-a-1": "syndic-prod-a", "prod-a-2": "syndic-prod-a", "prod-b-1": "syndic-prod-b"}
+    assert job.expected == {"direct-1", "prod-a-1", "prod-a-2", "prod-b-1"}
+    assert set(job.returns) == {"prod-a-1", "prod-b-1"}
+    assert job.returns["prod-b-1"].retcode == 2 and job.returns["prod-a-1"].success is True
+    assert "99999999999999999999" not in router.jobs
+
+
+# -- salt-api --------------------------------------------------------------------------------------------------------
+
+
+def _login(rsps: responses.RequestsMock, token: str = "tok-1", url: str = URL) -> None:
+    rsps.post(f"{url}/login", json={"return": [{"token": token, "expire": 1e12, "perms": [".*"]}]})
+
+
+def _body(call: Any) -> Any:
+    return json.loads(call.request.body)
+
+
+def _api(**kw: Any) -> SaltApiClient:
+    return SaltApiClient(URL, username="saltpipe", password="secret", eauth="pam", poll_interval=0, syndic_wait=0, **kw)
+
+
+def test_salt_api_logs_in_once_and_publishes_list_targets() -> None:
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
+        _login(rsps)
+        rsps.post(f"{URL}/", json={"return": [{"jid": JID, "minions": ["m1", "m2"]}]})
+        rsps.post(f"{URL}/", json={"return": [{"jid": "20250101120000999999", "minions": ["m1", "m2"]}]})
+        client = _api()
+        pub = client.publish(["m1", "m2"], "state.apply", kwarg={"saltenv": "rel-0123456789ab"})
+        client.publish(["m1", "m2"], "saltutil.sync_all", kwarg={"saltenv": "rel-0123456789ab"})
+        assert pub.jid == JID and pub.expected == ("m1", "m2")
+        login, first, second = rsps.calls
+        assert _body(login) == {"username": "saltpipe", "password": "secret", "eauth": "pam"}
+        assert _body(first) == [{"client": "local_async", "tgt": "m1,m2", "tgt_type": "list", "fun": "state.apply",
+                                 "kwarg": {"saltenv": "rel-0123456789ab"}}]
+        assert first.request.headers["X-Auth-Token"] == "tok-1" == second.request.headers["X-Auth-Token"]
+        assert client.session.logins == 1
+
+
+def test_salt_api_logs_in_again_once_when_the_token_expired() -> None:
+    with responses.RequestsMock() as rsps:
+        _login(rsps, "tok-1")
+        rsps.get(f"{URL}/jobs/{JID}", status=401)
+        _login(rsps, "tok-2")
+        rsps.get(f"{URL}/jobs/{JID}", json={"info": [{"Minions": ["m1"], "Result": {"m1": {"return": True, "retcode": 0}}}],
+                                            "return": [{"m1": True}]})
+        client = _api()
+        got = client.returns(JID)
+        assert got["m1"].ret is True and got["m1"].retcode == 0
+        assert client.session.logins == 2 and rsps.calls[-1].request.headers["X-Auth-Token"] == "tok-2"
+
+
+def test_salt_api_refused_login_is_a_clear_error() -> None:
+    with responses.RequestsMock() as rsps:
+        rsps.post(f"{URL}/login", status=401)
+        with pytest.raises(SaltError, match="refused the login of 'saltpipe'") as excinfo:
+            _api().publish(["m1"], "test.ping")
+        assert "SALTPIPE_SALT_API_PASSWORD" in str(excinfo.value.hint)
+
+
+def test_salt_api_acl_refusal_is_not_mistaken_for_an_empty_job() -> None:
+    # salt-api answers {"return": [{}]} when the eauth ACL refuses the function.
+    with responses.RequestsMock() as rsps:
+        _login(rsps)
+        rsps.post(f"{URL}/", json={"return": [{}]})
+        with pytest.raises(SaltError, match="did not publish state.apply"):
+            _api().publish(["m1"], "state.apply")
+
+
+def test_salt_api_find_job_and_lookup() -> None:
+    with responses.RequestsMock() as rsps:
+        _login(rsps)
+        rsps.post(f"{URL}/", json={"return": [{"m1": {"jid": JID, "pid": 7, "fun": "state.apply"}, "m2": {}}]})
+        rsps.get(f"{URL}/jobs/{JID}", json={"info": [{"Minions": ["m1", "m2"], "Result": {"m2": {"return": {}, "retcode": 0}}}]})
+        client = _api()
+        running = client.find_job(["m1", "m2"], JID, timeout=5)
+        assert set(running) == {"m1"}
+        assert _body(rsps.calls[1]) == [{"client": "local", "tgt": "m1,m2", "tgt_type": "list",
+                                         "fun": "saltutil.find_job", "arg": [JID], "timeout": 5}]
+        found = client.lookup_job(JID)
+        assert set(found) == {"m2"} and found["m2"].source == "master_cache"
+        with pytest.raises(LookupUnavailable, match="syndic-prod-a"):
+            client.lookup_job(JID, syndic="syndic-prod-a")
+
+
+def test_salt_api_syndic_lookup_uses_that_syndics_api() -> None:
+    syndic_url = "https://syndic-a.example.net:8000"
+    with responses.RequestsMock() as rsps:
+        _login(rsps, "syn-tok", url=syndic_url)
+        rsps.get(f"{syndic_url}/jobs/{JID}", json={"info": [{"Result": {"m1": {"return": {"s": {"result": True}}, "retcode": 0}}}]})
+        client = _api(syndic_urls={"syndic-prod-a": syndic_url})
+        found = client.lookup_job(JID, syndic="syndic-prod-a")
+        assert found["m1"].source == "syndic_cache:syndic-prod-a"
+
+
+def test_salt_api_resolve_reports_silent_minions_and_syndics() -> None:
+    syndic_url = "https://syndic-a.example.net:8000"
+    with responses.RequestsMock() as rsps:
+        _login(rsps)
+        rsps.post(f"{URL}/", json={"return": [{"jid": JID, "minions": []}]})
+        rsps.get(f"{URL}/jobs/{JID}", json={"info": [{"Minions": ["a1", "a2", "b1"],
+                                                      "Result": {"a1": {"return": True}, "b1": {"return": True}}}]})
+        _login(rsps, "syn", url=syndic_url)
+        rsps.post(f"{syndic_url}/", json={"return": [{"jid": "1", "minions": ["a1", "a2"]}]})
+        client = _api(syndic_urls={"syndic-prod-a": syndic_url})
+        res = client.resolve("G@saltpipe_env:production", timeout=0)
+        assert res.minions == {"a1": "syndic-prod-a", "b1": None}
+        assert res.silent == {"a2": "syndic-prod-a"}
+        publish = _body(rsps.calls[1])[0]
+        assert publish["tgt_type"] == "compound" and publish["fun"] == "test.ping"
+
+
+def test_salt_api_url_must_be_http() -> None:
+    with pytest.raises(SaltError, match="http"):
+        SaltApiClient("mom:8000", username="u", password="p")
