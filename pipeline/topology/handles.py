@@ -55,6 +55,10 @@ def _parse_json(text: str) -> Any:
     """The JSON in ``text``: one document, or the merge of a stream of objects (``salt --out=json`` prints one
     object per minion as it returns). Lines that are not JSON (warnings, a refusal) are skipped; ``None``
     when nothing parses."""
+    try:
+        return json.loads(text)  # one document, scalars (salt-run's `true`) included
+    except json.JSONDecodeError:
+        pass
     decoder = json.JSONDecoder()
     docs: list[Any] = []
     i, n = 0, len(text)

@@ -1,0 +1,76 @@
+"""Helpers of the integration tests (imported by conftest.py and the test modules; fixtures live in conftest)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from pipeline.topology import Topology
+
+REPO = Path(__file__).resolve().parents[2]
+
+#: Served next to the bundled content: a state with no side effect, so the policy tests can prove that
+#: state.apply is published and runs without depending on the example formulas.
+PROBE_SLS = """\
+saltpipe probe state ran:
+  test.succeed_without_changes
+"""
+
+
+def saltpipe(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    """Run the saltpipe CLI of this checkout in a subprocess (as a user would)."""
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", "--repo", str(REPO), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def short_tmpdir() -> Path:
+    # Salt's unix sockets live below the work directory and their paths stop at 107 bytes; pytest's
+    # tmp_path_factory directories can be too long, so take a short directory of our own.
+    base = os.environ.get("TMPDIR", "/tmp")
+    if len(base) > 20:
+        base = "/tmp"
+    return Path(tempfile.mkdtemp(prefix="sp-it-", dir=base))
+
+
+def serve_tree(topology: Topology, source: Path, name: str) -> None:
+    """Make every syndic master serve ``source`` as saltenv ``base``: copy it beside ``current``, switch the
+    ``current`` link atomically, and refresh each master's file list (new files are not served before that).
+
+    A test helper standing in for ``saltpipe sync`` (pipeline/sync), so these tests do not depend on that stage.
+    """
+    for syndic in topology.syndics:
+        target = syndic.file_roots / "seeds" / name
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(source, target, symlinks=True)
+        link = syndic.file_roots / f".current-{name}.tmp"
+        link.unlink(missing_ok=True)
+        link.symlink_to(target.relative_to(syndic.file_roots))
+        link.replace(syndic.served_base)
+    for syndic in topology.syndics:
+        result = syndic.master.salt_run("fileserver.update")
+        assert result.data is True, f"fileserver.update on {syndic.id}: {result}"
+
+
+def build_content_tree(dest: Path) -> Path:
+    """The file_roots tree of this checkout as a release has it: ``states/`` at the root, ``_modules/``,
+    ``_states/`` (any ``_*/``) under their names; plus the probe state ``saltpipe_probe``."""
+    dest.mkdir(parents=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    states = REPO / "states"
+    if states.is_dir():
+        shutil.copytree(states, dest, dirs_exist_ok=True, ignore=ignore)
+    for extra in sorted(REPO.glob("_*")):
+        if extra.is_dir():
+            shutil.copytree(extra, dest / extra.name, ignore=ignore)
+    (dest / "saltpipe_probe.sls").write_text(PROBE_SLS, encoding="utf-8")
+    return dest
