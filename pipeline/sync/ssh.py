@@ -135,6 +135,9 @@ class _Session:
         self.end_marker = f"__saltpipe_end_{nonce}"
         self.data_marker = f"__saltpipe_data_{nonce}"
         self._buf = b""
+        #: Bytes written to / read from the remote shell (scripts, file lists, state; not rsync's).
+        self.sent = 0
+        self.received = 0
         self._send(b'SP_ERR=$(mktemp) || exit 97\ntrap \'rm -f "$SP_ERR"\' EXIT\n')
 
     def alive(self) -> bool:
@@ -147,6 +150,7 @@ class _Session:
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError):
             return False
+        self.sent += len(data)
         return True
 
     def run(self, script: str, args: tuple[str, ...], stdin: bytes, timeout: float) -> _Done:
@@ -186,6 +190,7 @@ class _Session:
                 chunk = os.read(fd, 1 << 16)
                 if not chunk:
                     return self._dead()
+                self.received += len(chunk)
                 self._buf += chunk
 
     def _dead(self) -> _Done:
@@ -254,6 +259,7 @@ class SshTarget(FileRootsTarget):
         self._control_dir: str | None = None
         self._session: _Session | None = None
         self._lock = threading.Lock()
+        self._traffic = {"control_sent": 0, "control_received": 0, "rsync_sent": 0}
 
     def describe(self) -> str:
         user = f"{self.user}@" if self.user else ""
@@ -282,19 +288,20 @@ class SshTarget(FileRootsTarget):
     def _run(self, step: str, script: str, *args: str, stdin: bytes = b"", ok_codes: tuple[int, ...] = (0,)) -> _Done:
         with self._lock:
             if self._session is None or not self._session.alive():
+                self._retire_session()
                 self._session = _Session(self._ssh_argv() + [self.host, "sh"])
             try:
                 done = self._session.run(script, args, stdin, self.command_timeout)
             except subprocess.TimeoutExpired:
                 self._session.kill()
-                self._session = None
+                self._retire_session()
                 raise TargetError(self.name, step, f"no answer from {self.host} within {self.command_timeout:.0f}s",
                                   hint="check the host and the network, then re-run") from None
             except FileNotFoundError:
                 raise TargetError(self.name, step, "the ssh client is not installed here",
                                   hint="install openssh-client") from None
             if done.returncode == SSH_FAILED:
-                self._session = None
+                self._retire_session()
         if done.returncode in ok_codes:
             return done
         raise self._error(step, done.returncode, done.stderr)
@@ -316,11 +323,25 @@ class SshTarget(FileRootsTarget):
             hint = "saltpipe's ssh user needs write access to the syndic's file_roots directory"
         return TargetError(self.name, step, last, hint=hint)
 
+    def traffic(self) -> dict[str, int]:
+        """Bytes this target moved so far: to and from the remote shell, and rsync's "Total bytes sent"."""
+        live = self._session
+        out = dict(self._traffic)
+        if live is not None:
+            out["control_sent"] += live.sent
+            out["control_received"] += live.received
+        return out
+
+    def _retire_session(self) -> None:
+        if self._session is not None:
+            self._traffic["control_sent"] += self._session.sent
+            self._traffic["control_received"] += self._session.received
+            self._session.close()
+            self._session = None
+
     def close(self) -> None:
         with self._lock:
-            if self._session is not None:
-                self._session.close()
-                self._session = None
+            self._retire_session()
         if self._control_dir is None:
             return
         subprocess.run(self._ssh_argv() + ["-O", "exit", self.host], capture_output=True, check=False, timeout=30)
@@ -391,6 +412,7 @@ class SshTarget(FileRootsTarget):
         out = proc.stdout.decode("utf-8", "replace")
         sent = _stat(out, "Total bytes sent")
         size = _stat(out, "Total transferred file size")
+        self._traffic["rsync_sent"] += sent or 0
         return CopyStats(files=len(paths), bytes=size if size is not None else 0, wire_bytes=sent)
 
     def scan(self, name: str) -> TreeScan:
