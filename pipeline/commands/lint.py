@@ -10,7 +10,6 @@ from pipeline.context import AppContext
 from pipeline.errors import ConfigError
 from pipeline.findings import Report
 from pipeline.formatters import get_formatter, names
-from pipeline.lint import LintOptions, run_lint
 
 
 def format_option(func):  # type: ignore[no-untyped-def]
@@ -62,6 +61,8 @@ def lint(
 
     Exit 0 with no error-severity finding, 1 with any, 2 on a usage or configuration error.
     """
+    from pipeline.lint import LintOptions, run_lint  # imported on use: keeps `saltpipe --help` fast
+
     cfg = app.config
     for env in envs:
         cfg.environment(env)  # UsageError naming the known environments

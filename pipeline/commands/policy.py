@@ -8,8 +8,6 @@ import click
 
 from pipeline.commands.lint import emit, format_option
 from pipeline.context import AppContext
-from pipeline.policy.check import PolicyCheckOptions, check_paths
-from pipeline.policy.rules import all_rules
 
 
 @click.group("policy")
@@ -30,6 +28,8 @@ def check(app: AppContext, paths: tuple[Path, ...], fmt: str, output: Path | Non
     .jinja/.j2 templates. Without PATHS: the repository's states/ and _*/ directories.
     Exit 0 with no error-severity finding, 1 with any, 2 on a usage or configuration error.
     """
+    from pipeline.policy.check import PolicyCheckOptions, check_paths  # imported on use
+
     cfg = app.config if app.config_path.is_file() else None
     if cfg is not None:
         for env in envs:
@@ -42,6 +42,8 @@ def check(app: AppContext, paths: tuple[Path, ...], fmt: str, output: Path | Non
 @policy.command("rules")
 def rules() -> None:
     """List the policy rules: id, default severity, what each catches."""
+    from pipeline.policy.rules import all_rules
+
     for cls in all_rules():
         click.echo(f"{cls.id:<24} {cls.severity.value:<8} {cls.description()}")
 

@@ -78,6 +78,7 @@ class SaltRenderer:
             import salt.loader
         except ImportError as exc:  # pragma: no cover - salt is a dependency
             raise SaltError(f"cannot import Salt: {exc}", hint="install saltpipe's dependencies (pip install -e .)") from exc
+        self._unpatch = _cache_jinja_compilation()
         salt_logger = logging.getLogger("salt")
         # Salt logs every render error at ERROR with a traceback; lint reports them as findings instead.
         self._saved_level = salt_logger.level
@@ -211,6 +212,45 @@ class SaltRenderer:
         if self._saved_level is not None:
             logging.getLogger("salt").setLevel(self._saved_level)
             self._saved_level = None
+        unpatch = getattr(self, "_unpatch", None)
+        if unpatch is not None:
+            unpatch()
+            self._unpatch = None
+
+
+def _cache_jinja_compilation() -> Callable[[], None]:
+    """Memoize Jinja's template compilation while lint renders; returns the function that undoes it.
+
+    Salt's Jinja renderer builds a new Environment for every render, so Jinja compiles the SLS and every
+    ``map.jinja`` it imports again for each file and each fixture minion - most of a full run's time. The
+    compiled code depends only on the source and the environment's syntax settings (identical for every Salt
+    render), never on grains or pillar, so one compilation per distinct source serves the whole run.
+    """
+    import jinja2
+
+    original = jinja2.Environment.compile
+    cache: dict[tuple[Any, ...], Any] = {}
+
+    def compile(self: jinja2.Environment, source: Any, name: str | None = None, filename: str | None = None, raw: bool = False, defer_init: bool = False) -> Any:  # pylint: disable=redefined-builtin
+        if not isinstance(source, str):
+            return original(self, source, name, filename, raw, defer_init)
+        key = (
+            type(self), source, name, filename, raw, defer_init,
+            self.block_start_string, self.block_end_string, self.variable_start_string, self.variable_end_string,
+            self.comment_start_string, self.comment_end_string, self.line_statement_prefix, self.line_comment_prefix,
+            self.trim_blocks, self.lstrip_blocks, self.newline_sequence, self.keep_trailing_newline, self.optimized,
+            tuple(sorted(self.extensions)), repr(self.autoescape), self.undefined, tuple(sorted(self.filters)), tuple(sorted(self.tests)),
+        )
+        if key not in cache:
+            cache[key] = original(self, source, name, filename, raw, defer_init)
+        return cache[key]
+
+    jinja2.Environment.compile = compile  # type: ignore[method-assign]
+
+    def undo() -> None:
+        jinja2.Environment.compile = original  # type: ignore[method-assign]
+
+    return undo
 
 
 def _describe(exc: BaseException) -> tuple[str, int | None]:
