@@ -112,9 +112,12 @@ def _check_config(ctx: DemoContext, state: DemoState) -> tuple[bool, list[str]]:
 
 def steps() -> list[tuple[str, Step]]:
     """The demo's steps, in order. Each later pipeline stage adds its own here."""
+    from pipeline.lint.demo_step import mr_checks
+
     return [
         ("repository", _make_repo),
         ("config", _check_config),
+        ("mr checks", mr_checks),
     ]
 
 
