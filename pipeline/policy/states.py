@@ -19,6 +19,8 @@ from pipeline.policy.model import Origin, SourceText, StateDecl
 
 #: Top-level keys of an SLS that are not state IDs.
 RESERVED_KEYS = frozenset({"include", "exclude", "extend"})
+#: What a ``{{ ... }}`` expression becomes in template text read without rendering.
+JINJA_VALUE = "__jinja__"
 
 _FUN_KEY_RE = re.compile(r"^(?P<indent>\s*)(?:-\s+)?['\"]?(?P<mod>[a-z_][a-z0-9_]*)\.(?P<fun>[a-z_][a-z0-9_]*)['\"]?\s*:")
 _MOD_KEY_RE = re.compile(r"^(?P<indent>\s*)(?P<mod>[a-z_][a-z0-9_]*)\s*:\s*(?:#.*)?$")
@@ -95,13 +97,36 @@ def _decls(
 
 
 def blank_jinja(text: str) -> str:
-    """``text`` with ``{% %}`` and ``{# #}`` blanked and ``{{ }}`` replaced by ``X``, newlines kept."""
+    """``text`` with ``{% %}`` and ``{# #}`` blanked and ``{{ }}`` replaced by :data:`JINJA_VALUE`, newlines
+    kept."""
     text = _JINJA_TAG_RE.sub(lambda m: "\n" * m.group(0).count("\n"), text)
-    return _JINJA_EXPR_RE.sub(lambda m: "X" + "\n" * m.group(0).count("\n"), text)
+    return _JINJA_EXPR_RE.sub(lambda m: JINJA_VALUE + "\n" * m.group(0).count("\n"), text)
+
+
+def _has_jinja(value: Any) -> bool:
+    if isinstance(value, str):
+        return JINJA_VALUE in value
+    if isinstance(value, Mapping):
+        return any(_has_jinja(k) or _has_jinja(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_jinja(v) for v in value)
+    return False
+
+
+def _scrub(decl: StateDecl) -> StateDecl:
+    """Drop arguments whose value comes from a Jinja expression: unrendered, nobody knows what they hold."""
+    if not any(_has_jinja(v) for v in decl.args.values()):
+        return decl
+    from dataclasses import replace
+
+    return replace(decl, args={k: v for k, v in decl.args.items() if not _has_jinja(v)})
 
 
 def states_from_text(source: SourceText, sls: str | None) -> list[StateDecl]:
-    """Best-effort declarations from unrendered template text (``origin="text"``)."""
+    """Best-effort declarations from unrendered template text (``origin="text"``).
+
+    Every state written in the template is seen, in every Jinja branch, but arguments whose value is a Jinja
+    expression are left out (their value is unknown), so rules judge only what the text says literally."""
     blanked = blank_jinja(source.text)
     try:
         data = yaml.safe_load(blanked)
@@ -110,8 +135,8 @@ def states_from_text(source: SourceText, sls: str | None) -> list[StateDecl]:
     if isinstance(data, Mapping):
         decls = states_from_high(data, source, sls, origin="text")
         if decls:
-            return decls
-    return list(_scan_lines(source, blanked, sls))
+            return [_scrub(d) for d in decls]
+    return [_scrub(d) for d in _scan_lines(source, blanked, sls)]
 
 
 def _scan_lines(source: SourceText, blanked: str, sls: str | None) -> Iterator[StateDecl]:
