@@ -3,8 +3,8 @@
 :func:`sync_release` is the whole stage, a function of a frozen :class:`SyncContext` returning a
 :class:`SyncResult` (data: per syndic what was staged, switched, pruned, attested, or why not). Contract:
 
-1. **Stage** on every syndic in parallel: ``releases/.staging-<id>/`` gets hard links to every file whose
-   content and mode already exist in a release on that syndic (so a one-file change copies one file), the
+1. **Stage** on every syndic in parallel: ``releases/.staging-<id>/`` gets hard links to every file the
+   served release holds unchanged (same path, content and mode; so a one-file change copies one file), the
    rest is copied from the local release store, then the staged tree is verified against the manifest (size,
    mode, sha256 of every file; no extra or missing file), and renamed to ``releases/<id>/``. A release that is
    already there is verified instead of copied.

@@ -53,8 +53,6 @@ class LocalTarget(FileRootsTarget):
         """Turn OS errors into :class:`TargetError` naming this syndic, the step and the cause."""
         try:
             yield
-        except TargetError:
-            raise
         except OSError as exc:
             cause = exc.strerror or str(exc)
             if exc.filename:
