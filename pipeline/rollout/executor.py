@@ -405,8 +405,8 @@ class _Executor:
 
     # -- journal ---------------------------------------------------------------------------------------------------
 
-    def write(self, event: str, **fields: Any) -> dict[str, Any]:
-        record = self.journal.write(event, **fields)
+    def write(self, event: str, *, sync: bool = True, **fields: Any) -> dict[str, Any]:
+        record = self.journal.write(event, sync=sync, **fields)
         # Keep the in-memory progress equal to what a replay of the file would give.
         apply_record(self.progress, record)
         if self.ctx.observer is not None:
@@ -611,7 +611,7 @@ class _Executor:
             changes=verdict.changes,
             elapsed_s=elapsed,
         )
-        self.write("minion_result", batch=batch, **result.to_json())
+        self.write("minion_result", sync=False, batch=batch, **result.to_json())
 
     def _syndics_to_ask(self, minions: Sequence[str]) -> list[str]:
         syndics = {self.plan.syndic_of.get(m) for m in minions}
@@ -635,6 +635,8 @@ class _Executor:
                     pending.discard(minion)
                     got.append(minion)
                     self._record(batch, step, fun, found[minion], clock.monotonic() - t0 if fresh else None, health)
+            if got:
+                self.journal.sync()  # one fsync per round of returns, before anything acts on them
             return got
 
         def poll_until(deadline: float) -> None:
@@ -684,7 +686,8 @@ class _Executor:
                     *(notes.get(minion, [])[-3:]),
                 ),
             )
-            self.write("minion_result", batch=batch, **result.to_json())
+            self.write("minion_result", sync=False, batch=batch, **result.to_json())
+        self.journal.sync()
 
     def _lookup(
         self, batch: int, step: Step, jid: str, syndic: str | None, asked: Sequence[str], attempt: int

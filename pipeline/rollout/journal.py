@@ -10,8 +10,8 @@ Layout in the state directory (``state_dir`` of salt/pipeline.yaml)::
             journal.jsonl       the journal (this module)
             report.json         the report, written when the rollout finishes
 
-Each journal line is one JSON object ``{"seq": n, "at": "<UTC ISO time>", "event": "<type>", ...}``, written
-with ``flush`` + ``fsync`` before the executor acts on it. The event types and their fields are listed in
+Each journal line is one JSON object ``{"seq": n, "at": "<UTC ISO time>", "event": "<type>", ...}``, flushed
+and fsynced before the executor acts on it (per-minion results once per poll round, every decision at once). The event types and their fields are listed in
 docs/rollout.md. :func:`replay` folds a journal back into a :class:`Progress`: what each batch and step did, so
 a resumed rollout continues where the crashed one stopped and never re-runs a finished batch.
 
@@ -181,16 +181,25 @@ class Journal:
         self._fh = open(self.path, "a", encoding="utf-8")
         return self
 
-    def write(self, event: str, **fields: Any) -> dict[str, Any]:
+    def write(self, event: str, *, sync: bool = True, **fields: Any) -> dict[str, Any]:
+        """Append one record. ``sync=False`` defers the fsync to the next :meth:`sync` or synced write: used for
+        per-minion results, which the executor syncs once per poll round (one fsync per minion would cost
+        minutes at 100,000 minions). A result lost in a crash is collected again by its jid on resume."""
         if self._fh is None:
             self.open()
         assert self._fh is not None
         self._seq += 1
         record = {"seq": self._seq, "at": _now(), "event": event, **fields}
         self._fh.write(json.dumps(record, sort_keys=False, default=str) + "\n")
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+        if sync:
+            self.sync()
         return record
+
+    def sync(self) -> None:
+        """Flush and fsync everything written so far."""
+        if self._fh is not None:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
 
     def records(self) -> Iterator[dict[str, Any]]:
         """Every record in order; a torn last line is skipped, a torn line elsewhere raises JournalError."""

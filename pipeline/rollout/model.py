@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, NamedTuple
 
 from pipeline.errors import EXIT_FINDINGS, InfrastructureError, SaltpipeError
 
@@ -77,9 +77,12 @@ class Outcome(str, Enum):
     ROLLED_BACK = "rolled_back"
 
 
-@dataclass(frozen=True)
-class StepResult:
-    """One minion's result for one step: judged from its return, never from an exit code."""
+class StepResult(NamedTuple):
+    """One minion's result for one step: judged from its return, never from an exit code.
+
+    A NamedTuple, not a dataclass: immutable like the rest, and cheap enough to build 200,000 of per rollout of
+    100,000 minions (bench/rollout.py).
+    """
 
     minion: str
     step: Step
@@ -95,13 +98,14 @@ class StepResult:
     #: Seconds from publish to the moment the return was seen.
     elapsed_s: float | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "minion": self.minion,
-            "step": self.step.value,
-            "status": self.status.value,
-            "jid": self.jid,
-        }
+    def to_json(self, with_ids: bool = True) -> dict[str, Any]:
+        """Plain data; ``with_ids=False`` leaves out ``minion`` and ``step`` (the report nests by both)."""
+        # _value_ rather than .value: the Enum property costs more than the rest of this method.
+        data: dict[str, Any] = (
+            {"minion": self.minion, "step": self.step._value_, "status": self.status._value_, "jid": self.jid}
+            if with_ids
+            else {"status": self.status._value_, "jid": self.jid}
+        )
         if self.retcode is not None:
             data["retcode"] = self.retcode
         if self.reasons:
