@@ -109,6 +109,8 @@ def render_and_check(
     by_root: dict[Path, list[SlsTarget]] = {}
     for target in targets:
         by_root.setdefault(target.root, []).append(target)
+    if check_top and tree.top is not None:
+        by_root.setdefault(tree.states_root, [])  # top.sls is checked even when no SLS is selected
     started = time.perf_counter()
     for root, group in sorted(by_root.items()):
         renderable = []

@@ -89,3 +89,9 @@ def test_policy_change_runs_everything_and_needs_security_review(repo: Path) -> 
 def test_unknown_revision_is_a_git_error(repo: Path) -> None:
     with pytest.raises(GitError, match="unknown revision 'no-such-branch'"):
         changes_since(repo, "no-such-branch")
+
+
+def test_top_file_change_alone_is_checked(repo: Path) -> None:
+    (repo / "states/top.sls").write_text("base:\n  '*':\n    - role.web\n    - role.gone\n")
+    report = run_lint(LintOptions(repo=repo, config=load_config(repo / "salt/pipeline.yaml"), changed_since="main", pylint=False)).report
+    assert [(f.rule, f.path, f.line) for f in report.findings] == [("top-missing-sls", "states/top.sls", 4)]
