@@ -35,6 +35,7 @@ DEFAULT_FORBIDDEN: tuple[str, ...] = (
     "cron.set_job",
     "cron.set_special",
     "cron.write_cron_file*",
+    "slsutil.renderer",
 )
 
 #: function -> (keyword, position) of the argument naming the function it runs.

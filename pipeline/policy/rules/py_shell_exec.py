@@ -39,6 +39,13 @@ def _process_module(name: str) -> bool:
     return any(name == m or name.startswith(m + ".") for m in PROCESS_MODULES)
 
 
+def _namespace_of_module(node: ast.AST, aliases: dict[str, str]) -> bool:
+    """``sys.modules``, ``os.__dict__``, ``vars(os)``: mappings from names to modules or their functions."""
+    if isinstance(node, ast.Attribute) and (dotted(node, aliases) == "sys.modules" or node.attr == "__dict__"):
+        return True
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "vars"
+
+
 def _message(what: str) -> str:
     return (
         f"{what} runs processes outside Salt (cmd.* is disabled, and so is every way around it): use Salt's "
@@ -85,10 +92,12 @@ class PyShellExec(Rule):
                 and isinstance(node.func, ast.Name)
                 and node.func.id == "getattr"
                 and len(node.args) >= 2
-                and isinstance(node.args[0], ast.Name)
-                and aliases.get(node.args[0].id) in {"os", "posix", "nt"}
                 and _os_runner(const_str(node.args[1]) or "")
             ):
-                what = f"getattr(os, {const_str(node.args[1])!r})"
+                what = f"getattr(..., {const_str(node.args[1])!r})"
+            elif isinstance(node, ast.Subscript) and _namespace_of_module(node.value, aliases):
+                key = const_str(node.slice) or ""
+                if _os_runner(key) or _process_module(key) or key in {"os", "posix", "nt"}:
+                    what = f"{ast.unparse(node)}"
             if what:
                 yield Hit(node.lineno, _message(what), key=what)
