@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from pipeline.config import Canary, Environment, PipelineConfig, Size
-from pipeline.errors import SaltError, SaltpipeError
+from pipeline.errors import SaltpipeError
 from pipeline.lock import EnvironmentLock
 from pipeline.rollout.journal import (
     BatchProgress,
@@ -62,7 +62,7 @@ from pipeline.rollout.model import (
     StepStatus,
 )
 from pipeline.rollout.planner import build_plan, new_rollout_id
-from pipeline.rollout.promotion import ApprovalStore, PromotionCheck, check_promotion
+from pipeline.rollout.promotion import ApprovalStore, check_promotion
 from pipeline.rollout.serving import ReleaseServing
 from pipeline.salt_client.base import LookupUnavailable, MinionReturn, Resolution, SaltClient
 

@@ -5,6 +5,8 @@
 * :class:`pipeline.salt_client.scripted.ScriptedSaltClient` - a test double for unit tests, not exported here.
 """
 
+from typing import TYPE_CHECKING
+
 from pipeline.salt_client.base import (
     ALLOWED_FUNCTIONS,
     ALLOWED_RUNNERS,
@@ -17,6 +19,10 @@ from pipeline.salt_client.base import (
     SaltClient,
     check_extra_functions,
 )
+
+if TYPE_CHECKING:
+    from pipeline.salt_client.api import SaltApiClient
+    from pipeline.salt_client.local import LocalSaltClient
 
 
 def __getattr__(name: str) -> object:

@@ -33,7 +33,7 @@ def _halted_report(harness: Harness) -> dict[str, Any]:
         return None
 
     result = start_rollout(harness.ctx("test", ScriptedSaltClient(TEST_FLEET, script=script)), RELEASE, commit="c0ffee")
-    return json.loads(result.report_path.read_text())
+    return json.loads(result.report_path.read_text(encoding="utf-8"))
 
 
 def test_report_names_release_environment_outcome_and_each_minion_with_its_jid(harness: Harness) -> None:

@@ -73,7 +73,7 @@ def test_happy_path_runs_canary_first_then_batches_and_promotes(harness: Harness
     store = RolloutStore(harness.state_dir)
     assert store.current("test") is None
     assert [h["outcome"] for h in store.history("test")] == ["succeeded"]
-    report = json.loads(result.report_path.read_text())
+    report = json.loads(result.report_path.read_text(encoding="utf-8"))
     assert report["outcome"] == "succeeded" and report["commit"] == "c0ffee"
     assert report["totals"]["succeeded"] == 3
     assert all(m["result"] == "succeeded" and m["jid"] for b in report["batches"] for m in b["minions"])
@@ -107,7 +107,7 @@ def test_failing_canary_halts_and_rolls_back_touching_no_other_minion(harness: H
     assert harness.serving.promotions == []  # base still serves the previous release
     halted = harness.events("halted")
     assert len(halted) == 1 and halted[0]["batch"] == 0 and "1/1 failed" in halted[0]["reason"]
-    report = json.loads(result.report_path.read_text())
+    report = json.loads(result.report_path.read_text(encoding="utf-8"))
     assert report["outcome"] == "rolled_back"
     assert [b["status"] for b in report["batches"]] == ["failed", "not_run", "not_run"]
     assert report["batches"][0]["minions"][0]["result"] == "rolled_back"
@@ -137,7 +137,7 @@ def test_no_rollback_halts_and_leaves_the_touched_minions(harness: Harness) -> N
     assert result.outcome is Outcome.HALTED
     assert published_minions(client, "base") == set()
     assert "--no-rollback" in harness.events("rollback_skipped")[0]["reason"]
-    report = json.loads(result.report_path.read_text())
+    report = json.loads(result.report_path.read_text(encoding="utf-8"))
     assert [m["result"] for b in report["batches"] for m in b["minions"]] == ["succeeded", "failed", "untouched"]
     # Later, the operator rolls back what that rollout left: a rollback run over the touched minions only.
     rb_client = ScriptedSaltClient(TEST_FLEET)
@@ -251,7 +251,7 @@ def test_missing_within_the_missing_budget_passes(harness: Harness) -> None:
 
     result = start_rollout(harness.ctx("test", ScriptedSaltClient(TEST_FLEET, script=script)), RELEASE)
     assert result.outcome is Outcome.SUCCEEDED
-    report = json.loads(result.report_path.read_text())
+    report = json.loads(result.report_path.read_text(encoding="utf-8"))
     assert report["totals"]["missing"] == 1
 
 
@@ -472,7 +472,7 @@ def test_production_refused_without_approvals_then_accepted(harness: Harness) ->
     check = harness.events("promotion_checked")[-1]
     assert check["approvals"][0]["name"] == "alice" and check["approvals"][0]["at"]
     assert check["satisfied_by"]["test"]
-    report = json.loads(result.report_path.read_text())
+    report = json.loads(result.report_path.read_text(encoding="utf-8"))
     assert report["promotion"]["approvals"][0]["name"] == "alice"
     # Canary first across syndics, then the batches
     sizes = [len(r.targets) for r in client.calls("state.apply")]
