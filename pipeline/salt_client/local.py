@@ -114,7 +114,7 @@ class LocalSaltClient(SaltClient):
         mopts: Mapping[str, Any] | None = None,
         syndic_configs: Mapping[str, Path] | None = None,
         extra_functions: Sequence[str] = (),
-        poll_wait: float = 0.05,
+        poll_wait: float = 0.2,
     ) -> None:
         super().__init__(extra_functions)
         import salt.client  # pylint: disable=import-outside-toplevel
@@ -188,18 +188,28 @@ class LocalSaltClient(SaltClient):
         pub = self._pub(tgt, "list", fun, arg, kwarg)
         return Published(jid=pub["jid"], fun=fun, targets=tuple(tgt), expected=tuple(pub["minions"]))
 
-    def _drain(self) -> None:
+    def _drain(self, block: float = 0.0) -> None:
+        """Feed every pending event to the router; with ``block`` > 0 first wait up to that long for one (the
+        loops of resolve/find_job must not spin)."""
         event = self._local.event
+        if block > 0:
+            # wait=0 without no_block would mean "forever" to SaltEvent.get_event.
+            raw = event.get_event(wait=block, tag="", full=True)
+            if raw is None:
+                return
+            self._router.feed(raw)
         while True:
-            raw = event.get_event(wait=self._poll_wait, tag="", full=True, no_block=True)
+            raw = event.get_event(wait=0.01, tag="", full=True, no_block=True)
             if raw is None:
                 return
             self._router.feed(raw)
 
     def returns(self, jid: str) -> dict[str, MinionReturn]:
+        # Non-blocking: the engine's poll loop sleeps between calls. A jid published by an earlier process (a
+        # resumed rollout) is registered now, so its late returns are caught from here on.
+        self._router.register(jid)
         self._drain()
-        job = self._router.jobs.get(jid)
-        return dict(job.returns) if job else {}
+        return dict(self._router.jobs[jid].returns)
 
     def resolve(self, expression: str, *, timeout: float) -> Resolution:
         self._check_function("test.ping")
@@ -212,7 +222,7 @@ class LocalSaltClient(SaltClient):
         started = time.monotonic()
         deadline = started + timeout + syndic_wait
         while time.monotonic() < deadline:
-            self._drain()
+            self._drain(block=self._poll_wait)
             answered = set(job.returns)
             if job.expected and job.expected <= answered and time.monotonic() - started >= syndic_wait:
                 break
@@ -229,7 +239,8 @@ class LocalSaltClient(SaltClient):
         wanted = set(minions)
         got: dict[str, MinionReturn] = {}
         while time.monotonic() < deadline:
-            got = self.returns(pub.jid)
+            self._drain(block=self._poll_wait)
+            got = dict(self._router.jobs[pub.jid].returns)
             if wanted <= set(got):
                 break
         self._router.forget(pub.jid)
