@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -12,7 +14,7 @@ from pipeline.findings import Report
 from pipeline.formatters import get_formatter, names
 
 
-def format_option(func):  # type: ignore[no-untyped-def]
+def format_option(func: Callable[..., Any]) -> Callable[..., Any]:
     """``--format`` and ``--output``, shared with ``saltpipe policy check``."""
     func = click.option(
         "--output",
