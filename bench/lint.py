@@ -237,6 +237,10 @@ def main(argv: list[str] | None = None) -> int:
             repo_path = workdir / "repo"
             shutil.copytree(args.repo, repo_path, ignore=shutil.ignore_patterns(".tox", "__pycache__", ".saltpipe"))
             repo = git.Repo(repo_path) if (repo_path / ".git").exists() else None
+            if repo is not None and repo.is_dirty(untracked_files=True):
+                # Start from a clean tree, so the one-file run sees exactly one changed file.
+                repo.git.add(A=True)
+                repo.git.commit("-qm", "bench: working tree", "--no-verify")
             sls_count = sum(1 for p in (repo_path / "states").rglob("*.sls") if p.name != "top.sls")
         else:
             repo_path = workdir / "repo"
