@@ -61,7 +61,7 @@ from pipeline.rollout.model import (
     StepResult,
     StepStatus,
 )
-from pipeline.rollout.planner import build_plan, new_rollout_id
+from pipeline.rollout.planner import build_plan, check_top_file, new_rollout_id
 from pipeline.rollout.promotion import ApprovalStore, check_promotion
 from pipeline.rollout.serving import ReleaseServing
 from pipeline.salt_client.base import LookupUnavailable, MinionReturn, Resolution, SaltClient
@@ -239,6 +239,7 @@ def _plan_rollout(ctx: RolloutContext, release: str, commit: str | None) -> Plan
             hint="a plain sync promoted it already; to re-apply it everywhere use `saltpipe rollback` / a new release",
         )
     saltenv = ctx.serving.saltenv_for(release)
+    check_top_file(ctx.serving.top_file(release), release, saltenv)
     ctx.serving.expose(env, release)
     attested = ctx.serving.attest(env, release)
     resolution = ctx.client.resolve(env.target, timeout=ctx.recovery.resolve_timeout)

@@ -23,6 +23,7 @@ The schedule, exactly (docs/rollout.md has the worked table):
 from __future__ import annotations
 
 import itertools
+import re
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -195,3 +196,40 @@ def describe_plan(plan: Plan, max_ids: int = 8) -> list[str]:
     for spec, why in plan.skipped:
         lines.append(f"  skipped {spec}: {why}")
     return lines
+
+
+_TOP_KEY = re.compile(r"^(?P<key>[^\s#{%][^:]*|\{\{.*?\}\}|'[^']*'|\"[^\"]*\")\s*:\s*(#.*)?$")
+_SALTENV_KEY = re.compile(r"^\{\{-?\s*saltenv\s*-?\}\}$")
+
+
+def check_top_file(text: str | None, release: str, saltenv: str) -> None:
+    """Refuse a release whose ``top.sls`` cannot match anything when applied as saltenv ``saltenv``.
+
+    Salt applies only the top-file entries keyed by the saltenv it is given (``state.apply saltenv=X`` skips a
+    ``base:`` key), so a canary highstate of a top file keyed ``base:`` matches no state at all. The key must be
+    ``{{ saltenv }}:`` (which renders ``base`` for the scheduled highstates and the release's saltenv for a
+    canary), or ``saltenv`` itself. Reads the top-level keys of the template's text; keys built by other Jinja
+    expressions are accepted (the canary then shows whether they match).
+    """
+    if saltenv == "base":
+        return
+    if text is None:
+        raise PlanError(
+            f"release {release} has no top.sls: a highstate of saltenv {saltenv} would apply nothing",
+            hint="add states/top.sls keyed `{{ saltenv }}:` (docs/rollout.md, 'The top file')",
+        )
+    keys = []
+    for line in text.splitlines():
+        match = _TOP_KEY.match(line.rstrip())
+        if match:
+            keys.append(match.group("key").strip().strip("'\""))
+    if not keys or any(_SALTENV_KEY.match(k) or k == saltenv for k in keys):
+        return
+    if all(not k.startswith("{{") for k in keys):
+        raise PlanError(
+            f"top.sls of {release} is keyed {', '.join(repr(k) for k in keys)}: `state.apply saltenv={saltenv}` "
+            "applies only top-file entries keyed by that saltenv, so the canary would match no state",
+            hint="key the top file `{{ saltenv }}:` instead of `base:` - it renders `base` for scheduled "
+                 "highstates and the release's saltenv for a canary (docs/rollout.md, 'The top file')",
+        )
+

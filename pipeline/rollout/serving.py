@@ -6,7 +6,8 @@ The rollout never touches a syndic's file_roots itself. It asks a :class:`Releas
   unchanged) - idempotent: a release already staged there is only verified;
 * :meth:`~ReleaseServing.attest` that every syndic serves it under that saltenv (planning refuses otherwise);
 * tell which release ``base`` serves (:meth:`~ReleaseServing.served_base`) - the rollback target;
-* :meth:`~ReleaseServing.promote` a release to ``base`` after the last batch (and back, for ``saltpipe rollback``).
+* :meth:`~ReleaseServing.promote` a release to ``base`` after the last batch (and back, for ``saltpipe rollback``);
+* hand out the release's ``top.sls`` (:meth:`~ReleaseServing.top_file`) for the planner's top-file check.
 
 :class:`SyncServing` implements it with :func:`pipeline.sync.sync_release` and the attestors of
 :mod:`pipeline.sync.attest`. Unit tests use an in-memory implementation.
@@ -40,6 +41,9 @@ class ReleaseServing(Protocol):
 
     def promote(self, env: Environment, release_id: str) -> None:
         """Switch ``base`` to ``release_id`` on every syndic of ``env`` (all or none) and attest it."""
+
+    def top_file(self, release_id: str) -> str | None:
+        """The text of the release's ``top.sls`` (``None`` when it has none), for the plan's top-file check."""
 
 
 class SyncServing:
@@ -141,3 +145,12 @@ class SyncServing:
 
     def promote(self, env: Environment, release_id: str) -> None:
         self._sync(env, release_id, "base")
+
+    def top_file(self, release_id: str) -> str | None:
+        from pipeline.release import ReleaseStore
+
+        path = ReleaseStore.for_state_dir(self.state_dir).get(release_id).tree / "top.sls"
+        try:
+            return path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None

@@ -81,6 +81,7 @@ class FakeServing:
     exposed: set[str] = field(default_factory=set)
     promotions: list[tuple[str, str]] = field(default_factory=list)
     fail_attest: bool = False
+    top: str | None = "{{ saltenv }}:\n  '*':\n    - base\n"
 
     def saltenv_for(self, release_id: str) -> str:
         return release_id
@@ -99,6 +100,9 @@ class FakeServing:
     def promote(self, env: Environment, release_id: str) -> None:
         self.promotions.append((env.name, release_id))
         self.base = release_id
+
+    def top_file(self, release_id: str) -> str | None:
+        return self.top
 
 
 @dataclass

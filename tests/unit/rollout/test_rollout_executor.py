@@ -520,3 +520,11 @@ def test_recovery_settings_bound_the_waits(harness: Harness) -> None:
     start_rollout(harness.ctx("test", ScriptedSaltClient(TEST_FLEET, script=script), recovery=rec), RELEASE)
     # forward sync (7 s + 2 x 3 s) then the rollback's sync of the same missing minion (7 s + 2 x 3 s)
     assert harness.clock.now - start == pytest.approx(2 * (7 + 2 * 3))
+
+
+def test_a_top_file_keyed_base_is_refused_before_anything_runs(harness: Harness) -> None:
+    harness.serving.top = "base:\n  '*':\n    - base\n"
+    client = ScriptedSaltClient(TEST_FLEET)
+    with pytest.raises(PlanError, match="keyed 'base'"):
+        start_rollout(harness.ctx("test", client), RELEASE)
+    assert client.published == [] and harness.serving.exposed == set()

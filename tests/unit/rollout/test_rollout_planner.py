@@ -128,3 +128,29 @@ def test_plan_refuses_a_canary_that_did_not_answer() -> None:
     with pytest.raises(PlanError, match="canary minion.*test-web-1"):
         build_plan(env, Resolution(minions={"test-web-2": "syndic-test"}), release=RELEASE, saltenv=RELEASE,
                    previous_release=None, commit=None, rollout_id="r")
+
+
+TOPS = [
+    ("{{ saltenv }}:\n  '*':\n    - base\n", True),
+    ("{{saltenv}}:\n  '*':\n    - base\n", True),
+    ("{#- comment -#}\n{{ saltenv }}:\n{%- for env in ['test'] %}\n  'G@x:{{ env }}':\n    - base\n{%- endfor %}\n", True),
+    (f"{RELEASE}:\n  '*':\n    - base\n", True),
+    ("{{ some_macro() }}:\n  '*':\n    - base\n", True),  # cannot tell: the canary will show
+    ("base:\n  '*':\n    - base\n", False),
+    ("# top\nbase:  # the highstate\n  'G@roles:web':\n    - nginx\n", False),
+    ("'base':\n  '*':\n    - base\n", False),
+    (None, False),
+]
+
+
+@pytest.mark.parametrize("text,ok", TOPS)
+def test_top_file_must_be_keyed_by_the_saltenv(text: str | None, ok: bool) -> None:
+    from pipeline.rollout.planner import check_top_file
+
+    if ok:
+        check_top_file(text, RELEASE, RELEASE)
+    else:
+        with pytest.raises(PlanError, match="top.sls") as excinfo:
+            check_top_file(text, RELEASE, RELEASE)
+        assert "{{ saltenv }}" in str(excinfo.value.hint)
+    check_top_file(text, RELEASE, "base")  # a rollback applies base: any top file is fine
