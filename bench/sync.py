@@ -9,6 +9,8 @@ Salt repository: many small SLS/Jinja files, some larger managed files), for eac
 * ``one_file_bytes_ratio`` - bytes sent to the syndic for a release that changes one 64 KiB file / that file's
   size (target <= 2). For ssh this counts everything sent: rsync's "Total bytes sent" plus the scripts, file
   lists and state file sent to the remote shell; for local, the bytes copied;
+* ``baseline_rsync_3_vs_1`` - the same 1-vs-3 ratio for plain ``rsync -a`` run 3 times at once: what this
+  machine allows when the receivers share its CPUs and disk (on real syndics they do not);
 * ``ratio_vs_rsync`` - a full sync to 1 syndic / plain ``rsync -a`` of the same tree to an empty directory over
   the same transport (target <= 1.5); ``ratio_vs_rsync_incremental`` does the same for the one-file change
   (saltpipe also re-verifies every file's sha256 on the syndic; rsync -a only compares sizes and mtimes).
@@ -114,14 +116,21 @@ class Bench:
             raise SystemExit(f"bench: sync failed: {result.failures()}")
         return seconds, list(targets), result
 
-    def rsync(self, tree: Path, dest: Path) -> float:
+    def _rsync_argv(self, tree: Path, dest: Path) -> list[str]:
         if self.kind == "local":
-            argv = ["rsync", "-a", f"{tree}/", f"{dest}/"]
-        else:
-            ssh = ["ssh", *self.sshd.ssh_options, "-p", str(self.sshd.port), "-o", "BatchMode=yes"]
-            argv = ["rsync", "-a", "-e", " ".join(ssh), f"{tree}/", f"127.0.0.1:{dest}/"]
+            return ["rsync", "-a", f"{tree}/", f"{dest}/"]
+        ssh = ["ssh", *self.sshd.ssh_options, "-p", str(self.sshd.port), "-o", "BatchMode=yes"]
+        return ["rsync", "-a", "-e", " ".join(ssh), f"{tree}/", f"127.0.0.1:{dest}/"]
+
+    def rsync(self, tree: Path, *dests: Path) -> float:
+        """Plain ``rsync -a`` of ``tree`` into each of ``dests``, all at once; seconds until the last ends."""
         started = time.perf_counter()
-        subprocess.run(argv, check=True, capture_output=True)
+        procs = [subprocess.Popen(self._rsync_argv(tree, d), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                 for d in dests]
+        for proc in procs:
+            _, err = proc.communicate()
+            if proc.returncode != 0:
+                raise SystemExit(f"bench: rsync failed: {err.decode(errors='replace')}")
         return time.perf_counter() - started
 
 
@@ -129,7 +138,7 @@ def measure(bench: Bench, first: Release, second: Release, repeat: int) -> dict[
     """Each repeat runs the compared things back to back (ours, then the baseline), so load from other
     processes on this machine hits both alike; ratios are medians of the per-repeat ratios."""
     one, three, rsync_full, ours_inc, rsync_inc = [], [], [], [], []
-    r31, rfull, rinc = [], [], []
+    r31, rfull, rinc, rsync3 = [], [], [], []
     bytes_one_file: list[int] = []
     payload_one_file: list[int] = []
     for _ in range(repeat):
@@ -138,6 +147,8 @@ def measure(bench: Bench, first: Release, second: Release, repeat: int) -> dict[
         (plain,) = bench.fresh_dirs(1)
         tr = bench.rsync(first.tree, plain)
         t3 = bench.sync(first, bench.fresh_dirs(3))[0]
+        tr3 = bench.rsync(first.tree, *bench.fresh_dirs(3))
+        rsync3.append(tr3 / tr)
 
         seconds, targets, result = bench.sync(second, [root])
         tri = bench.rsync(second.tree, plain)
@@ -163,6 +174,8 @@ def measure(bench: Bench, first: Release, second: Release, repeat: int) -> dict[
         "one_file_bytes_ratio": round(med(bytes_one_file) / changed, 3),
         "ratio_vs_rsync": round(med(rfull), 3),
         "ratio_vs_rsync_incremental": round(med(rinc), 3),
+        # What this machine allows: plain rsync -a to 3 destinations at once / to 1 (same transport).
+        "baseline_rsync_3_vs_1": round(med(rsync3), 3),
         "seconds_median": {
             "sync_1_syndic": round(med(one), 3),
             "sync_3_syndics": round(med(three), 3),
