@@ -33,7 +33,7 @@ from pipeline.runtime_policy import DEFAULT_POLICY, load_runtime_policy
 from pipeline.topology import daemons as procs
 from pipeline.topology.daemons import Daemon, DaemonStatus
 from pipeline.topology.handles import MasterHandle, MinionHandle, SaltResult, SyndicHandle
-from pipeline.topology.pillar import write_local_pillar
+from pipeline.topology.pillar import write_local_pillar, write_overrides
 from pipeline.saltlib import import_salt
 from pipeline.topology.render import LOCAL_TUNING, DaemonTemplates
 from pipeline.topology.spec import DEFAULT_SPEC, TopologySpec, load_spec
@@ -128,6 +128,12 @@ class Topology:
 
     def env_minions(self, env: str) -> tuple[str, ...]:
         return tuple(m.id for m in self.minions if m.env == env)
+
+    def set_pillar(self, minion_id: str, overrides: dict[str, Any]) -> None:
+        """Replace the pillar overrides of ``minion_id`` (merged over the generated sandbox pillar). Applied
+        from the next pillar compilation; publish ``saltutil.refresh_pillar`` to make it immediate."""
+        minion = self.minion(minion_id)
+        write_overrides(self.syndic(minion.syndic).pillar_dir, minion_id, overrides)
 
     def load_pipeline_config(self) -> PipelineConfig:
         """The derived ``<workdir>/pipeline.yaml`` (local file_roots), validated."""

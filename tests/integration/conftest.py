@@ -8,7 +8,8 @@ the end, and the session fails if a daemon survives.
 Every result is judged from the returns against the expected minion set, never from a CLI exit code
 (``salt`` exits 0 when a master refuses a call).
 
-Environment: ``SALTPIPE_KEEP_TOPOLOGY=1`` keeps the work directory (configs, logs) after the session.
+Environment: ``SALTPIPE_KEEP_TOPOLOGY=1`` keeps the work directory (configs, logs) after the session;
+``SALTPIPE_IT_WORKDIR=<dir>`` runs the tests on an already running topology instead of starting one.
 """
 
 from __future__ import annotations
@@ -37,7 +38,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def topology() -> Iterator[Topology]:
-    """The session's topology, started with ``saltpipe topology up`` and stopped with ``down``."""
+    """The session's topology, started with ``saltpipe topology up`` and stopped with ``down``.
+
+    With ``SALTPIPE_IT_WORKDIR`` set to the work directory of a running topology, that one is used and left
+    running (for iterating on tests; CI never sets it).
+    """
+    reuse = os.environ.get("SALTPIPE_IT_WORKDIR")
+    if reuse:
+        topo = load_topology(Path(reuse))
+        assert topo.status().running, f"SALTPIPE_IT_WORKDIR={reuse}: the topology there is not running"
+        yield topo
+        return
     workdir = short_tmpdir()
     started = time.monotonic()
     proc = saltpipe("topology", "up", "--workdir", str(workdir), "--format", "json", "--timeout", "120", timeout=300)

@@ -13,12 +13,8 @@ from pipeline.topology import Topology
 
 REPO = Path(__file__).resolve().parents[2]
 
-#: Served next to the bundled content: a state with no side effect, so the policy tests can prove that
-#: state.apply is published and runs without depending on the example formulas.
-PROBE_SLS = """\
-saltpipe probe state ran:
-  test.succeed_without_changes
-"""
+#: SLS files the tests serve next to the bundled content (``saltpipe_probe``, ``saltpipe_it.*``).
+TEST_SLS = Path(__file__).resolve().parent / "sls"
 
 
 def saltpipe(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
@@ -63,7 +59,7 @@ def serve_tree(topology: Topology, source: Path, name: str) -> None:
 
 def build_content_tree(dest: Path) -> Path:
     """The file_roots tree of this checkout as a release has it: ``states/`` at the root, ``_modules/``,
-    ``_states/`` (any ``_*/``) under their names; plus the probe state ``saltpipe_probe``."""
+    ``_states/`` (any ``_*/``) under their names; plus the tests' own SLS (:data:`TEST_SLS`)."""
     dest.mkdir(parents=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     states = REPO / "states"
@@ -72,5 +68,5 @@ def build_content_tree(dest: Path) -> Path:
     for extra in sorted(REPO.glob("_*")):
         if extra.is_dir():
             shutil.copytree(extra, dest / extra.name, ignore=ignore)
-    (dest / "saltpipe_probe.sls").write_text(PROBE_SLS, encoding="utf-8")
+    shutil.copytree(TEST_SLS, dest, dirs_exist_ok=True)
     return dest
