@@ -292,6 +292,12 @@ def rollback_environment(ctx: RolloutContext, on_plan: Callable[[Plan], None] | 
         current = store.current(env.name)
         if current:
             progress = load_progress(store, env.name, current)
+            if progress.promoted and progress.plan.kind == "rollout":
+                raise RolloutStateError(
+                    f"rollout {current} of {env.name} already promoted {progress.plan.release} to base",
+                    hint=f"finish it with `saltpipe rollout resume {env.name}`, then `saltpipe rollback {env.name}` "
+                         "switches base back and re-applies the previous release",
+                )
             if on_plan:
                 on_plan(progress.plan)
             executor = _Executor(ctx, progress.plan, progress)

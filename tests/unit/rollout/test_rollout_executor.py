@@ -528,3 +528,20 @@ def test_a_top_file_keyed_base_is_refused_before_anything_runs(harness: Harness)
     with pytest.raises(PlanError, match="keyed 'base'"):
         start_rollout(harness.ctx("test", client), RELEASE)
     assert client.published == [] and harness.serving.exposed == set()
+
+
+def test_rollback_of_a_promoted_but_unfinished_rollout_asks_to_resume_first(harness: Harness) -> None:
+    client = ScriptedSaltClient(TEST_FLEET)
+
+    def crash(record: dict[str, Any]) -> None:
+        if record["event"] == "promoted":
+            raise Crash()
+
+    with pytest.raises(Crash):
+        start_rollout(harness.ctx("test", client, observer=crash), RELEASE)
+    with pytest.raises(RolloutStateError, match="already promoted"):
+        rollback_environment(harness.ctx("test", client))
+    assert resume_rollout(harness.ctx("test", client)).outcome is Outcome.SUCCEEDED
+    assert harness.serving.promotions == [("test", RELEASE)]  # promoted once, not again on resume
+    assert rollback_environment(harness.ctx("test", client)).outcome is Outcome.SUCCEEDED
+    assert harness.serving.base == PREVIOUS
