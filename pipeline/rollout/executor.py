@@ -431,7 +431,8 @@ class _Executor:
                     bp = self.progress.batches[planned.index]
                     if bp.finished and bp.passed:
                         continue
-                    gate = self._run_batch(planned, bp)
+                    # A batch journaled as failed whose halt was not (killed in between) is not run again.
+                    gate = self._gate(planned) if bp.finished else self._run_batch(planned, bp)
                     if not gate.passed:
                         self.write("halted", batch=planned.index, reason=gate.describe(), gate=gate.to_json())
                         break
@@ -453,6 +454,8 @@ class _Executor:
         p = self.progress
         if p.rollback_finished:
             return self._finish(_rollback_outcome(p.rollback_finished))
+        if p.rollback_skipped and not force_rollback:
+            return self._finish(Outcome.HALTED)
         reason = None
         if self.plan.kind == "rollback":
             reason = "a rollback run is not itself rolled back; fix the cause and run `saltpipe rollback` again"

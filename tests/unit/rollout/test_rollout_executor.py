@@ -545,3 +545,21 @@ def test_rollback_of_a_promoted_but_unfinished_rollout_asks_to_resume_first(harn
     assert harness.serving.promotions == [("test", RELEASE)]  # promoted once, not again on resume
     assert rollback_environment(harness.ctx("test", client)).outcome is Outcome.SUCCEEDED
     assert harness.serving.base == PREVIOUS
+
+
+@pytest.mark.parametrize("crash_on", ["batch_finished", "halted", "rollback_skipped"])
+def test_a_kill_around_the_halt_neither_reruns_the_batch_nor_duplicates_decisions(harness: Harness, crash_on: str) -> None:
+    client = ScriptedSaltClient(TEST_FLEET, script=fail_apply_on("test-db-1"))
+
+    def crash(record: dict[str, Any]) -> None:
+        if record["event"] == crash_on and record.get("batch", 1) == 1:
+            raise Crash()
+
+    with pytest.raises(Crash):
+        start_rollout(harness.ctx("test", client, observer=crash), RELEASE, no_rollback=True)
+    before = len(client.published)
+    result = resume_rollout(harness.ctx("test", client))
+    assert result.outcome is Outcome.HALTED
+    assert len(client.published) == before  # nothing published again
+    assert len(harness.events("halted")) == 1 and len(harness.events("rollback_skipped")) == 1
+    assert len([g for g in harness.events("gate") if g["batch"] == 1]) == 1
