@@ -232,4 +232,3 @@ def check_top_file(text: str | None, release: str, saltenv: str) -> None:
             hint="key the top file `{{ saltenv }}:` instead of `base:` - it renders `base` for scheduled "
                  "highstates and the release's saltenv for a canary (docs/rollout.md, 'The top file')",
         )
-
