@@ -203,6 +203,9 @@ def check_config(policy: RuntimePolicy, name: str, opts: dict[str, Any]) -> tupl
             )
     for key, expected in policy.settings.items():
         actual = opts.get(key)
+        if actual is None and isinstance(expected, (dict, list)) and not expected:
+            # Salt has no default for some (peer_run): absent means empty, which is what the policy asks.
+            actual = type(expected)()
         if actual != expected:
             drift.append(
                 Drift(name, "setting", "config", key, f"{key} is {json.dumps(actual)}, expected {json.dumps(expected)}")

@@ -44,13 +44,6 @@ class _SyndicEntry(_Model):
     datacenter: str = Field(min_length=1)
     minions: dict[str, _MinionEntry] = Field(min_length=1)
 
-    @field_validator("minions")
-    @classmethod
-    def _ids(cls, value: dict[str, _MinionEntry]) -> dict[str, _MinionEntry]:
-        for key in value:
-            _check_id(key)
-        return value
-
 
 class _SpecFile(_Model):
     version: Literal[1] = 1
@@ -61,13 +54,6 @@ class _SpecFile(_Model):
     @classmethod
     def _mom_id(cls, value: str) -> str:
         return _check_id(value)
-
-    @field_validator("syndics")
-    @classmethod
-    def _syndic_ids(cls, value: dict[str, _SyndicEntry]) -> dict[str, _SyndicEntry]:
-        for key in value:
-            _check_id(key)
-        return value
 
 
 class MinionSpec(_Model):
@@ -120,6 +106,12 @@ def load_spec(path: Path, config: PipelineConfig) -> TopologySpec:
     line and key when it does not fit."""
     src = load_yaml(path)
     raw = validate_sourced(_SpecFile, src, hint=_HINT)
+
+    # Ids are mapping keys: check them here so the error points at the key's own line.
+    for syndic_id, entry in raw.syndics.items():
+        for loc in [("syndics", syndic_id)] + [("syndics", syndic_id, "minions", m) for m in entry.minions]:
+            if not _ID_RE.match(str(loc[-1])):
+                raise fail_at(src, loc, f"{loc[-1]!r} is not a valid id here (lowercase letters, digits and '-')", hint=_HINT)
 
     owner: dict[str, str] = {s.name: env.name for env in config.environments.values() for s in env.syndics}
     for syndic_id in raw.syndics:
