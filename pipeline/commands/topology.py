@@ -82,7 +82,7 @@ def up(app: AppContext, workdir: Path, timeout: float, fmt: str) -> None:
     _echo_status(topo, status, fmt)
     if fmt == "text":
         click.echo(
-            f"\nready in {topo.timings.get('ready_seconds', 0):.1f}s. Try:\n"
+            "\nTry:\n"
             f"  saltpipe --config {topo.pipeline_config} config check\n"
             f"  {topo.bindir / 'salt'} -c {topo.mom.config_dir} -C 'G@saltpipe_env:test' test.ping\n"
             f"  saltpipe topology down --workdir {topo.workdir}"

@@ -30,11 +30,11 @@ import yaml
 from pipeline.config import DEFAULT_CONFIG, PipelineConfig, load_config
 from pipeline.errors import TopologyError
 from pipeline.runtime_policy import DEFAULT_POLICY, load_runtime_policy
+from pipeline.saltlib import import_salt
 from pipeline.topology import daemons as procs
 from pipeline.topology.daemons import Daemon, DaemonStatus
 from pipeline.topology.handles import MasterHandle, MinionHandle, SaltResult, SyndicHandle
 from pipeline.topology.pillar import write_local_pillar, write_overrides
-from pipeline.saltlib import import_salt
 from pipeline.topology.render import LOCAL_TUNING, DaemonTemplates
 from pipeline.topology.spec import DEFAULT_SPEC, TopologySpec, load_spec
 
@@ -192,7 +192,7 @@ class Topology:
                     "'saltpipe topology status' shows which daemons run",
                 )
 
-    def wait_authenticated(self, *, timeout: float, progress: Progress = _quiet) -> None:
+    def wait_authenticated(self, *, timeout: float) -> None:
         """Wait until every syndic and minion has authenticated with its master (it has cached the master's
         public key, which :func:`up` removes before starting it); :class:`TopologyError` if one exits or
         ``timeout`` passes. Publishing before that would only lose the job and wait out its timeout."""
@@ -226,7 +226,7 @@ class Topology:
 # Building the topology's files
 
 
-def _free_ports(count: int, avoid: set[int] = frozenset()) -> list[int]:
+def _free_ports(count: int) -> list[int]:
     # Hold every socket open until all are chosen so the kernel never hands out the same port twice.
     socks, ports = [], []
     try:
@@ -234,9 +234,7 @@ def _free_ports(count: int, avoid: set[int] = frozenset()) -> list[int]:
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.bind((LOOPBACK, 0))
             socks.append(sock)
-            port = sock.getsockname()[1]
-            if port not in avoid:
-                ports.append(port)
+            ports.append(sock.getsockname()[1])
     finally:
         for sock in socks:
             sock.close()
@@ -670,7 +668,7 @@ def up(
         progress(f"starting {sum(d.kind == 'syndic' for d in rest)} syndics and {len(topo.minions)} minions")
         started.update(_start(topo, rest))
         _save(topo, repo=repo, ports=ports, ready=False)
-        topo.wait_authenticated(timeout=max(5.0, deadline - time.monotonic()), progress=progress)
+        topo.wait_authenticated(timeout=max(5.0, deadline - time.monotonic()))
         topo.timings["authenticated_seconds"] = round(time.monotonic() - t0, 2)
         progress("every syndic and minion authenticated; pinging every minion from the MoM")
         topo.wait_ready(timeout=max(5.0, deadline - time.monotonic()), progress=progress)
