@@ -158,3 +158,12 @@ def test_serving_content_switches_every_syndic(topology: Topology, tmp_path: Pat
             else:
                 syndic.served_base.unlink(missing_ok=True)
             assert syndic.master.salt_run("fileserver.update").data is True
+
+
+def test_salt_call_on_a_minion_uses_its_syndic_master(topology: Topology) -> None:
+    """salt-call with a minion's config: its grains, and pillar compiled by its own syndic master."""
+    minion = topology.minion("test-web-1")
+    grains = minion.salt_call("grains.get", "saltpipe_env")
+    assert grains.data == {"local": "test"}, str(grains)
+    pillar = minion.salt_call("pillar.get", "base:root")
+    assert pillar.data == {"local": str(minion.sandbox)}, str(pillar)
