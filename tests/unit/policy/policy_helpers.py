@@ -17,6 +17,8 @@ def expected(directory: Path) -> dict[tuple[str, str], set[int]]:
     """``(file name, rule) -> lines`` from ``expect: rule[, rule]`` markers."""
     out: dict[tuple[str, str], set[int]] = {}
     for path in sorted(directory.iterdir()):
+        if not path.is_file():  # e.g. a __pycache__ left by compileall
+            continue
         for number, line in enumerate(path.read_text().splitlines(), start=1):
             match = EXPECT_RE.search(line)
             if match:
