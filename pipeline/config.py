@@ -139,11 +139,28 @@ class SshFileRoots(_Model):
 FileRoots = Annotated[Union[LocalFileRoots, SshFileRoots], Field(discriminator="type")]
 
 
+def _absolute_path(value: Path | None, what: str) -> Path | None:
+    if value is not None and not value.is_absolute():
+        raise ValueError(f"must be an absolute path ({what}), got {str(value)!r}")
+    return value
+
+
 class Syndic(_Model):
-    """One syndic master: its minion id (as the MoM sees it) and where its file_roots lives."""
+    """One syndic master: its minion id (as the MoM sees it), where its file_roots lives and, optionally, the
+    path of its master config on the host saltpipe runs on.
+
+    ``master_config`` lets saltpipe read that master directly: lost returns are looked up in its job cache,
+    and attestation asks its fileserver what it serves (instead of reading the marker through file_roots).
+    """
 
     name: str
     file_roots: FileRoots
+    master_config: Path | None = None
+
+    @field_validator("master_config")
+    @classmethod
+    def _absolute_config(cls, value: Path | None) -> Path | None:
+        return _absolute_path(value, "the syndic master's config file, e.g. /etc/salt/master")
 
     @field_validator("name")
     @classmethod
@@ -273,6 +290,56 @@ class Environment(_Model):
         return "canary(" + self.canary.describe() + ") -> " + " -> ".join(str(b) for b in self.batches)
 
 
+class SaltApi(_Model):
+    """salt-api (rest_cherrypy) in front of the master-of-masters. The password is never in the file: it comes
+    from the environment variable ``SALTPIPE_SALT_API_PASSWORD``."""
+
+    url: str
+    user: str = Field(min_length=1)
+    eauth: str = Field(default="pam", min_length=1)
+    ca_bundle: Path | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")) or len(value.split("://", 1)[1]) == 0:
+            raise ValueError(f"{value!r} must be an http:// or https:// URL of salt-api")
+        return value.rstrip("/")
+
+    @field_validator("ca_bundle")
+    @classmethod
+    def _absolute_ca(cls, value: Path | None) -> Path | None:
+        return _absolute_path(value, "a CA bundle file")
+
+
+class SaltAccess(_Model):
+    """How saltpipe reaches the master-of-masters (MoM): exactly one of
+
+    * ``master_config``: the MoM's master config file; saltpipe publishes with Salt's LocalClient, so it runs on
+      the MoM host as a user allowed to publish;
+    * ``api``: salt-api in front of the MoM (URL, eauth user and backend; password from the environment).
+
+    Command-line flags (``--master-config``, ``--salt-api``) override this section.
+    """
+
+    master_config: Path | None = None
+    api: SaltApi | None = None
+
+    @field_validator("master_config")
+    @classmethod
+    def _absolute_config(cls, value: Path | None) -> Path | None:
+        return _absolute_path(value, "the MoM's master config file, e.g. /etc/salt/master")
+
+    @model_validator(mode="after")
+    def _one_of(self) -> "SaltAccess":
+        if (self.master_config is None) == (self.api is None):
+            raise ValueError(
+                "give exactly one way to reach the master-of-masters: 'master_config' (its config file, for "
+                "Salt's LocalClient on the MoM host) or 'api' (salt-api: url, user, eauth)"
+            )
+        return self
+
+
 class ReleaseSettings(_Model):
     """How releases are built and kept."""
 
@@ -294,6 +361,7 @@ class PipelineConfig(_Model):
     state_dir: Path = Path(".saltpipe")
     release: ReleaseSettings = ReleaseSettings()
     review: ReviewSettings = ReviewSettings()
+    salt: SaltAccess | None = None
     environments: dict[str, Environment]
     # Where the file was loaded from; set by load_config, not by the file.
     source: Path | None = Field(default=None, exclude=True)
@@ -384,6 +452,10 @@ class PipelineConfig(_Model):
                 f"unknown environment {name!r}",
                 hint=f"use one of: {', '.join(self.environments)} (defined in {self.source or DEFAULT_CONFIG})",
             ) from None
+
+    def syndic_master_configs(self, name: str) -> dict[str, Path]:
+        """Syndic name -> master config file, for the syndics of environment ``name`` that set one."""
+        return {s.name: s.master_config for s in self.environment(name).syndics if s.master_config is not None}
 
     def fixtures_for(self, name: str, repo: Path) -> Fixtures:
         """The grains/pillar fixture files of environment ``name``, resolved against ``repo``."""

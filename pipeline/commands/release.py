@@ -16,6 +16,7 @@ from pipeline.errors import SyncError, UsageError
 from pipeline.lock import EnvironmentLock, read_lock
 from pipeline.release import BuildContext, ReleaseStore, build_release
 from pipeline.release.manifest import check_release_id
+from pipeline.salt_access import syndic_configs
 from pipeline.sync import (
     Attestor,
     FileRootsAttestor,
@@ -74,17 +75,20 @@ def list_releases(app: AppContext, fmt: str) -> None:
         click.echo(f"{r.id}  {r.built_at or '?':25}  {(r.commit or '?')[:12]}  {len(r.manifest.entries)} files")
 
 
-def _attestor(targets, master_configs: tuple[str, ...], attest: str) -> Attestor | None:
+def _attestor(targets, master_configs: dict[str, Path], syndics: list[str], attest: str) -> Attestor | None:
+    """``auto``: through each syndic master's Salt fileserver when every syndic has a master config on this host
+    (config ``master_config`` or ``--syndic-config``), else the markers read through file_roots."""
     if attest == "none":
         return None
-    if master_configs:
-        mapping: dict[str, Path] = {}
-        for item in master_configs:
-            name, sep, path = item.partition("=")
-            if not sep or not name or not path:
-                raise UsageError(f"--master-config {item!r}: expected SYNDIC=PATH (the syndic master's config file)")
-            mapping[name] = Path(path)
-        return SaltMasterAttestor(mapping)
+    complete = all(name in master_configs for name in syndics)
+    if attest == "salt" and not complete:
+        missing = [name for name in syndics if name not in master_configs]
+        raise UsageError(
+            f"--attest salt needs every syndic's master config; missing: {', '.join(missing)}",
+            hint="set environments.<env>.syndics[].master_config in the pipeline config, or --syndic-config SYNDIC=PATH",
+        )
+    if attest in ("salt", "auto") and complete:
+        return SaltMasterAttestor(master_configs)
     return FileRootsAttestor(targets)
 
 
@@ -95,14 +99,17 @@ def _attestor(targets, master_configs: tuple[str, ...], attest: str) -> Attestor
 @click.option("--rollback", is_flag=True, help="Deploy the release every syndic served before the current one.")
 @click.option("--canary", is_flag=True, help="Expose the release as its own saltenv; leave base unchanged.")
 @click.option("--remove-canary", "remove_canary", default=None, metavar="ID", help="Remove the canary saltenv of ID.")
-@click.option("--attest", type=click.Choice(["file_roots", "none"]), default="file_roots", show_default=True,
-              help="How to check what each syndic serves after the switch (see also --master-config).")
-@click.option("--master-config", "master_configs", multiple=True, metavar="SYNDIC=PATH",
-              help="Attest through this syndic master's Salt fileserver (a master config file on this host).")
+@click.option("--attest", type=click.Choice(["auto", "salt", "file_roots", "none"]), default="auto", show_default=True,
+              help="How to check what each syndic serves after the switch: salt (each syndic master's fileserver, "
+                   "needs every syndic's master config), file_roots (the marker read through the target); auto = "
+                   "salt when every syndic has a master config, else file_roots.")
+@click.option("--syndic-config", "syndic_config_args", multiple=True, metavar="SYNDIC=PATH",
+              help="A syndic master's config on this host (overrides the syndic's master_config in the pipeline "
+                   "config; the same option as rollout's). Repeatable.")
 @_FORMAT
 @click.pass_obj
 def sync(app: AppContext, environment: str, release_id: str | None, rev: str, rollback: bool, canary: bool,
-         remove_canary: str | None, attest: str, master_configs: tuple[str, ...], fmt: str) -> None:
+         remove_canary: str | None, attest: str, syndic_config_args: tuple[str, ...], fmt: str) -> None:
     """Deploy a release to every syndic of ENVIRONMENT: stage and verify everywhere, then switch everywhere.
 
     If any syndic cannot be staged, none is switched: each keeps serving its previous release, the command
@@ -114,6 +121,7 @@ def sync(app: AppContext, environment: str, release_id: str | None, rev: str, ro
     if sum(bool(x) for x in (release_id, rollback, remove_canary)) > 1:
         raise UsageError("give at most one of --release, --rollback and --remove-canary")
     store = _store(app)
+    master_configs = syndic_configs(cfg, environment, syndic_config_args)
     targets = targets_for(env)
     try:
         with EnvironmentLock(app.state_dir(), environment, "sync"):
@@ -136,7 +144,7 @@ def sync(app: AppContext, environment: str, release_id: str | None, rev: str, ro
                 store=store,
                 keep=cfg.release.keep,
                 saltenv=saltenv_for(rel.id) if canary else "base",
-                attestor=_attestor(targets, master_configs, attest),
+                attestor=_attestor(targets, master_configs, [s.name for s in env.syndics], attest),
             )
             result = sync_release(ctx)
     finally:

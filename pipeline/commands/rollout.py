@@ -4,12 +4,15 @@ Thin: parse, build the Salt client and the sync adapter, call :mod:`pipeline.rol
 reports, set the exit code - 0 succeeded; 1 halted, rolled back or promotion refused; 2 usage, configuration or
 infrastructure error (the rollout stays resumable).
 
-How saltpipe reaches the master-of-masters (exactly one):
+How saltpipe reaches Salt (pipeline/salt_access.py): the ``salt:`` section of the pipeline config
+(``master_config`` of the MoM for Salt's LocalClient, or ``api`` for salt-api) and each syndic's
+``master_config``; the flags below override them:
 
-* ``--master-config PATH`` / ``SALTPIPE_MASTER_CONFIG``: Salt's LocalClient on the MoM (run as a user allowed
-  to publish);
+* ``--master-config PATH`` / ``SALTPIPE_MASTER_CONFIG``: the MoM's master config - Salt's LocalClient on the MoM
+  (run as a user allowed to publish);
 * ``--salt-api URL`` / ``SALTPIPE_SALT_API_URL`` with ``SALTPIPE_SALT_API_USER`` and ``SALTPIPE_SALT_API_PASSWORD``
-  (the password only from the environment, never a command-line argument).
+  (the password only from the environment, never a command-line argument or a file);
+* ``--syndic-config SYNDIC=PATH``: a syndic master's config on this host (the same option as ``saltpipe sync``'s).
 """
 
 from __future__ import annotations
@@ -40,37 +43,36 @@ from pipeline.rollout import (
     rollback_environment,
     start_rollout,
 )
+from pipeline.salt_access import mom_access, parse_pairs, syndic_configs
 from pipeline.salt_client.base import SaltClient
 
 # -- options shared by every command that talks to Salt -------------------------------------------------------------
 
 
 def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
-    out = {}
-    for value in values:
-        name, sep, rest = value.partition("=")
-        if not sep or not name or not rest:
-            raise UsageError(f"{option} {value!r}: expected NAME=VALUE", hint=f"e.g. {option} syndic-prod-a=...")
-        out[name] = rest
-    return out
+    """``NAME=VALUE`` pairs of a repeatable option (kept for the commands that import it from here)."""
+    return parse_pairs(values, option)
 
 
 def _salt_options(func: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option("--master-config", type=click.Path(dir_okay=False, path_type=Path),
                      default=lambda: os.environ.get("SALTPIPE_MASTER_CONFIG"),
-                     help="The MoM's master config: publish with Salt's LocalClient. [env SALTPIPE_MASTER_CONFIG]"),
+                     help="The MoM's master config: publish with Salt's LocalClient. Overrides salt.master_config / "
+                          "salt.api of the config. [env SALTPIPE_MASTER_CONFIG]"),
         click.option("--salt-api", "salt_api", default=lambda: os.environ.get("SALTPIPE_SALT_API_URL"),
-                     help="salt-api (rest_cherrypy) URL of the MoM. [env SALTPIPE_SALT_API_URL]"),
+                     help="salt-api (rest_cherrypy) URL of the MoM; overrides the config's salt section. "
+                          "[env SALTPIPE_SALT_API_URL]"),
         click.option("--salt-api-user", default=lambda: os.environ.get("SALTPIPE_SALT_API_USER"),
-                     help="eauth user. [env SALTPIPE_SALT_API_USER; password: SALTPIPE_SALT_API_PASSWORD]"),
-        click.option("--salt-api-eauth", default=lambda: os.environ.get("SALTPIPE_SALT_API_EAUTH", "pam"),
-                     show_default="pam", help="eauth backend."),
+                     help="eauth user (default: salt.api.user). [env SALTPIPE_SALT_API_USER; password: "
+                          "SALTPIPE_SALT_API_PASSWORD]"),
+        click.option("--salt-api-eauth", default=lambda: os.environ.get("SALTPIPE_SALT_API_EAUTH"),
+                     help="eauth backend (default: salt.api.eauth, else pam). [env SALTPIPE_SALT_API_EAUTH]"),
         click.option("--salt-api-ca", type=click.Path(dir_okay=False, path_type=Path), default=None,
                      help="CA bundle for the salt-api certificate."),
         click.option("--syndic-config", "syndic_configs", multiple=True, metavar="SYNDIC=PATH",
                      help="A syndic master's config on this host: look lost returns up in its job cache and "
-                          "attest through its fileserver. Repeatable."),
+                          "attest through its fileserver. Overrides the syndic's master_config. Repeatable."),
         click.option("--syndic-api", "syndic_apis", multiple=True, metavar="SYNDIC=URL",
                      help="salt-api of a syndic master (same credentials), for lost-return lookups. Repeatable."),
         click.option("--job-timeout", type=float, default=300.0, show_default=True,
@@ -101,41 +103,38 @@ def _client(app: AppContext, env_name: str, opts: dict[str, Any]) -> SaltClient:
     hc = env.gates.health_check
     if hc is not None and hc.function:
         extra.append(hc.function)
-    master_config, api = opts["master_config"], opts["salt_api"]
-    if bool(master_config) == bool(api):
-        raise UsageError(
-            "give exactly one way to reach the master-of-masters",
-            hint="--master-config PATH (LocalClient, on the MoM) or --salt-api URL (with SALTPIPE_SALT_API_USER "
-                 "and SALTPIPE_SALT_API_PASSWORD); or set SALTPIPE_MASTER_CONFIG / SALTPIPE_SALT_API_URL",
-        )
-    if master_config:
+    access = mom_access(
+        app.config,
+        master_config=opts["master_config"],
+        api_url=opts["salt_api"],
+        api_user=opts["salt_api_user"],
+        api_eauth=opts["salt_api_eauth"],
+        api_ca=opts["salt_api_ca"],
+    )
+    if access.master_config is not None:
         from pipeline.salt_client.local import LocalSaltClient
 
-        syndic_configs = {k: Path(v) for k, v in _pairs(opts["syndic_configs"], "--syndic-config").items()}
-        return LocalSaltClient(Path(master_config), syndic_configs=syndic_configs, extra_functions=extra)
+        return LocalSaltClient(
+            access.master_config,
+            syndic_configs=syndic_configs(app.config, env_name, opts["syndic_configs"]),
+            extra_functions=extra,
+        )
     from pipeline.salt_client.api import SaltApiClient
 
-    user = opts["salt_api_user"]
-    password = os.environ.get("SALTPIPE_SALT_API_PASSWORD")
-    if not user or password is None:
-        raise UsageError(
-            "salt-api needs a user and a password",
-            hint="set SALTPIPE_SALT_API_USER (or --salt-api-user) and SALTPIPE_SALT_API_PASSWORD",
-        )
+    assert access.api is not None
     return SaltApiClient(
-        str(api),
-        username=user,
-        password=password,
-        eauth=opts["salt_api_eauth"],
+        access.api.url,
+        username=access.api.user,
+        password=access.password(),
+        eauth=access.api.eauth,
         syndic_urls=_pairs(opts["syndic_apis"], "--syndic-api"),
         extra_functions=extra,
-        verify=str(opts["salt_api_ca"]) if opts["salt_api_ca"] else True,
+        verify=str(access.api.ca_bundle) if access.api.ca_bundle else True,
     )
 
 
 def _context(app: AppContext, env_name: str, opts: dict[str, Any], observer: Any) -> RolloutContext:
     env = app.config.environment(env_name)
-    syndic_configs = {k: Path(v) for k, v in _pairs(opts["syndic_configs"], "--syndic-config").items()}
     recovery = Recovery(
         job_timeout=opts["job_timeout"],
         poll_interval=opts["poll_interval"],
@@ -146,7 +145,8 @@ def _context(app: AppContext, env_name: str, opts: dict[str, Any], observer: Any
         config=app.config,
         environment=env,
         client=_client(app, env_name, opts),
-        serving=SyncServing(app.state_dir(), app.config.release.keep, syndic_configs),
+        serving=SyncServing(app.state_dir(), app.config.release.keep,
+                            syndic_configs(app.config, env_name, opts["syndic_configs"])),
         state_dir=app.state_dir(),
         recovery=recovery,
         observer=observer,

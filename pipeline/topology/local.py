@@ -292,16 +292,23 @@ def _write(path: Path, text: str) -> None:
 
 
 def derive_pipeline_config(source: Path, workdir: Path, spec: TopologySpec) -> str:
-    """``salt/pipeline.yaml`` with each syndic's ``file_roots`` a local directory of ``workdir`` and
-    ``state_dir`` inside ``workdir``; everything else (targets, canaries, batches, gates) unchanged."""
+    """``salt/pipeline.yaml`` with each syndic's ``file_roots`` a local directory of ``workdir``, ``state_dir``
+    inside ``workdir``, and how to reach Salt here: ``salt.master_config`` is the local MoM's config (Salt's
+    LocalClient) and each syndic's ``master_config`` its local master's, so ``saltpipe --config
+    <workdir>/pipeline.yaml sync|rollout ...`` needs no flags. Everything else (targets, canaries, batches,
+    gates) is unchanged."""
     data = yaml.safe_load(source.read_text(encoding="utf-8"))
     data["state_dir"] = str(workdir / "state")
+    # Replaces whatever the source says (a production salt-api URL): the local topology is reached in-process.
+    data["salt"] = {"master_config": str(workdir / spec.mom / "conf" / "master")}
     for env in data["environments"].values():
         for syndic in env["syndics"]:
             syndic["file_roots"] = {"type": "local", "path": str(workdir / syndic["name"] / "file_roots")}
+            syndic["master_config"] = str(workdir / syndic["name"] / "conf" / "master")
     header = (
         f"# Derived by `saltpipe topology up` from {source} for the local topology in {workdir}.\n"
-        "# Same environments; each syndic's file_roots is a local directory here. Regenerated on every `up`.\n"
+        "# Same environments; each syndic's file_roots is a local directory here, and Salt is reached through\n"
+        "# the local masters' configs. Regenerated on every `up`.\n"
     )
     return header + yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
 

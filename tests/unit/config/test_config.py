@@ -223,3 +223,124 @@ def test_size_of_population(size: object, population: int, expected: int) -> Non
 def test_size_rejects(bad: object) -> None:
     with pytest.raises(ValueError):
         Size.parse(bad)
+
+
+# -- the salt: section (how saltpipe reaches the MoM) and each syndic's master_config ------------------------------
+
+SALT_LOCAL = VALID.replace(
+    "environments:\n", "salt:\n  master_config: /etc/salt/master\nenvironments:\n", 1
+).replace(
+    "        file_roots: {type: local, path: /srv/saltpipe/syndic-test}\n",
+    "        file_roots: {type: local, path: /srv/saltpipe/syndic-test}\n        master_config: /etc/salt/master\n",
+    1,
+)
+SALT_API = VALID.replace(
+    "environments:\n",
+    "salt:\n  api:\n    url: https://mofm1.example.net:8000/\n    user: saltpipe\nenvironments:\n",
+    1,
+)
+
+
+def test_salt_section_is_optional(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, VALID))
+    assert cfg.salt is None
+    assert cfg.syndic_master_configs("test") == {}
+
+
+def test_salt_master_config_and_syndic_master_config(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, SALT_LOCAL))
+    assert cfg.salt is not None and cfg.salt.master_config == Path("/etc/salt/master") and cfg.salt.api is None
+    assert cfg.syndic_master_configs("test") == {"syndic-test": Path("/etc/salt/master")}
+    assert cfg.syndic_master_configs("production") == {}  # remote syndic without a local config
+
+
+def test_salt_api_defaults(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, SALT_API))
+    assert cfg.salt is not None and cfg.salt.master_config is None
+    api = cfg.salt.api
+    assert api is not None
+    assert (api.url, api.user, api.eauth, api.ca_bundle) == ("https://mofm1.example.net:8000", "saltpipe", "pam", None)
+
+
+def test_bundled_config_reaches_the_mom_through_salt_api() -> None:
+    cfg = load_config(REPO / "salt" / "pipeline.yaml")
+    assert cfg.salt is not None and cfg.salt.api is not None and cfg.salt.api.url.startswith("https://")
+
+
+SALT_INVALID = [
+    pytest.param(
+        SALT_LOCAL, ("  master_config: /etc/salt/master\n", "  master_config: etc/salt/master\n"), 3,
+        "salt.master_config", "absolute path", id="relative-mom-config",
+    ),
+    pytest.param(
+        SALT_LOCAL, ("        master_config: /etc/salt/master\n", "        master_config: master\n"), 9,
+        "environments.test.syndics[0].master_config", "absolute path", id="relative-syndic-config",
+    ),
+    pytest.param(
+        SALT_LOCAL, ("  master_config: /etc/salt/master\n", "  master_config: /etc/salt/master\n  api: {url: https://x, user: u}\n"),
+        2, "salt", "exactly one way to reach the master-of-masters", id="both-local-and-api",
+    ),
+    pytest.param(
+        SALT_LOCAL, ("  master_config: /etc/salt/master\n", "  {}\n"), 2,
+        "salt", "exactly one way", id="neither-local-nor-api",
+    ),
+    pytest.param(
+        SALT_API, ("url: https://mofm1.example.net:8000/", "url: mofm1.example.net:8000"), 4,
+        "salt.api.url", "http:// or https://", id="api-url-without-scheme",
+    ),
+    pytest.param(
+        SALT_API, ("    user: saltpipe\n", ""), 3, "salt.api.user", "required key is missing", id="api-without-user",
+    ),
+    pytest.param(
+        SALT_API, ("    user: saltpipe\n", "    user: saltpipe\n    password: hunter2\n"), 6,
+        "salt.api.password", "remove it", id="api-password-in-file-refused",
+    ),
+]
+
+
+@pytest.mark.parametrize(("base", "edit", "line", "key", "words"), SALT_INVALID)
+def test_invalid_salt_section_names_file_line_key(
+    tmp_path: Path, base: str, edit: tuple[str, str], line: int, key: str, words: str
+) -> None:
+    old, new = edit
+    assert old in base, "test case does not apply"
+    path = write(tmp_path, base.replace(old, new, 1))
+    with pytest.raises(ConfigError) as excinfo:
+        load_config(path)
+    text = str(excinfo.value)
+    assert excinfo.value.line == line, text
+    assert f"{path}:{line}:" in text and key in text and words in text, text
+
+
+# -- how the CLI combines the salt: section with its flags (pipeline/salt_access.py) -----------------------------------
+
+
+def test_flags_override_the_salt_section(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.errors import UsageError
+    from pipeline.salt_access import mom_access, syndic_configs
+
+    local = load_config(write(tmp_path, SALT_LOCAL))
+    assert mom_access(local).master_config == Path("/etc/salt/master")
+    assert mom_access(local, master_config="/tmp/mom/master").master_config == Path("/tmp/mom/master")
+    via_flag = mom_access(local, api_url="https://api.example.net", api_user="ci")
+    assert via_flag.master_config is None and via_flag.api is not None and via_flag.api.eauth == "pam"
+    with pytest.raises(UsageError, match="not both"):
+        mom_access(local, master_config="/x", api_url="https://y")
+
+    api = mom_access(load_config(write(tmp_path, SALT_API)), api_eauth="ldap")
+    assert api.api is not None and (api.api.user, api.api.eauth) == ("saltpipe", "ldap")
+    monkeypatch.delenv("SALTPIPE_SALT_API_PASSWORD", raising=False)
+    with pytest.raises(UsageError, match="password"):
+        api.password()
+    monkeypatch.setenv("SALTPIPE_SALT_API_PASSWORD", "s3cret")
+    assert api.password() == "s3cret"
+
+    with pytest.raises(UsageError, match="salt:` section"):
+        mom_access(load_config(write(tmp_path, VALID)))
+
+    assert syndic_configs(local, "test", ["syndic-test=/tmp/st/master"]) == {"syndic-test": Path("/tmp/st/master")}
+    assert syndic_configs(local, "production", ["syndic-prod-a=/a"]) == {"syndic-prod-a": Path("/a")}
+    with pytest.raises(UsageError, match="not a syndic of test"):
+        syndic_configs(local, "test", ["syndic-prod-a=/a"])
+    with pytest.raises(UsageError, match="NAME=VALUE"):
+        syndic_configs(local, "test", ["syndic-test"])

@@ -48,6 +48,10 @@ def test_derived_pipeline_yaml_keeps_everything_but_file_roots(tmp_path: Path) -
         )
         for syndic in env.syndics:
             assert syndic.file_roots.type == "local" and syndic.file_roots.path == tmp_path / syndic.name / "file_roots"
+            # Salt is reached through the local masters, so sync and rollout need no flags.
+            assert syndic.master_config == tmp_path / syndic.name / "conf" / "master"
+    assert derived.salt is not None and derived.salt.api is None
+    assert derived.salt.master_config == tmp_path / spec.mom / "conf" / "master"
 
 
 def test_daemon_states_from_pid_files(tmp_path: Path) -> None:
