@@ -7,12 +7,14 @@ from pathlib import Path
 import click
 
 from pipeline.commands.lint import emit, format_option
+from pipeline.commands.runtime_policy import verify_runtime_command
 from pipeline.context import AppContext
 
 
 @click.group("policy")
 def policy() -> None:
-    """The MR policy: no cmd.*, and no way around it (see docs/policy.md)."""
+    """The MR policy: no cmd.*, and no way around it (see docs/policy.md); and the runtime policy the running
+    masters must enforce (verify-runtime, docs/runtime-policy.md)."""
 
 
 @policy.command("check")
@@ -47,5 +49,7 @@ def rules() -> None:
     for cls in all_rules():
         click.echo(f"{cls.id:<24} {cls.severity.value:<8} {cls.description()}")
 
+
+policy.add_command(verify_runtime_command)
 
 COMMANDS = [policy]

@@ -1,7 +1,7 @@
 """``saltpipe policy verify-runtime``: do the running masters enforce salt/daemons/runtime-policy.yaml?
 
-Registered top-level as ``verify-runtime`` through ``COMMANDS``; the ``policy`` group (pipeline/commands/policy.py)
-is meant to carry it as ``policy verify-runtime``.
+The command lives here; the ``policy`` group (pipeline/commands/policy.py) carries it, so this module registers
+nothing at the top level (``COMMANDS = []``).
 """
 
 from __future__ import annotations
@@ -76,4 +76,4 @@ def verify_runtime_command(
         raise click.exceptions.Exit(EXIT_FINDINGS)
 
 
-COMMANDS = [verify_runtime_command]
+COMMANDS: list[click.Command] = []  # registered under `saltpipe policy`

@@ -115,7 +115,7 @@ def test_saltutil_sync_is_published_by_every_master(topology: Topology, served_c
 
 
 def _verify(*args: str) -> tuple[int, dict[str, Any]]:
-    proc = saltpipe("verify-runtime", "--format", "json", *args)
+    proc = saltpipe("policy", "verify-runtime", "--format", "json", *args)
     assert proc.returncode in (0, 1), proc.stderr
     return proc.returncode, json.loads(proc.stdout)
 
