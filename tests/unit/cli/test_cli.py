@@ -16,8 +16,12 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 def _all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    # list_commands/get_command, not group.commands: the top-level group loads its commands lazily.
+    ctx = click.Context(group)
     out = []
-    for name, command in sorted(group.commands.items()):
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        assert command is not None, name
         path = prefix + (name,)
         out.append(path)
         if isinstance(command, click.Group):
@@ -89,3 +93,32 @@ def test_command_exit_code_is_kept(capsys: pytest.CaptureFixture[str]) -> None:
     finally:
         del cli.commands["exit-one-for-test"]
     assert code == 1
+
+
+def test_command_table_names_every_area() -> None:
+    """Every click command a module of pipeline/commands exports in ``COMMANDS`` is in the lazy table (the one
+    place to add an area), under its own name and pointing at that very object."""
+    import importlib
+    import pkgutil
+
+    from pipeline import commands
+    from pipeline.cli import COMMAND_TABLE, _load
+
+    exported = {}
+    for info in pkgutil.iter_modules(commands.__path__):
+        module = importlib.import_module(f"{commands.__name__}.{info.name}")
+        for command in getattr(module, "COMMANDS", ()):
+            exported[command.name] = command
+    assert set(exported) == set(COMMAND_TABLE), "add the missing area to pipeline/cli.py COMMAND_TABLE"
+    for name, target in COMMAND_TABLE.items():
+        assert _load(target) is exported[name], name
+
+
+def test_startup_imports_no_command_module() -> None:
+    """`saltpipe --version` (and any single command) must not import every area: that cost ~0.8 s a call."""
+    code = (
+        "import sys; from pipeline.cli import cli; "
+        "print(sorted(m for m in sys.modules if m.startswith(('pipeline.commands.', 'salt', 'pydantic', 'git'))))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert proc.stdout.strip() == "[]", proc.stdout
