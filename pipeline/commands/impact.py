@@ -1,6 +1,6 @@
 """``saltpipe impact ENV --release ID``: dry-run a release (exposed as its canary saltenv) on a sample per role.
 
-Thin: build the Salt client (same options as ``saltpipe rollout``), call :func:`pipeline.impact.analyse_impact`,
+Thin: build the Salt client (the config's ``salt:`` section, or the same flags as ``saltpipe rollout``), call :func:`pipeline.impact.analyse_impact`,
 format, set the exit code - 0 nothing would fail; 1 a state would fail or a sampled minion did not answer;
 2 usage, configuration or infrastructure error (release not exposed, master unreachable).
 """
@@ -14,10 +14,11 @@ from typing import Any
 
 import click
 
-from pipeline.commands.rollout import _client, _pairs, _salt_options
+from pipeline.commands.rollout import _client, _salt_options
 from pipeline.context import AppContext
 from pipeline.errors import EXIT_FINDINGS
 from pipeline.impact import ImpactContext, analyse_impact, format_text
+from pipeline.salt_access import syndic_configs
 
 
 @click.command("impact")
@@ -44,8 +45,9 @@ def impact(app: AppContext, environment: str, release_id: str, sample_per_role: 
 
     env = app.config.environment(environment)
     release = ReleaseStore.for_state_dir(app.state_dir()).get(release_id)
-    syndic_configs = {k: Path(v) for k, v in _pairs(opts["syndic_configs"], "--syndic-config").items()}
-    serving = SyncServing(app.state_dir(), app.config.release.keep, syndic_configs)
+    # Each syndic's master config (the config's, or --syndic-config): attestation then asks Salt's fileserver.
+    serving = SyncServing(app.state_dir(), app.config.release.keep,
+                          syndic_configs(app.config, environment, opts["syndic_configs"]))
     with _client(app, environment, opts) as client:
         result = analyse_impact(
             ImpactContext(

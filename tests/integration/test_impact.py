@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import git
@@ -42,7 +43,8 @@ def _cli(repo: Path, config: Path, *args: str, timeout: float = 240) -> subproce
 def test_impact_dry_runs_the_canary_saltenv_on_one_minion_per_role(topology: Topology, tmp_path: Path) -> None:
     repo = tmp_path / "content"
     (repo / "states").mkdir(parents=True)
-    (repo / "states" / "top.sls").write_text(TOP)
+    # A release id of its own (ids are content hashes), so the "not exposed yet" step holds on a reused topology.
+    (repo / "states" / "top.sls").write_text(TOP + f"{{# {tmp_path.name} {time.time_ns()} #}}\n")
     (repo / "states" / "impact.sls").write_text(SLS)
     r = git.Repo.init(repo)
     r.index.add(["states/top.sls", "states/impact.sls"])
