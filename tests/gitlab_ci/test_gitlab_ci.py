@@ -154,5 +154,8 @@ def test_deploy_jobs_and_the_manual_production_gate(gitlab_ci_local: Path, topol
     assert _verdicts(played) == {"approve:production": "PASS", "sync:production": "PASS",
                                  "rollout:production": "PASS"}, played.stdout[-6000:]
     assert _served(config, "production") == {release}
+    state_dir = Path(yaml.safe_load(config.read_text())["state_dir"])
+    approvals = (state_dir / "approvals" / "production" / f"{release}.jsonl").read_text()
+    assert [json.loads(line)["name"] for line in approvals.splitlines()] == ["alice"]  # who played the gate
     report = json.loads((repo / "reports" / "rollout-production.json").read_text())
     assert report.get("promoted"), report
