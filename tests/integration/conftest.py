@@ -1,44 +1,67 @@
 """Integration tests on real Salt daemons: ONE local topology (MoM -> 3 syndic masters -> 8 minions) per session.
 
-The topology is started the way users start it - ``saltpipe topology up`` in a subprocess that exits - and the
-tests then work on it through :func:`pipeline.topology.load`, from this process. That proves on every run that
-the daemons outlive ``up`` and are found again from their pid files. ``saltpipe topology down`` stops it at
-the end, and the session fails if a daemon survives.
+The session's topology runs on pytest-salt-factories (:func:`pipeline.topology.factories.factories_up`): every
+daemon's config is rendered from the same ``salt/daemons`` templates as ``saltpipe topology up`` renders, and
+only factories' own paths, ports and engine settings are added (docs/topology.md, "Integration tests"). The
+tests get the same :class:`~pipeline.topology.Topology` API either way. The CLI path (``saltpipe topology up``
+in a subprocess, ``status`` from another process, ``down``) is proven by test_topology.py with a topology of its
+own, run before the session's (see :func:`pytest_collection_modifyitems`), so two never run at once.
 
 Every result is judged from the returns against the expected minion set, never from a CLI exit code
 (``salt`` exits 0 when a master refuses a call).
 
 Environment: ``SALTPIPE_KEEP_TOPOLOGY=1`` keeps the work directory (configs, logs) after the session;
-``SALTPIPE_IT_WORKDIR=<dir>`` runs the tests on an already running topology instead of starting one.
+``SALTPIPE_IT_WORKDIR=<dir>`` runs the tests on a topology already running there (started with ``saltpipe
+topology up``) instead of starting one.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from it_helpers import build_content_tree, saltpipe, serve_tree, short_tmpdir
+from it_helpers import REPO, build_content_tree, serve_tree, short_tmpdir
 
 from pipeline.topology import Topology
 from pipeline.topology import load as load_topology
 
+#: Fixture of test_topology.py that runs a topology with the CLI; its tests run first (see below).
+CLI_TOPOLOGY_FIXTURE = "cli_topology"
+
+_TIMINGS: dict[str, float] = {}
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Everything under tests/integration needs real daemons: mark it ``integration``."""
+    """Mark everything under tests/integration ``integration``; run the CLI topology's tests first.
+
+    The CLI tests start their own 15 daemons; the session topology starts at the first test that needs it and
+    runs to the end of the session. Running the CLI tests first (a stable sort, everything else keeps its
+    order) means the two never run at once on this 2-core machine.
+    """
     here = Path(__file__).parent
     for item in items:
         if here in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.integration)
+    items.sort(key=lambda item: 0 if CLI_TOPOLOGY_FIXTURE in getattr(item, "fixturenames", ()) else 1)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print how long the session topology took to start and to stop (docs/topology.md records them)."""
+    if _TIMINGS:
+        terminalreporter.write_line(
+            "saltpipe session topology: " + ", ".join(f"{k} {v:.1f}s" for k, v in _TIMINGS.items())
+        )
 
 
 @pytest.fixture(scope="session")
-def topology() -> Iterator[Topology]:
-    """The session's topology, started with ``saltpipe topology up`` and stopped with ``down``.
+def topology(salt_factories: Any) -> Iterator[Topology]:
+    """The session's topology on pytest-salt-factories, ready (every minion answered ``test.ping`` from the
+    MoM through its syndic); terminated at the end of the session, which fails if a daemon survives.
 
     With ``SALTPIPE_IT_WORKDIR`` set to the work directory of a running topology, that one is used and left
     running (for iterating on tests; CI never sets it).
@@ -49,23 +72,21 @@ def topology() -> Iterator[Topology]:
         assert topo.status().running, f"SALTPIPE_IT_WORKDIR={reuse}: the topology there is not running"
         yield topo
         return
+    from pipeline.topology.factories import factories_up  # pylint: disable=import-outside-toplevel
+
     workdir = short_tmpdir()
     started = time.monotonic()
-    proc = saltpipe("topology", "up", "--workdir", str(workdir), "--format", "json", "--timeout", "120", timeout=300)
-    if proc.returncode != 0:
-        saltpipe("topology", "down", "--workdir", str(workdir))
-        pytest.fail(f"saltpipe topology up failed (rc {proc.returncode}):\n{proc.stderr}\n{proc.stdout}")
-    status = json.loads(proc.stdout)
-    assert status["state"] == "running", status
-    topo = load_topology(workdir)
-    topo.timings["session_up_seconds"] = round(time.monotonic() - started, 2)
+    topo = factories_up(salt_factories, workdir, repo=REPO, timeout=240)
+    _TIMINGS["ready"] = time.monotonic() - started
+    topo.timings["session_up_seconds"] = round(_TIMINGS["ready"], 2)
     yield topo
-    proc = saltpipe("topology", "down", "--workdir", str(workdir), "--format", "json")
-    final = json.loads(proc.stdout) if proc.stdout.strip() else {}
-    survivors = [d["name"] for d in final.get("daemons", []) if d["state"] == "running"]
+    stopping = time.monotonic()
+    final = topo.stop()
+    _TIMINGS["stop"] = time.monotonic() - stopping
+    survivors = [d.name for d in final.daemons if d.state == "running"]
     if os.environ.get("SALTPIPE_KEEP_TOPOLOGY") != "1" and not survivors:
         shutil.rmtree(workdir, ignore_errors=True)
-    assert proc.returncode == 0 and not survivors, f"daemons survived 'topology down': {survivors}\n{proc.stderr}"
+    assert not survivors, f"daemons survived the end of the session: {survivors}"
 
 
 @pytest.fixture(scope="session")

@@ -1,17 +1,27 @@
-"""The local topology itself: its shape maps onto salt/pipeline.yaml, jobs and files flow MoM -> syndic -> minion."""
+"""The local topology itself: its shape maps onto salt/pipeline.yaml, jobs and files flow MoM -> syndic -> minion,
+its daemons run the configs rendered from salt/daemons; and the CLI path: ``saltpipe topology up`` in a subprocess,
+``status`` from another process, ``down`` leaves no daemon.
+
+The ``cli_topology`` tests run before every other integration test (conftest.py reorders them), on a topology of
+their own that is down before the session's starts.
+"""
 
 from __future__ import annotations
 
 import json
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
+import yaml
 
 from pipeline.config import load_config
 from pipeline.errors import TopologyError
 from pipeline.topology import Topology, load, load_spec, up
 
-from it_helpers import REPO, saltpipe, serve_tree
+from it_helpers import REPO, saltpipe, serve_tree, short_tmpdir
 
 
 def test_every_minion_answers_from_the_mom_through_its_syndic(topology: Topology) -> None:
@@ -51,7 +61,8 @@ def test_each_syndic_master_reaches_exactly_its_own_minions(topology: Topology) 
 
 
 def test_keys_are_accepted_as_an_operator_would(topology: Topology) -> None:
-    """auto_accept stays off (as in production): the keys were pre-seeded into each master's accepted set."""
+    """auto_accept stays off (as in production): the keys were pre-seeded into each master's accepted set, so
+    the MoM knows only the syndics and each syndic master only its minions (no minion runs on a syndic node)."""
     mom_keys = topology.mom.salt_key("-L")
     assert set(mom_keys.data["minions"]) == {s.id for s in topology.syndics}, str(mom_keys)
     assert mom_keys.data["minions_pre"] == [], str(mom_keys)
@@ -96,27 +107,6 @@ def test_derived_pipeline_config_points_at_the_local_file_roots(topology: Topolo
     # The CLI accepts it like any config.
     proc = saltpipe("--config", str(topology.pipeline_config), "config", "check", "--format", "json")
     assert proc.returncode == 0, proc.stderr
-
-
-def test_status_from_another_process_finds_every_daemon(topology: Topology) -> None:
-    """`up` ran in a process that has exited; `status` finds each daemon from its pid file."""
-    proc = saltpipe("topology", "status", "--workdir", str(topology.workdir), "--format", "json")
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    status = json.loads(proc.stdout)
-    names = {d["name"]: d for d in status["daemons"]}
-    expected = {f"{topology.mom.id}/master"}
-    for syndic in topology.syndics:
-        expected |= {f"{syndic.id}/master", f"{syndic.id}/syndic"} | {f"{m}/minion" for m in syndic.minion_ids}
-    assert set(names) == expected
-    for daemon in names.values():
-        assert daemon["state"] == "running" and isinstance(daemon["pid"], int), daemon
-    assert status["state"] == "running"
-    assert load(topology.workdir) == topology
-
-
-def test_up_refuses_a_workdir_whose_topology_runs(topology: Topology) -> None:
-    with pytest.raises(TopologyError, match="already running"):
-        up(topology.workdir, repo=REPO)
 
 
 def test_new_file_is_served_once_the_file_list_is_refreshed(topology: Topology, tmp_path: Path) -> None:
@@ -167,3 +157,85 @@ def test_salt_call_on_a_minion_uses_its_syndic_master(topology: Topology) -> Non
     assert grains.data == {"local": "test"}, str(grains)
     pillar = minion.salt_call("pillar.get", "base:root")
     assert pillar.data == {"local": str(minion.sandbox)}, str(pillar)
+
+
+def test_daemons_run_the_configs_rendered_from_salt_daemons(topology: Topology) -> None:
+    """One source of truth: every key a template sets is in the config the daemon runs with, unchanged; factories
+    adds only its own keys (pipeline/topology/factories.py: FACTORIES_KEYS, docs/topology.md)."""
+    rendered = getattr(topology, "rendered", None)
+    if not rendered:
+        pytest.skip("the session topology was not started by factories_up (SALTPIPE_IT_WORKDIR)")
+    from pipeline.topology.factories import FACTORIES_KEYS  # pylint: disable=import-outside-toplevel
+
+    assert len(rendered) == 1 + 3 * len(topology.syndics) + len(topology.minions)
+    for path, template in rendered.items():
+        running = yaml.safe_load(path.read_text(encoding="utf-8"))
+        assert {k: running.get(k) for k in template} == template, path
+        role = "minion" if path.name == "minion" else "syndic" if path.name == "syndic.conf" else "master"
+        assert set(running) - set(template) <= FACTORIES_KEYS[role], (path, sorted(set(running) - set(template) - FACTORIES_KEYS[role]))
+
+
+# ---- the CLI path: its own topology, started and stopped by `saltpipe topology` in subprocesses ----------------
+
+
+@pytest.fixture(scope="module")
+def cli_topology() -> Iterator[Path]:
+    """A topology started by ``saltpipe topology up`` in a subprocess that has exited; its work directory.
+
+    Torn down with ``down`` if a test left it running (test_cli_down_leaves_no_daemon normally stops it)."""
+    workdir = short_tmpdir()
+    proc = saltpipe("topology", "up", "--workdir", str(workdir), "--format", "json", "--timeout", "120", timeout=300)
+    if proc.returncode != 0:
+        saltpipe("topology", "down", "--workdir", str(workdir))
+        pytest.fail(f"saltpipe topology up failed (rc {proc.returncode}):\n{proc.stderr}\n{proc.stdout}")
+    assert json.loads(proc.stdout)["state"] == "running", proc.stdout
+    yield workdir
+    if not load(workdir).status().stopped:
+        saltpipe("topology", "down", "--workdir", str(workdir))
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+def test_cli_status_from_another_process_finds_every_daemon(cli_topology: Path) -> None:
+    """`up` ran in a process that has exited; `status` (another process) finds each daemon from its pid file,
+    and every minion answers through its syndic."""
+    proc = saltpipe("topology", "status", "--workdir", str(cli_topology), "--format", "json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    status = json.loads(proc.stdout)
+    names = {d["name"]: d for d in status["daemons"]}
+    topo = load(cli_topology)
+    expected = {f"{topo.mom.id}/master"}
+    for syndic in topo.syndics:
+        expected |= {f"{syndic.id}/master", f"{syndic.id}/syndic"} | {f"{m}/minion" for m in syndic.minion_ids}
+    assert set(names) == expected
+    for daemon in names.values():
+        assert daemon["state"] == "running" and isinstance(daemon["pid"], int), daemon
+    assert status["state"] == "running"
+    result = topo.ping(timeout=15)
+    assert result.returns == {mid: True for mid in topo.minion_ids}, str(result)
+
+
+def test_cli_up_refuses_a_workdir_whose_topology_runs(cli_topology: Path) -> None:
+    with pytest.raises(TopologyError, match="already running"):
+        up(cli_topology, repo=REPO)
+
+
+def test_cli_down_leaves_no_daemon(cli_topology: Path) -> None:
+    pids = [d.pid for d in load(cli_topology).status().daemons if d.pid is not None]
+    family = set(pids)
+    for pid in pids:
+        try:
+            family |= {c.pid for c in psutil.Process(pid).children(recursive=True)}
+        except psutil.NoSuchProcess:
+            pass
+    proc = saltpipe("topology", "down", "--workdir", str(cli_topology), "--format", "json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    final = json.loads(proc.stdout)
+    assert final["state"] == "stopped", final
+    alive = []
+    for pid in sorted(family):
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                alive.append(pid)
+        except psutil.NoSuchProcess:
+            pass
+    assert alive == [], f"processes of the topology left after down: {alive}"
