@@ -16,8 +16,13 @@ from pathlib import Path
 
 import git
 
+from typing import TYPE_CHECKING
+
 from pipeline.config import PipelineConfig, load_config
 from pipeline.errors import GitError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pipeline.demo_flow import FlowState
 
 #: What an operator's fork carries; copied into the throwaway repository.
 CONTENT_DIRS = ("salt", "states", "_modules", "_states")
@@ -25,10 +30,21 @@ CONTENT_DIRS = ("salt", "states", "_modules", "_states")
 
 @dataclass(frozen=True)
 class DemoContext:
-    """Inputs of the demo: the checkout to take content from and a work directory to build in."""
+    """Inputs of the demo: the checkout to take content from, a work directory to build in (short: the local
+    topology's Salt sockets live below it), whether to leave the topology running, and where live progress
+    lines go (a long step prints while it runs; ``None``: quiet)."""
 
     source: Path
     workdir: Path
+    keep_topology: bool = False
+    topology_timeout: float = 120.0
+    progress: Callable[[str], None] | None = None
+
+
+def _flow_state() -> FlowState:
+    from pipeline.demo_flow import FlowState  # the delivery steps' imports only when a demo runs
+
+    return FlowState()
 
 
 @dataclass
@@ -38,6 +54,7 @@ class DemoState:
     repo: git.Repo | None = None
     config: PipelineConfig | None = None
     commits: dict[str, str] = field(default_factory=dict)
+    flow: FlowState = field(default_factory=_flow_state)
 
 
 @dataclass(frozen=True)
@@ -112,30 +129,45 @@ def _check_config(ctx: DemoContext, state: DemoState) -> tuple[bool, list[str]]:
 
 def steps() -> list[tuple[str, Step]]:
     """The demo's steps, in order. Each later pipeline stage adds its own here."""
+    from pipeline.demo_flow import FLOW_STEPS
     from pipeline.lint.demo_step import mr_checks
 
     return [
         ("repository", _make_repo),
         ("config", _check_config),
         ("mr checks", mr_checks),
+        *FLOW_STEPS,
     ]
 
 
 def run_demo(ctx: DemoContext, on_step: Callable[[StepResult], None] | None = None) -> DemoResult:
-    """Run every step in order, stopping after the first that fails. Errors from a step propagate."""
+    """Run every step in order, stopping after the first that fails; then tear down what the steps started
+    (the topology unless ``ctx.keep_topology``), also when a step raised. Errors from a step propagate."""
+    from pipeline.demo_flow import teardown
+
     state = DemoState()
     results: list[StepResult] = []
-    for name, step in steps():
+    try:
+        for name, step in steps():
+            started = time.monotonic()
+            ok, lines = step(ctx, state)
+            result = StepResult(name=name, ok=ok, lines=tuple(lines), seconds=time.monotonic() - started)
+            results.append(result)
+            if on_step:
+                on_step(result)
+            if not ok:
+                break
+    finally:
         started = time.monotonic()
-        ok, lines = step(ctx, state)
-        result = StepResult(name=name, ok=ok, lines=tuple(lines), seconds=time.monotonic() - started)
-        results.append(result)
-        if on_step:
-            on_step(result)
-        if not ok:
-            break
+        lines = teardown(state.flow, ctx.keep_topology)
+        if lines:
+            result = StepResult(name="teardown", ok=True, lines=tuple(lines), seconds=time.monotonic() - started)
+            results.append(result)
+            if on_step:
+                on_step(result)
     return DemoResult(workdir=ctx.workdir, steps=tuple(results))
 
 
 def default_workdir() -> Path:
-    return Path(tempfile.mkdtemp(prefix="saltpipe-demo-"))
+    """A new short directory under /tmp: the local topology's unix socket paths must stay under 107 bytes."""
+    return Path(tempfile.mkdtemp(prefix="spdemo-", dir="/tmp"))

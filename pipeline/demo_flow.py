@@ -1,0 +1,519 @@
+"""The demo's delivery steps, after the MR checks: topology -> release -> sync -> rollout test -> approval ->
+production, then a second change that breaks on the production canary and is halted and rolled back.
+
+Every stage runs as the ``saltpipe`` command an operator would type (``python -m pipeline --repo <throwaway repo>
+--config <topology>/pipeline.yaml ...``), in a subprocess: the derived config says how to reach the local MoM and
+each syndic master, so no command needs a Salt flag. Each step judges what happened from the commands' JSON
+(release, sync, status, the rollout reports) and from the minions' sandboxes, never from exit codes alone.
+
+Steps are functions ``(DemoContext, DemoState) -> (ok, lines)`` appended by :func:`pipeline.demo.steps`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover - typing only; pipeline.demo imports this module lazily
+    from pipeline.demo import DemoContext, DemoState
+    from pipeline.topology import Topology
+
+#: Who approves the releases for production in the demo (``saltpipe rollout production --approve NAME``).
+REVIEWER = "demo-reviewer"
+
+#: The second change: time sources per datacenter, one file per datacenter - and the canary's is forgotten.
+CHRONY_SLS = """\
+{#- Time sources per datacenter: each datacenter has its own NTP servers (files/chrony-<datacenter>.sources). -#}
+{%- from "base/map.jinja" import base with context %}
+
+base-chrony-sources:
+  file.managed:
+    - name: {{ base.root }}/etc/chrony/sources.d/saltpipe.sources
+    - source: salt://base/files/chrony-{{ grains['datacenter'] }}.sources
+    - makedirs: True
+    - mode: "0644"
+"""
+CHRONY_FILE = "etc/chrony/sources.d/saltpipe.sources"
+
+#: Waiting for returns: the local minions answer in seconds; a lost one is looked up quickly.
+ROLLOUT_TUNING = ("--job-timeout", "120", "--lookup-retries", "2", "--lookup-interval", "2", "--poll-interval", "0.5")
+
+#: Environment variables that would override the derived config's way to Salt (an operator's shell may set them).
+_SALT_ENV_VARS = ("SALTPIPE_MASTER_CONFIG", "SALTPIPE_SALT_API_URL", "SALTPIPE_SALT_API_USER", "SALTPIPE_SALT_API_EAUTH")
+
+
+@dataclass
+class FlowState:
+    """What the delivery steps hand each other (kept on :class:`pipeline.demo.DemoState`)."""
+
+    topology: Topology | None = None
+    health: HealthServer | None = None
+    releases: dict[str, str] = field(default_factory=dict)  # label -> release id
+    reports: list[tuple[str, Path, Path]] = field(default_factory=list)  # (what, json, html)
+    canary: str | None = None
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The health endpoint production's gate asks (ops_app.health reads ops:app:health_url from pillar).
+
+
+class HealthServer:
+    """A tiny HTTP server on loopback answering ``GET /health/<minion>`` with 200 and counting the probes, so the
+    production gate's ``ops_app.health`` has an application to ask (the fixture's URL answers nothing here)."""
+
+    def __init__(self) -> None:
+        hits: dict[str, int] = {}
+        lock = threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                minion = self.path.rstrip("/").rsplit("/", 1)[-1]
+                with lock:
+                    hits[minion] = hits.get(minion, 0) + 1
+                body = b'{"status": "ok"}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - keep the demo output clean
+                return
+
+        self.hits = hits
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="demo-health", daemon=True)
+        self._thread.start()
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def url(self, minion: str) -> str:
+        return f"http://127.0.0.1:{self.port}/health/{minion}"
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Helpers
+
+
+def _flow(state: DemoState) -> FlowState:
+    return state.flow
+
+
+def _root(state: DemoState) -> Path:
+    assert state.repo is not None and state.repo.working_tree_dir is not None
+    return Path(state.repo.working_tree_dir)
+
+
+def _topology(state: DemoState) -> Topology:
+    topo = _flow(state).topology
+    assert topo is not None, "the topology step runs first"
+    return topo
+
+
+@dataclass(frozen=True)
+class Ran:
+    """One ``saltpipe`` command the demo ran: its words, exit code, stdout (JSON when asked) and stderr."""
+
+    words: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+    @property
+    def shown(self) -> str:
+        return "saltpipe " + " ".join(self.words)
+
+
+def saltpipe(ctx: DemoContext, state: DemoState, *words: str) -> Ran:
+    """Run ``saltpipe --repo <throwaway repo> --config <topology>/pipeline.yaml WORDS`` in a subprocess.
+
+    stderr (a rollout's progress) is passed to ``ctx.progress`` line by line as it comes."""
+    topo = _topology(state)
+    argv = [sys.executable, "-m", "pipeline", "--repo", str(_root(state)), "--config", str(topo.pipeline_config),
+            *words]
+    env = {k: v for k, v in os.environ.items() if k not in _SALT_ENV_VARS}
+    env["COLUMNS"] = "110"
+    if ctx.progress:
+        ctx.progress("$ saltpipe " + " ".join(words))
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    err_lines: list[str] = []
+
+    def pump() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            err_lines.append(line)
+            if ctx.progress:
+                ctx.progress("  " + line.rstrip())
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    out = proc.stdout.read() if proc.stdout else ""
+    proc.wait()
+    reader.join()
+    return Ran(tuple(words), proc.returncode, out, "".join(err_lines))
+
+
+def _failed(ran: Ran, why: str) -> tuple[bool, list[str]]:
+    tail = (ran.stderr.strip().splitlines() or ran.stdout.strip().splitlines() or ["(no output)"])[-6:]
+    return False, [f"{ran.shown}: {why} (exit {ran.returncode})", *(f"  {line}" for line in tail)]
+
+
+def _status_lines(ctx: DemoContext, state: DemoState, environments: Sequence[str]) -> tuple[dict[str, str | None], list[str]]:
+    """``saltpipe status ENV --format json`` for each environment: syndic -> release its base serves, and lines."""
+    served: dict[str, str | None] = {}
+    lines: list[str] = []
+    for env in environments:
+        ran = saltpipe(ctx, state, "status", env, "--format", "json")
+        data = ran.json()
+        for syndic in data["syndics"]:
+            served[syndic["syndic"]] = syndic.get("served")
+            exposed = ", ".join(sorted(syndic.get("exposed") or {})) or "none"
+            lines.append(
+                f"  {env:<10} {syndic['syndic']:<14} base serves {syndic.get('served') or 'nothing'}"
+                f" (previous {syndic.get('previous') or 'none'}); canary saltenvs: {exposed}"
+            )
+    return served, lines
+
+
+def _report_paths(ctx: DemoContext, name: str) -> tuple[Path, Path]:
+    folder = ctx.workdir / "reports"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{name}.json", folder / f"{name}.html"
+
+
+def _rollout(
+    ctx: DemoContext, state: DemoState, env: str, label: str, *, approve: bool
+) -> tuple[Ran, dict[str, Any] | None, list[str]]:
+    """``saltpipe rollout ENV --release ID`` (with the approval for production); the report and summary lines."""
+    flow = _flow(state)
+    release = flow.releases[label]
+    json_path, html_path = _report_paths(ctx, f"{len(flow.reports) + 1:02d}-{label}-{env}")
+    words = ["rollout", env, "--release", release, "--report-json", str(json_path), "--report-html", str(html_path),
+             *ROLLOUT_TUNING]
+    if approve:
+        words += ["--approve", REVIEWER]
+    ran = saltpipe(ctx, state, *words)
+    if not json_path.is_file():
+        return ran, None, []
+    flow.reports.append((f"{label} -> {env}", json_path, html_path))
+    report = json.loads(json_path.read_text(encoding="utf-8"))
+    lines = [f"$ {ran.shown}", f"rollout {report['rollout_id']}: {report['outcome']}"]
+    for batch in report["batches"]:
+        results = ", ".join(f"{m['id']} {m['result']}" for m in batch["minions"])
+        lines.append(f"  {batch['name']:<12} {batch['status']:<8} {results}")
+    if report.get("halted"):
+        lines.append(f"  halted at batch {report['halted']['batch']}: {report['halted']['reason']}")
+    rollback = report.get("rollback") or {}
+    if rollback.get("status") == "done":
+        lines.append(f"  rolled back {rollback.get('rolled_back')} to {rollback.get('release')}")
+    if report.get("promoted"):
+        lines.append(f"  base promoted to {release} on every {env} syndic")
+    return ran, report, lines
+
+
+def _exposure(sync_lines: list[str]) -> list[str]:
+    """The command and the attestation line of a :func:`_sync` step's lines (for steps that sync on the way)."""
+    return [line for line in sync_lines if line.startswith("$ ") or "exposed as saltenv" in line]
+
+
+def _results(report: dict[str, Any]) -> dict[str, str]:
+    return {m["id"]: m["result"] for b in report["batches"] for m in b["minions"]}
+
+
+def _canary(report: dict[str, Any]) -> str:
+    return str(report["batches"][0]["minions"][0]["id"])
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Steps
+
+
+def topology_up(ctx: DemoContext, state: DemoState) -> tuple[bool, list[str]]:
+    """Start the local topology from the throwaway repo's salt/; point production's health URL at a local server."""
+    from pipeline.topology import up
+
+    flow = _flow(state)
+    workdir = ctx.workdir / "topo"
+    topo = up(workdir, repo=_root(state), timeout=ctx.topology_timeout, progress=ctx.progress or (lambda _: None))
+    flow.topology = topo
+    health = HealthServer()
+    flow.health = health
+    production = topo.env_minions("production")
+    for minion in production:
+        topo.set_pillar(minion, {"ops": {"app": {"health_url": health.url(minion)}}})
+    refreshed = topo.mom.salt(list(production), "saltutil.refresh_pillar", timeout=30)
+    missing = sorted(set(production) - {m for m, r in refreshed.returns.items() if r is True})
+    lines = [
+        f"{len(topo.daemons)} daemons in {workdir}: MoM {topo.mom.id}, "
+        + ", ".join(f"{s.id} [{', '.join(s.minion_ids)}]" for s in topo.syndics),
+        f"ready in {topo.timings.get('ready_seconds', 0):.1f}s (every minion answered test.ping from the MoM)",
+        f"derived config {topo.pipeline_config}: salt.master_config = the MoM's, each syndic's master_config set",
+        f"health endpoint {health.url('<minion>')} -> pillar ops:app:health_url of {len(production)} production minions",
+    ]
+    if missing:
+        lines.append(f"pillar refresh did not answer on {', '.join(missing)}")
+    return not missing, lines
+
+
+def release_first(ctx: DemoContext, state: DemoState) -> tuple[bool, list[str]]:
+    """Merge the clean MR into main and build the release of main."""
+    assert state.repo is not None
+    repo = state.repo
+    repo.git.merge("--no-ff", "mr/issue-banner", "-m", "Merge MR mr/issue-banner (approved, checks passed)")
+    state.commits["main-1"] = repo.head.commit.hexsha
+    return _build(ctx, state, "first", "main")
+
+
+def _build(ctx: DemoContext, state: DemoState, label: str, rev: str) -> tuple[bool, list[str]]:
+    ran = saltpipe(ctx, state, "release", "build", "--rev", rev, "--format", "json")
+    if ran.returncode != 0:
+        return _failed(ran, "release build failed")
+    data = ran.json()
+    _flow(state).releases[label] = data["release"]
+    return True, [
+        f"$ {ran.shown}",
+        f"release {data['release']} from commit {data['built_from'][:12]} ({rev}): {data['files']} files, "
+        f"{data['bytes']} bytes, manifest sha256 {data['manifest_sha256'][:16]}...",
+        "content-addressed: the same commit always gives this id; the tree comes from Git, never the working tree",
+    ]
+
+
+def _sync(ctx: DemoContext, state: DemoState, env: str, label: str) -> tuple[bool, list[str]]:
+    """Expose the release as its own saltenv on every syndic of ``env`` (base unchanged), then show every syndic."""
+    release = _flow(state).releases[label]
+    ran = saltpipe(ctx, state, "sync", env, "--release", release, "--canary", "--format", "json")
+    if ran.returncode != 0:
+        return _failed(ran, "sync failed")
+    data = ran.json()
+    lines = [f"$ {ran.shown}"]
+    att = data.get("attestation") or {}
+    for staged in data.get("staged", []):
+        lines.append(f"  {staged['syndic']:<14} {staged['action']}: linked {staged['linked']}, copied "
+                     f"{staged['copied']} file(s)")
+    lines.append(
+        f"{release} exposed as saltenv {data.get('saltenv')} (base unchanged); attestation ({att.get('method')}): "
+        + ", ".join(f"{s['syndic']} serves {s['release']}" for s in att.get("served", []))
+        + (" - agreed" if att.get("ok") else " - DISAGREE")
+    )
+    _, status = _status_lines(ctx, state, _topology(state).load_pipeline_config().promotion_order())
+    lines += ["what every syndic serves (saltpipe status):", *status]
+    exposed_everywhere = bool(att.get("ok"))
+    return exposed_everywhere, lines
+
+
+def sync_test_first(ctx: DemoContext, state: DemoState) -> tuple[bool, list[str]]:
+    return _sync(ctx, state, "test", "first")
+
+
+def rollout_test_first(ctx: DemoContext, state: DemoState) -> tuple[bool, list[str]]:
+    ran, report, lines = _rollout(ctx, state, "test", "first", approve=False)
+    if report is None:
+        return _failed(ran, "no report")
+    ok = ran.returncode == 0 and report["outcome"] == "succeeded" and bool(report.get("promoted"))
+    return ok, lines
+
+
+def approval(ctx: DemoContext, state: DemoState) -> tuple[bool, list[str]]:
+    """Production requires a successful test rollout of the same release and one approval: without the approval
+    the rollout is refused and touches nothing; the approval is then recorded with ``--approve``."""
+    cfg = _topology(state).load_pipeline_config()
+    prod = cfg.environment("production")
+    release = _flow(state).releases["first"]
+    refused = saltpipe(ctx, state, "rollout", "production", "--release", release, *ROLLOUT_TUNING)
+    why = [line.strip() for line in refused.stderr.splitlines() if "refused" in line or line.strip().startswith("- ")]
+    lines = [
+        f"production requires a successful rollout to {', '.join(prod.requires)} and "
+        f"{prod.approvals_required} approval(s)",
+        f"$ {refused.shown}",
+        f"  exit {refused.returncode}, nothing touched:",
+        *(f"    {line}" for line in (why or [refused.stderr.strip()[-300:]])),
+    ]
+    # The approval: who and when (plus the OS user and host that recorded it), kept in the state directory,
+    # recorded by the production rollout below (`--approve {REVIEWER}`).
+    lines.append(f"{REVIEWER} approves {release} for production: `saltpipe rollout production --release {release} "
+                 f"--approve {REVIEWER}` records it ({cfg.state_dir / 'approvals' / 'production'})")
+    ok = refused.returncode == 1 and "approval" in refused.stderr and "no successful rollout" not in refused.stderr
+    return ok, lines
+
+
+def sync_production_first(ctx: DemoContext, state: DemoState) -> tuple[bool, list[str]]:
+    return _sync(ctx, state, "production", "first")
+
+
+def rollout_production_first(ctx: DemoContext, state: DemoState) -> tuple[bool, list[str]]:
+    flow = _flow(state)
+    ran, report, lines = _rollout(ctx, state, "production", "first", approve=True)
+    if report is None:
+        return _failed(ran, "no report")
+    flow.canary = _canary(report)
+    approvals = report.get("promotion", {}).get("approvals") or []
+    lines.insert(1, "approved by " + ", ".join(f"{a['name']} at {a['at']}" for a in approvals))
+    health = flow.health.hits if flow.health else {}
+    lines.append("health checks answered (ops_app.health -> local endpoint): "
+                 + ", ".join(f"{m} x{n}" for m, n in sorted(health.items())))
+    served, status = _status_lines(ctx, state, ["production"])
+    lines += ["what every production syndic serves:", *status]
+    release = flow.releases["first"]
+    ok = (
+        ran.returncode == 0
+        and report["outcome"] == "succeeded"
+        and bool(report.get("promoted"))
+        and all(v == release for v in served.values())
+        and len(health) == len(_topology(state).env_minions("production"))
+    )
+    return ok, lines
+
+
+def second_change(ctx: DemoContext, state: DemoState) -> tuple[bool, list[str]]:
+    """Commit a change that breaks on the production canary only: its datacenter's file was forgotten."""
+    assert state.repo is not None
+    flow = _flow(state)
+    topo = _topology(state)
+    assert flow.canary is not None, "the production rollout ran first"
+    canary_dc = topo.minion(flow.canary).datacenter
+    datacenters = sorted({m.datacenter for m in topo.minions})
+    root = _root(state)
+    (root / "states" / "base" / "chrony.sls").write_text(CHRONY_SLS, encoding="utf-8")
+    init = root / "states" / "base" / "init.sls"
+    text = init.read_text(encoding="utf-8")
+    if "  - base.chrony\n" not in text:
+        init.write_text(text.replace("  - base.motd\n", "  - base.motd\n  - base.chrony\n", 1), encoding="utf-8")
+    written = []
+    for dc in datacenters:
+        if dc == canary_dc:
+            continue  # the mistake: no time sources for the canary's datacenter
+        path = root / "states" / "base" / "files" / f"chrony-{dc}.sources"
+        path.write_text(f"# chrony sources of {dc}\nserver ntp1.{dc}.example.net iburst\n"
+                        f"server ntp2.{dc}.example.net iburst\n", encoding="utf-8")
+        written.append(str(path.relative_to(root)))
+    repo = state.repo
+    repo.index.add(["states/base/chrony.sls", "states/base/init.sls", *written])
+    commit = repo.index.commit("base: time sources per datacenter (chrony)")
+    state.commits["main-2"] = commit.hexsha
+    ok, lines = _build(ctx, state, "second", "main")
+    return ok, [
+        f"commit {commit.hexsha[:12]} on main: base.chrony, a file.managed whose source is "
+        "salt://base/files/chrony-<datacenter>.sources",
+        f"files for {', '.join(dc for dc in datacenters if dc != canary_dc)}; none for {canary_dc}, the datacenter "
+        f"of the production canary {flow.canary}: the state will fail there (source not found)",
+        *lines,
+    ]
+
+
+def second_through_test(ctx: DemoContext, state: DemoState) -> tuple[bool, list[str]]:
+    """The second release passes test (its datacenter's file exists) and gets its approval."""
+    ok, lines = _sync(ctx, state, "test", "second")
+    if not ok:
+        return ok, lines
+    ran, report, rollout_lines = _rollout(ctx, state, "test", "second", approve=False)
+    if report is None:
+        return _failed(ran, "no report")
+    topo = _topology(state)
+    applied = [m for m in topo.env_minions("test") if (topo.minion(m).sandbox / CHRONY_FILE).is_file()]
+    rollout_lines.append(f"chrony sources written on: {', '.join(applied) or 'none'}")
+    ok = ran.returncode == 0 and report["outcome"] == "succeeded" and len(applied) == len(topo.env_minions("test"))
+    return ok, [*_exposure(lines), *rollout_lines]
+
+
+def second_to_production(ctx: DemoContext, state: DemoState) -> tuple[bool, list[str]]:
+    """Production, canary first: the canary fails, the rollout halts, the canary is rolled back, nobody else moves."""
+    flow = _flow(state)
+    topo = _topology(state)
+    ok, sync_lines = _sync(ctx, state, "production", "second")
+    if not ok:
+        return ok, sync_lines
+    ran, report, lines = _rollout(ctx, state, "production", "second", approve=True)
+    if report is None:
+        return _failed(ran, "no report")
+    results = _results(report)
+    canary = flow.canary
+    others = sorted(m for m in topo.env_minions("production") if m != canary)
+    touched_files = [m for m in topo.env_minions("production") if (topo.minion(m).sandbox / CHRONY_FILE).exists()]
+    reasons = [r for b in report["batches"] for m in b["minions"] if m["id"] == canary
+               for s in m.get("steps", {}).values() for r in s.get("reasons", [])
+               if not r.startswith(("retcode ", "success "))]
+    served, status = _status_lines(ctx, state, ["production"])
+    first = flow.releases["first"]
+    lines = [*_exposure(sync_lines), *lines]
+    lines += [
+        f"canary {canary}: " + ("; ".join(reasons[:2]) or "(no reason recorded)"),
+        "other production minions: " + ", ".join(f"{m} {results.get(m, '?')}" for m in others),
+        f"chrony file on production minions: {', '.join(touched_files) or 'none'}",
+        "what every production syndic serves (base must still be the first release):",
+        *status,
+    ]
+    ok = (
+        ran.returncode == 1  # a halted or rolled-back rollout exits 1: expected here
+        and report["outcome"] == "rolled_back"
+        and results.get(canary) == "rolled_back"
+        and all(results.get(m) == "untouched" for m in others)
+        and not touched_files
+        and all(v == first for v in served.values())
+    )
+    lines.append("as intended: halted on the canary, rolled back, every other minion untouched" if ok
+                 else "NOT as intended (see above)")
+    return ok, lines
+
+
+def reports(ctx: DemoContext, state: DemoState) -> tuple[bool, list[str]]:  # pylint: disable=unused-argument
+    """Where the reports are: the halted production rollout last."""
+    flow = _flow(state)
+    lines = []
+    for what, json_path, html_path in flow.reports:
+        lines.append(f"{what}: {html_path}  {json_path}")
+    if flow.reports:
+        what, json_path, html_path = flow.reports[-1]
+        lines += [f"report of the halted rollout ({what}):", f"  HTML {html_path}", f"  JSON {json_path}"]
+    return bool(flow.reports) and all(p.is_file() and h.is_file() for _, p, h in flow.reports), lines
+
+
+def teardown(flow: FlowState, keep: bool) -> list[str]:
+    """Stop the health server and, unless ``keep``, the topology. Returns lines for the summary."""
+    lines = []
+    if flow.health is not None:
+        flow.health.close()
+        flow.health = None
+    topo = flow.topology
+    if topo is None:
+        return lines
+    if keep:
+        lines.append(f"topology kept running in {topo.workdir} (saltpipe topology down --workdir {topo.workdir})")
+        return lines
+    final = topo.stop()
+    lines.append(f"topology in {topo.workdir}: {final.summary}")
+    return lines
+
+
+DemoStepFn = Callable[["DemoContext", "DemoState"], "tuple[bool, list[str]]"]
+
+#: The delivery steps in order, after the MR checks.
+FLOW_STEPS: tuple[tuple[str, DemoStepFn], ...] = (
+    ("topology", topology_up),
+    ("release", release_first),
+    ("sync test", sync_test_first),
+    ("rollout test", rollout_test_first),
+    ("approval", approval),
+    ("sync production", sync_production_first),
+    ("rollout production", rollout_production_first),
+    ("second change", second_change),
+    ("second change: test", second_through_test),
+    ("second change: production", second_to_production),
+    ("reports", reports),
+)
