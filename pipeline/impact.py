@@ -24,6 +24,7 @@ the contract of :class:`pipeline.mrnote.ImpactReport` (docs/review.md, docs/impa
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -156,13 +157,9 @@ class ImpactResult:
 
 class _SystemClock:
     def monotonic(self) -> float:
-        import time
-
         return time.monotonic()
 
     def sleep(self, seconds: float) -> None:
-        import time
-
         time.sleep(seconds)
 
 

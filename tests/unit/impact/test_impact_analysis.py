@@ -94,7 +94,10 @@ def state(fun: str, sid: str, *, result: bool | None, changes: Mapping[str, Any]
     }}
 
 
-def client(highstate: Mapping[str, Any], roles: Mapping[str, Any] = ROLES, never: Sequence[str] = ()) -> ScriptedSaltClient:
+def client(highstate: Mapping[str, Any], roles: Mapping[str, Any] | None = None,
+           never: Sequence[str] = ()) -> ScriptedSaltClient:
+    roles = ROLES if roles is None else roles
+
     def script(minion: str, fun: str, arg: Sequence[Any], kwarg: Mapping[str, Any]) -> Behavior | None:
         if minion in never:
             return Behavior(delivery="never")
