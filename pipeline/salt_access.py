@@ -126,4 +126,3 @@ def mom_access(
             }
         )
     return MomAccess(None, api, str(source))
-
