@@ -13,16 +13,19 @@ template's ``file_roots``; the factory classes below therefore *replace* every k
 factories adds on top (keys the templates do not set; docs/topology.md, "Integration tests"):
 
 * paths below each daemon's root dir: ``conf_file``, ``pki_dir`` (``pki``), ``cachedir`` (``cache``),
-  ``sock_dir`` (``run/<role>``), ``pidfile`` (``run/<role>.pid``), ``log_file`` (``logs/<role>.log``),
-  ``token_dir``, the syndic's ``syndic_pidfile``/``syndic_log_file``/``syndic_dir``, and a minion's local
+  ``sock_dir`` (``run/<role>``), ``token_dir``, the syndic's ``syndic_dir``, and a minion's local
   ``file_roots``/``pillar_roots`` (``state-tree``, ``pillar-tree``; only ``salt-call --local`` reads them);
+  the pid and log files (``pidfile``/``log_file``, ``syndic_pidfile``/``syndic_log_file``) are set back to
+  where Salt's scripts put them below root_dir, where ``up``'s daemons have them;
 * ports Salt's zeromq transport does not use here (``tcp_master_*``, a minion's ``tcp_pub_port``/``tcp_pull_port``);
 * its engine and log handler (``engines: [pytest]``, ``engines_dirs``, ``log_handlers_dirs``, ``pytest-<role>``)
   that report start events and logs to the pytest process, and ``enable_legacy_startup_events: False``;
 * tuning: ``fileserver_backend: [roots]`` (Salt's default), ``pillar_opts: False`` (Salt's default),
   ``max_open_files: 10240``, ``file_buffer_size: 8192``, a minion's ``loop_interval: 0.05``, log formats.
 
-Two things differ from factories' own syndic recipe: the syndic node runs no salt-minion of its own (factories
+Each daemon runs Salt's own script under a small supervisor (:data:`_WRAPPER`) in a session of its own, as
+``up`` starts them, so ``procs`` and ``saltpipe topology status`` find it by its pid file, and signalling its
+process group never reaches pytest. Two things differ from factories' own syndic recipe: the syndic node runs no salt-minion of its own (factories
 starts one before each salt-syndic; production syndic nodes run none and the spec has none), and keys are
 pre-seeded as :func:`~pipeline.topology.up` does (each pair generated, the public key placed in the master's
 accepted set - what ``salt-key -a`` leaves behind; ``auto_accept`` stays False, as in the templates), so
@@ -33,6 +36,7 @@ from __future__ import annotations
 
 import copy
 import getpass
+import sys
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -49,7 +53,7 @@ from pipeline.config import DEFAULT_CONFIG, load_config
 from pipeline.errors import TopologyError
 from pipeline.runtime_policy import DEFAULT_POLICY, load_runtime_policy
 from pipeline.topology import daemons as procs
-from pipeline.topology.daemons import Daemon, DaemonStatus
+from pipeline.topology.daemons import Daemon
 from pipeline.topology.handles import MasterHandle, MinionHandle, SyndicHandle
 from pipeline.topology.local import (
     LOOPBACK,
@@ -125,8 +129,11 @@ def _replace_keys(config: dict[str, Any], overrides: dict[str, Any] | None) -> d
 class TemplateMaster(SaltMaster):
     """A factories salt-master whose ``overrides`` (the rendered template) replace factories' values."""
 
+    # The other parameters pass through unchanged (**kwargs).
     @classmethod
-    def default_config(cls, root_dir, master_id, defaults=None, overrides=None, **kwargs):  # type: ignore[no-untyped-def]
+    def default_config(  # type: ignore[no-untyped-def]  # pylint: disable=arguments-differ
+        cls, root_dir, master_id, defaults=None, overrides=None, **kwargs
+    ):
         config = super().default_config(root_dir, master_id, defaults=defaults, overrides=overrides, **kwargs)
         return _replace_keys(config, overrides)
 
@@ -134,8 +141,11 @@ class TemplateMaster(SaltMaster):
 class TemplateMinion(SaltMinion):
     """A factories salt-minion whose ``overrides`` (the rendered template) replace factories' values."""
 
+    # The other parameters pass through unchanged (**kwargs).
     @classmethod
-    def default_config(cls, root_dir, minion_id, defaults=None, overrides=None, **kwargs):  # type: ignore[no-untyped-def]
+    def default_config(  # type: ignore[no-untyped-def]  # pylint: disable=arguments-differ
+        cls, root_dir, minion_id, defaults=None, overrides=None, **kwargs
+    ):
         config = super().default_config(root_dir, minion_id, defaults=defaults, overrides=overrides, **kwargs)
         return _replace_keys(config, overrides)
 
@@ -147,8 +157,11 @@ class TemplateSyndic(SaltSyndic):
     (``conf/minion``, read by salt-syndic) is all the node needs.
     """
 
+    # The other parameters pass through unchanged (**kwargs).
     @classmethod
-    def default_config(cls, root_dir, syndic_id, defaults=None, overrides=None, **kwargs):  # type: ignore[no-untyped-def]
+    def default_config(  # type: ignore[no-untyped-def]  # pylint: disable=arguments-differ
+        cls, root_dir, syndic_id, defaults=None, overrides=None, **kwargs
+    ):
         config = super().default_config(root_dir, syndic_id, defaults=defaults, overrides=overrides, **kwargs)
         return _replace_keys(config, overrides)
 
@@ -158,6 +171,65 @@ class TemplateSyndic(SaltSyndic):
         super().before_start(callback, *args, **kwargs)
 
 
+_WRAPPER = """#!{python}
+# saltpipe: {script} of the local topology in a session of its own; written by pipeline/topology/factories.py.
+# Factories starts its daemons as children of pytest, in pytest's process group. The daemon runs as a child of
+# this small supervisor instead, in its own session as `up` starts it (pipeline/topology/daemons.py): signalling
+# a daemon's process group (down, a test's SIGKILL) never reaches pytest, and a killed daemon is reaped here at
+# once, so Salt does not mistake its zombie for a running instance when it is started again.
+import os
+import signal
+import sys
+
+pid = os.fork()
+if pid == 0:
+    os.setsid()
+    os.execv({target!r}, [{target!r}, *sys.argv[1:]])
+
+
+def forward(signum, _frame):
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    signal.signal(sig, forward)
+while True:
+    try:
+        _, status = os.waitpid(pid, 0)
+        break
+    except InterruptedError:
+        continue
+code = os.waitstatus_to_exitcode(status)
+sys.exit(code if code >= 0 else 128 - code)
+"""
+
+
+def _write_wrappers(bindir: Path, dest: Path) -> dict[str, str]:
+    """One wrapper per Salt daemon script in ``dest``: a supervisor that runs the real script in a session of
+    its own and waits for it (:data:`_WRAPPER`)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for script in ("salt-master", "salt-syndic", "salt-minion"):
+        path = dest / script
+        path.write_text(
+            _WRAPPER.format(python=sys.executable, script=script, target=str(bindir / script)), encoding="utf-8"
+        )
+        path.chmod(0o755)
+        out[script] = str(path)
+    return out
+
+
+def _salt_paths(daemon: Daemon) -> dict[str, str]:
+    # Pid file and log file where Salt's scripts put them below root_dir (pipeline/topology/daemons.py), instead
+    # of factories' run/<role>.pid and logs/<role>.log: `status`/`down` and tests find the daemons there.
+    if daemon.kind == "syndic":
+        return {"syndic_pidfile": str(daemon.pidfile), "syndic_log_file": str(daemon.log_file)}
+    return {"pidfile": str(daemon.pidfile), "log_file": str(daemon.log_file)}
+
+
 def _rendered(templates: DaemonTemplates, role: Role, **values: Any) -> dict[str, Any]:
     data = yaml.safe_load(templates.render(role, **values))
     assert isinstance(data, dict), role
@@ -165,7 +237,7 @@ def _rendered(templates: DaemonTemplates, role: Role, **values: Any) -> dict[str
 
 
 def _pki_dir(factory: Any) -> Path:
-    # Factories' pki_dir is relative to the daemon's root dir ("pki") once Salt has not prefixed it.
+    # Factories writes pki_dir relative ("pki"); Salt resolves it below root_dir (an absolute one survives the join).
     return Path(factory.config["root_dir"]) / factory.config["pki_dir"]
 
 
@@ -181,46 +253,24 @@ def _seed_and_accept(master: Any, node: Any, node_id: str) -> None:
     (accepted / node_id).write_text(pub, encoding="ascii")
 
 
-def _log_file(factory: Any) -> Path:
-    config = factory.config
-    key = "syndic_log_file" if isinstance(factory, SaltSyndic) else "log_file"
-    return Path(config["root_dir"]) / config[key]
-
-
 @dataclass(frozen=True)
 class FactoriesTopology(Topology):
     """A :class:`Topology` whose daemons are pytest-salt-factories daemons of this process.
 
-    Everything but :meth:`status` and :meth:`stop` is inherited; those ask factories, since its daemons keep
-    their pid files where Salt's scripts would not (``run/<role>.pid``) and run from factories' generated
-    scripts, so ``saltpipe topology status`` in another process does not see them as this topology's.
+    Everything but :meth:`stop` is inherited: each daemon runs Salt's own script (under a small supervisor that
+    gives it a session of its own, as ``up`` does) with its pid file and log where ``up`` puts them, so
+    :meth:`status`, ``saltpipe topology status`` from another process and ``procs`` (tests that kill and start a
+    minion again) find it like any daemon of ``up``.
     """
 
     factories: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     #: Each config file factories wrote -> the rendered template it was given (what the file must contain).
     rendered: dict[Path, dict[str, Any]] = field(default_factory=dict, compare=False, repr=False)
 
-    def status(self) -> TopologyStatus:
-        out = []
-        for daemon in self.daemons:
-            factory = self.factories[daemon.name]
-            running = factory.is_running()
-            out.append(
-                DaemonStatus(
-                    daemon.name,
-                    daemon.node,
-                    daemon.kind,
-                    factory.pid if running else None,
-                    "running" if running else "stopped",
-                    _log_file(factory),
-                )
-            )
-        return TopologyStatus(self.workdir, tuple(out))
-
     def stop(self, *, timeout: float = 10.0) -> TopologyStatus:
         """Terminate every daemon through factories: minions, then syndics, then the masters; each group in
-        parallel (a salt-minion takes seconds to exit on SIGTERM)."""
-        del timeout  # factories has its own terminate timeouts
+        parallel (a salt-minion takes seconds to exit on SIGTERM). Then stop, by pid file, whatever still runs:
+        a daemon a test killed and started again with Salt's script (``procs.spawn``) is no factories child."""
         groups: list[list[str]] = [
             [d.name for d in self.daemons if d.kind == "minion"],
             [d.name for d in self.daemons if d.kind == "syndic"],
@@ -229,7 +279,7 @@ class FactoriesTopology(Topology):
         ]
         for group in groups:
             _in_parallel([self.factories[name].terminate for name in group])
-        return self.status()
+        return super().stop(timeout=timeout)
 
 
 def _in_parallel(calls: Iterable[Callable[[], Any]]) -> None:
@@ -280,6 +330,7 @@ def factories_up(
         return MasterHandle(node, root, root / "conf", LOOPBACK, ports[node]["publish"], ports[node]["ret"], bindir)
 
     factories: dict[str, Any] = {}
+    wrappers = _write_wrappers(bindir, workdir / "bin")
     mom = master_handle(spec.mom)
     (mom.root_dir / "file_roots").mkdir(parents=True, exist_ok=True)
     mom_config = _rendered(
@@ -294,16 +345,16 @@ def factories_up(
         file_roots=str(mom.root_dir / "file_roots"),
         **LOCAL_TUNING["mom"],
     )
+    daemons = [Daemon(mom.id, "master", mom.root_dir, mom.config_dir)]
     mom_factory = salt_factories.salt_master_daemon(
         mom.id,
         defaults={"root_dir": str(mom.root_dir)},
-        overrides=mom_config,
+        overrides={**mom_config, **_salt_paths(daemons[0])},
         factory_class=TemplateMaster,
         start_timeout=start_timeout,
     )
     factories[f"{mom.id}/master"] = mom_factory
     rendered = {mom.config_file: mom_config}
-    daemons = [Daemon(mom.id, "master", mom.root_dir, mom.config_dir)]
 
     syndics: list[SyndicHandle] = []
     minion_factories: list[Any] = []
@@ -339,12 +390,17 @@ def factories_up(
             syndic_master_publish_port=mom.publish_port,
             **LOCAL_TUNING["syndic-minion"],
         )
+        node_daemons = [
+            Daemon(s.id, "master", master.root_dir, master.config_dir),
+            Daemon(s.id, "syndic", master.root_dir, master.config_dir),
+        ]
+        daemons += node_daemons
         syndic_factory = mom_factory.salt_syndic_daemon(
             s.id,
             defaults={"root_dir": str(master.root_dir)},
-            overrides=syndic_config,
+            overrides={**syndic_config, **_salt_paths(node_daemons[1])},
             factory_class=TemplateSyndic,
-            master_overrides=master_config,
+            master_overrides={**master_config, **_salt_paths(node_daemons[0])},
             master_factory_class=TemplateMaster,
             minion_overrides=minion_side,
             minion_factory_class=TemplateMinion,
@@ -363,7 +419,6 @@ def factories_up(
         for made in (file_roots / "current", file_roots / "envs" / "__env__"):
             if made.is_dir() and not made.is_symlink() and not any(made.iterdir()):
                 made.rmdir()
-        daemons += [Daemon(s.id, "master", master.root_dir, master.config_dir), Daemon(s.id, "syndic", master.root_dir, master.config_dir)]
 
         minions = []
         for m in s.minions:
@@ -382,10 +437,12 @@ def factories_up(
                 datacenter=m.datacenter,
                 **LOCAL_TUNING["minion"],
             )
+            minion_daemon = Daemon(m.id, "minion", mroot, minion.config_dir)
+            daemons.append(minion_daemon)
             minion_factory = syndic_factory.master.salt_minion_daemon(
                 m.id,
                 defaults={"root_dir": str(mroot)},
-                overrides=minion_config,
+                overrides={**minion_config, **_salt_paths(minion_daemon)},
                 factory_class=TemplateMinion,
                 start_timeout=start_timeout,
             )
@@ -394,10 +451,12 @@ def factories_up(
             factories[f"{m.id}/minion"] = minion_factory
             rendered[minion.config_file] = minion_config
             minion_factories.append(minion_factory)
-            daemons.append(Daemon(m.id, "minion", mroot, minion.config_dir))
             minions.append(minion)
         syndics.append(SyndicHandle(s.id, s.env, s.datacenter, master, file_roots, pillar_dir, tuple(minions)))
         write_local_pillar(pillar_dir, tuple(minions), config=config, repo=repo)
+
+    for daemon in daemons:
+        factories[daemon.name].script_name = wrappers[daemon.script]
 
     assert config.source is not None
     derived = workdir / "pipeline.yaml"
@@ -427,6 +486,11 @@ def factories_up(
         progress(f"starting {len(syndics)} salt-syndics and {len(minion_factories)} minions")
         _in_parallel(f.start for f in [*(factories[f"{s.id}/syndic"] for s in syndics), *minion_factories])
         topo.timings["started_seconds"] = round(time.monotonic() - t0, 2)
+        # The daemons' own pids (their pid files), never the supervisors': a supervisor is in pytest's process
+        # group, and callers signal the process group of the pid they find.
+        topo.launch_pids.update(
+            {d.name: pid for d in daemons if (pid := procs.read_pidfile(d.pidfile)) is not None}
+        )
         topo.wait_ready(timeout=max(10.0, timeout - (time.monotonic() - t0)), progress=progress)
         topo.timings["ready_seconds"] = round(time.monotonic() - t0, 2)
     except BaseException as exc:
@@ -436,7 +500,6 @@ def factories_up(
                 f"the factories topology did not start: {exc}", hint=f"see the daemons' logs under {workdir}"
             ) from exc
         raise
-    topo.launch_pids.update({name: f.pid for name, f in factories.items()})
     # load(workdir) from another process (saltpipe policy verify-runtime --workdir) needs the spec and ports.
     _save(topo, repo=repo, ports=ports, ready=True)
     return topo
