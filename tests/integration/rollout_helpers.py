@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import psutil
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -136,10 +137,23 @@ def kill_minion(topology: Topology, minion: str) -> None:
         time.sleep(0.1)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def restart_minion(topology: Topology, minion: str, timeout: float = 90.0) -> None:
     """Start the salt-minion of ``minion`` again (as ``topology up`` does) and wait until it answers the MoM."""
     daemon = next(d for d in topology.daemons if d.node == minion and d.kind == "minion")
     if procs.inspect(daemon).state != "running":
+        # A killed daemon that was a child of this process (pytest-salt-factories) stays a zombie until its
+        # parent reaps it, and Salt refuses to start while its pid file names a pid that exists ("An instance
+        # is already running"): a pid file naming a dead or zombie process is stale, remove it.
+        pid = procs.read_pidfile(daemon.pidfile)
+        if pid is not None and not _alive(pid):
+            daemon.pidfile.unlink(missing_ok=True)
         procs.spawn(daemon, topology.bindir)
     deadline = time.monotonic() + timeout
     while True:
