@@ -101,6 +101,17 @@ class SystemClock:
 HttpGet = Callable[[str, float], int]
 
 
+def _age_seconds(at: str | None) -> float:
+    """Seconds since a journal timestamp; infinite when unknown (an old journal: nothing left to wait for)."""
+    if not at:
+        return float("inf")
+    try:
+        then = datetime.fromisoformat(at)
+    except ValueError:
+        return float("inf")
+    return max(0.0, (datetime.now(timezone.utc) - then).total_seconds())
+
+
 def http_status(url: str, timeout: float) -> int:
     """GET ``url`` and return the HTTP status (an HTTP error status is returned, not raised)."""
     request = urllib.request.Request(url, method="GET", headers={"User-Agent": "saltpipe-health-check"})
@@ -603,7 +614,10 @@ class _Executor:
                         f"published to ({', '.join(stray[:5])})",
                         hint="the journal was edited; restore it",
                     )
-                self._collect(batch, step, fun, sp.jid, todo, fresh=False, health=health)
+                self._collect(
+                    batch, step, fun, sp.jid, todo, fresh=False, health=health,
+                    wait=self.recovery.job_timeout - _age_seconds(sp.published_at),
+                )
         self.write("step_finished", batch=batch, step=step.value, **_count(self.progress.batches[batch].step(step)))
         return self.progress.batches[batch].step(step).results
 
@@ -631,8 +645,22 @@ class _Executor:
         return sorted(s for s in syndics if s)
 
     def _collect(
-        self, batch: int, step: Step, fun: str, jid: str, todo: Sequence[str], *, fresh: bool, health: bool
+        self,
+        batch: int,
+        step: Step,
+        fun: str,
+        jid: str,
+        todo: Sequence[str],
+        *,
+        fresh: bool,
+        health: bool,
+        wait: float = 0.0,
     ) -> None:
+        """Record each of ``todo``'s returns for ``jid``; a minion still without one after the lookup rounds is
+        recorded missing. ``fresh``: the job was just published here, so wait up to the job timeout for returns
+        first. ``wait`` (resume): how much of the job timeout is left since the dead process published it - a job
+        published just before the crash may not even have reached its minions yet, so it is waited for like a
+        fresh one before anything is counted missing."""
         pending = set(todo)
         rec = self.recovery
         clock = self.clock
@@ -658,6 +686,10 @@ class _Executor:
 
         if fresh:
             poll_until(t0 + rec.job_timeout)
+        elif wait > 0:
+            # Returns delivered before the resume are in the job caches; take them, then wait for the rest.
+            take(self._lookup(batch, step, jid, None, sorted(pending), 0))
+            poll_until(t0 + wait)
         attempt = 0
         give_up_at = clock.monotonic() + rec.max_wait
         notes: dict[str, list[str]] = {}

@@ -350,6 +350,34 @@ def test_resume_after_a_crash_mid_batch_collects_by_jid_and_never_reruns_a_finis
     assert store.current("test") is None
 
 
+def test_resume_right_after_a_publish_waits_for_the_job_instead_of_counting_it_missing(harness: Harness) -> None:
+    """A rollout killed just after publishing: its job may not have reached the minion yet (find_job: not
+    running; no cache holds a return). The resumed rollout waits out what is left of the job timeout, as the dead
+    process would have, before any minion is counted missing."""
+
+    def script(minion: str, fun: str, arg: Any, kwarg: Any) -> Behavior | None:
+        if minion == "test-db-1" and fun == "state.apply":
+            # More polls than the lookup rounds make (retries x interval / poll_interval), fewer than the job timeout.
+            return Behavior(delay_polls=20)
+        return None
+
+    client = ScriptedSaltClient(TEST_FLEET, script=script)
+    rec = Recovery(job_timeout=120, poll_interval=1, retries=2, interval=2, find_job_timeout=1, max_wait=600)
+
+    def crash_after_batch1_apply_published(record: dict[str, Any]) -> None:
+        if record["event"] == "step_published" and record["batch"] == 1 and record["step"] == "apply":
+            raise Crash()
+
+    with pytest.raises(Crash):
+        start_rollout(
+            harness.ctx("test", client, observer=crash_after_batch1_apply_published, recovery=rec), RELEASE
+        )
+    result = resume_rollout(harness.ctx("test", client, recovery=rec))
+    assert result.outcome is Outcome.SUCCEEDED
+    got = [r for r in harness.events("minion_result") if r["minion"] == "test-db-1" and r["step"] == "apply"]
+    assert [r["status"] for r in got] == ["ok"]
+
+
 def test_crash_inside_publish_republishes_the_step_on_resume(harness: Harness) -> None:
     client = ScriptedSaltClient(TEST_FLEET)
 
