@@ -51,11 +51,16 @@ def gitlab_ci_local() -> Path:
         pytest.fail(f"gitlab-ci-local needs {', '.join(missing)} on PATH (Node >= 18, Debian's rsync); "
                     "install them (.ci/run does on CI)")
     cache.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run(
-        ["npm", "install", "--prefix", str(cache), "--no-audit", "--no-fund", "--loglevel=error",
-         f"gitlab-ci-local@{GCL_VERSION}"],
-        capture_output=True, text=True, timeout=600, check=False,
-    )
+    try:
+        proc = subprocess.run(
+            ["npm", "install", "--prefix", str(cache), "--no-audit", "--no-fund", "--loglevel=error",
+             f"gitlab-ci-local@{GCL_VERSION}"],
+            capture_output=True, text=True, timeout=300, check=False,
+        )
+    except subprocess.TimeoutExpired:
+        # npm retries network and TLS errors silently; a CA it does not trust looks exactly like this.
+        pytest.fail(f"npm install gitlab-ci-local@{GCL_VERSION} did not finish in 300 s: check that the npm registry "
+                    "is reachable and that NODE_EXTRA_CA_CERTS reaches npm (tox.ini passes it)")
     if proc.returncode != 0 or not exe.exists():
         pytest.fail(f"npm install gitlab-ci-local@{GCL_VERSION} failed (rc {proc.returncode}):\n{proc.stderr}")
     return exe
