@@ -5,8 +5,8 @@ but every daemon is a pytest-salt-factories daemon (a child of the pytest proces
 factories' event listener). Imported only from the tests: it needs the ``salt_factories`` fixture's manager.
 
 One source of truth: each daemon's config is rendered from the same ``salt/daemons/*.j2`` templates with the
-same values :func:`~pipeline.topology.local.up` passes (ids, loopback ports, work-directory paths,
-:data:`~pipeline.topology.render.LOCAL_TUNING`), parsed, and handed to factories as ``overrides``. Factories
+same values :func:`~pipeline.topology.local.up` passes (``pipeline.topology.render.local_*_values``: ids,
+loopback ports, work-directory paths, ``LOCAL_TUNING``), parsed, and handed to factories as ``overrides``. Factories
 *merges* overrides into its own defaults (nested mappings and lists merged), which would leave its
 ``peer: {'.*': ['test.*']}`` under the template's ``peer: {}`` and add its state-tree directories to the
 template's ``file_roots``; the factory classes below therefore *replace* every key the template sets. What
@@ -67,7 +67,14 @@ from pipeline.topology.local import (
     derive_pipeline_config,
 )
 from pipeline.topology.pillar import write_local_pillar
-from pipeline.topology.render import LOCAL_TUNING, DaemonTemplates, Role
+from pipeline.topology.render import (
+    DaemonTemplates,
+    Role,
+    local_minion_values,
+    local_mom_values,
+    local_syndic_master_values,
+    local_syndic_minion_values,
+)
 from pipeline.topology.spec import DEFAULT_SPEC, load_spec
 
 Progress = Callable[[str], None]
@@ -333,18 +340,7 @@ def factories_up(
     wrappers = _write_wrappers(bindir, workdir / "bin")
     mom = master_handle(spec.mom)
     (mom.root_dir / "file_roots").mkdir(parents=True, exist_ok=True)
-    mom_config = _rendered(
-        templates,
-        "mom",
-        id=mom.id,
-        user=user,
-        root_dir=str(mom.root_dir),
-        interface=LOOPBACK,
-        publish_port=mom.publish_port,
-        ret_port=mom.ret_port,
-        file_roots=str(mom.root_dir / "file_roots"),
-        **LOCAL_TUNING["mom"],
-    )
+    mom_config = _rendered(templates, "mom", **local_mom_values(mom, user=user, file_roots=mom.root_dir / "file_roots"))
     daemons = [Daemon(mom.id, "master", mom.root_dir, mom.config_dir)]
     mom_factory = salt_factories.salt_master_daemon(
         mom.id,
@@ -366,30 +362,12 @@ def factories_up(
         master_config = _rendered(
             templates,
             "syndic-master",
-            id=s.id,
-            user=user,
-            root_dir=str(master.root_dir),
-            interface=LOOPBACK,
-            publish_port=master.publish_port,
-            ret_port=master.ret_port,
-            syndic_master=LOOPBACK,
-            syndic_master_port=mom.ret_port,
-            file_roots_dir=str(file_roots),
-            pillar_roots=str(pillar_dir),
-            **LOCAL_TUNING["syndic-master"],
+            **local_syndic_master_values(master, mom, user=user, file_roots=file_roots, pillar_dir=pillar_dir),
         )
         # Factories drops syndic_* keys from a syndic node's master config and gives them to the salt-syndic
         # (conf/master.d/syndic.conf, which the node's master config includes): pass the template's there.
         syndic_config = {k: master_config[k] for k in master_config if k.startswith("syndic_")}
-        minion_side = _rendered(
-            templates,
-            "syndic-minion",
-            id=s.id,
-            user=user,
-            root_dir=str(master.root_dir),
-            syndic_master_publish_port=mom.publish_port,
-            **LOCAL_TUNING["syndic-minion"],
-        )
+        minion_side = _rendered(templates, "syndic-minion", **local_syndic_minion_values(master, mom, user=user))
         node_daemons = [
             Daemon(s.id, "master", master.root_dir, master.config_dir),
             Daemon(s.id, "syndic", master.root_dir, master.config_dir),
@@ -424,19 +402,7 @@ def factories_up(
         for m in s.minions:
             mroot = workdir / m.id
             minion = MinionHandle(m.id, s.id, m.env, m.roles, m.datacenter, mroot, mroot / "conf", bindir)
-            minion_config = _rendered(
-                templates,
-                "minion",
-                id=m.id,
-                user=user,
-                root_dir=str(mroot),
-                master=LOOPBACK,
-                master_port=master.ret_port,
-                saltpipe_env=m.env,
-                roles=list(m.roles),
-                datacenter=m.datacenter,
-                **LOCAL_TUNING["minion"],
-            )
+            minion_config = _rendered(templates, "minion", **local_minion_values(minion, master, user=user))
             minion_daemon = Daemon(m.id, "minion", mroot, minion.config_dir)
             daemons.append(minion_daemon)
             minion_factory = syndic_factory.master.salt_minion_daemon(

@@ -35,7 +35,13 @@ from pipeline.topology import daemons as procs
 from pipeline.topology.daemons import Daemon, DaemonStatus
 from pipeline.topology.handles import MasterHandle, MinionHandle, SaltResult, SyndicHandle
 from pipeline.topology.pillar import write_local_pillar, write_overrides
-from pipeline.topology.render import LOCAL_TUNING, DaemonTemplates
+from pipeline.topology.render import (
+    DaemonTemplates,
+    local_minion_values,
+    local_mom_values,
+    local_syndic_master_values,
+    local_syndic_minion_values,
+)
 from pipeline.topology.spec import DEFAULT_SPEC, TopologySpec, load_spec
 
 STATE_FILE = "topology.json"
@@ -334,17 +340,7 @@ def _build(
     (mom_root / "file_roots").mkdir(parents=True, exist_ok=True)
     _write(
         mom.config_file,
-        templates.render(
-            "mom",
-            id=mom.id,
-            user=user,
-            root_dir=str(mom_root),
-            interface=LOOPBACK,
-            publish_port=mom.publish_port,
-            ret_port=mom.ret_port,
-            file_roots=str(mom_root / "file_roots"),
-            **LOCAL_TUNING["mom"],
-        ),
+        templates.render("mom", **local_mom_values(mom, user=user, file_roots=mom_root / "file_roots")),
     )
     daemons = [Daemon(spec.mom, "master", mom_root, mom.config_dir)]
 
@@ -367,29 +363,12 @@ def _build(
             master.config_file,
             templates.render(
                 "syndic-master",
-                id=s.id,
-                user=user,
-                root_dir=str(root),
-                interface=LOOPBACK,
-                publish_port=master.publish_port,
-                ret_port=master.ret_port,
-                syndic_master=LOOPBACK,
-                syndic_master_port=mom.ret_port,
-                file_roots_dir=str(file_roots),
-                pillar_roots=str(pillar_dir),
-                **LOCAL_TUNING["syndic-master"],
+                **local_syndic_master_values(master, mom, user=user, file_roots=file_roots, pillar_dir=pillar_dir),
             ),
         )
         _write(
             master.config_dir / "minion",
-            templates.render(
-                "syndic-minion",
-                id=s.id,
-                user=user,
-                root_dir=str(root),
-                syndic_master_publish_port=mom.publish_port,
-                **LOCAL_TUNING["syndic-minion"],
-            ),
+            templates.render("syndic-minion", **local_syndic_minion_values(master, mom, user=user)),
         )
         _accept(mom_root, s.id, _seed_key(root / "etc" / "salt" / "pki" / "minion"))
         daemons += [Daemon(s.id, "master", root, master.config_dir), Daemon(s.id, "syndic", root, master.config_dir)]
@@ -407,21 +386,7 @@ def _build(
                 config_dir=mroot / "conf",
                 bindir=bindir,
             )
-            _write(
-                minion.config_file,
-                templates.render(
-                    "minion",
-                    id=m.id,
-                    user=user,
-                    root_dir=str(mroot),
-                    master=LOOPBACK,
-                    master_port=master.ret_port,
-                    saltpipe_env=m.env,
-                    roles=list(m.roles),
-                    datacenter=m.datacenter,
-                    **LOCAL_TUNING["minion"],
-                ),
-            )
+            _write(minion.config_file, templates.render("minion", **local_minion_values(minion, master, user=user)))
             _accept(root, m.id, _seed_key(mroot / "etc" / "salt" / "pki" / "minion"))
             minion.sandbox.mkdir(parents=True, exist_ok=True)
             daemons.append(Daemon(m.id, "minion", mroot, minion.config_dir))

@@ -2,7 +2,9 @@
 
 Every template variable defaults (in the template) to its production value; production passes ids and
 addresses, the local topology also passes loopback ports, work-directory paths and the few tuning values
-listed in :data:`LOCAL_TUNING`. The runtime policy block comes from ``salt/daemons/runtime-policy.yaml``.
+listed in :data:`LOCAL_TUNING`; the ``local_*_values`` functions are those values, for both local launchers
+(``topology up`` and the integration tests' factories topology). The runtime policy block comes from
+``salt/daemons/runtime-policy.yaml``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import jinja2
 
 from pipeline.errors import ConfigError
 from pipeline.runtime_policy import RuntimePolicy
+from pipeline.topology.handles import MasterHandle, MinionHandle
 
 Role = Literal["mom", "syndic-master", "syndic-minion", "minion"]
 
@@ -85,3 +88,68 @@ class DaemonTemplates:
                 path=path,
                 hint="pass it when rendering, or give it a default in the template",
             ) from exc
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The values of the local topology: what `topology up` (pipeline.topology.local) and the integration tests'
+# topology (pipeline.topology.factories) render each daemon's template with. One place, so the two cannot drift.
+
+
+def local_mom_values(mom: MasterHandle, *, user: str, file_roots: Path) -> dict[str, Any]:
+    """Template values of the local MoM (``mom``), which listens on its handle's interface and ports."""
+    return {
+        "id": mom.id,
+        "user": user,
+        "root_dir": str(mom.root_dir),
+        "interface": mom.interface,
+        "publish_port": mom.publish_port,
+        "ret_port": mom.ret_port,
+        "file_roots": str(file_roots),
+        **LOCAL_TUNING["mom"],
+    }
+
+
+def local_syndic_master_values(
+    master: MasterHandle, mom: MasterHandle, *, user: str, file_roots: Path, pillar_dir: Path
+) -> dict[str, Any]:
+    """Template values of a syndic node's master (``syndic-master``): its own interface and ports, the MoM's
+    return port as its ``syndic_master``, ``file_roots`` (the sync target) and pillar directories."""
+    return {
+        "id": master.id,
+        "user": user,
+        "root_dir": str(master.root_dir),
+        "interface": master.interface,
+        "publish_port": master.publish_port,
+        "ret_port": master.ret_port,
+        "syndic_master": mom.interface,
+        "syndic_master_port": mom.ret_port,
+        "file_roots_dir": str(file_roots),
+        "pillar_roots": str(pillar_dir),
+        **LOCAL_TUNING["syndic-master"],
+    }
+
+
+def local_syndic_minion_values(master: MasterHandle, mom: MasterHandle, *, user: str) -> dict[str, Any]:
+    """Template values of a syndic node's minion side (``syndic-minion``): subscribed to the MoM's publisher."""
+    return {
+        "id": master.id,
+        "user": user,
+        "root_dir": str(master.root_dir),
+        "syndic_master_publish_port": mom.publish_port,
+        **LOCAL_TUNING["syndic-minion"],
+    }
+
+
+def local_minion_values(minion: MinionHandle, master: MasterHandle, *, user: str) -> dict[str, Any]:
+    """Template values of a minion (``minion``): its syndic's master as its master, its grains from the spec."""
+    return {
+        "id": minion.id,
+        "user": user,
+        "root_dir": str(minion.root_dir),
+        "master": master.interface,
+        "master_port": master.ret_port,
+        "saltpipe_env": minion.env,
+        "roles": list(minion.roles),
+        "datacenter": minion.datacenter,
+        **LOCAL_TUNING["minion"],
+    }

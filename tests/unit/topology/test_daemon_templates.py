@@ -11,7 +11,15 @@ import pytest
 from pipeline.errors import ConfigError
 from pipeline.runtime_policy import load_runtime_policy
 from pipeline.saltlib import import_salt
-from pipeline.topology.render import LOCAL_TUNING, DaemonTemplates
+from pipeline.topology.handles import MasterHandle, MinionHandle
+from pipeline.topology.render import (
+    LOCAL_TUNING,
+    DaemonTemplates,
+    local_minion_values,
+    local_mom_values,
+    local_syndic_master_values,
+    local_syndic_minion_values,
+)
 
 REPO = Path(__file__).resolve().parents[3]
 DAEMONS = REPO / "salt" / "daemons"
@@ -89,6 +97,41 @@ def test_local_tuning_only_touches_template_variables(templates: DaemonTemplates
         source = (DAEMONS / f"{role}.conf.j2").read_text(encoding="utf-8")
         for key in values:
             assert "{{ " + key + " " in source, f"{role}: {key} is not a variable of its template"
+
+
+def test_local_values_wire_mom_syndic_and_minion_on_loopback(templates: DaemonTemplates, tmp_path: Path) -> None:
+    """The values both local launchers render with: each daemon on its handle's ports, the syndic node pointed
+    at the MoM, the minion at its syndic's master with the spec's grains, LOCAL_TUNING applied."""
+    bindir = tmp_path / "bin"
+    mom = MasterHandle("mom", tmp_path / "mom", tmp_path / "mom" / "conf", "127.0.0.1", 41000, 41001, bindir)
+    syn = MasterHandle("syn-a", tmp_path / "syn-a", tmp_path / "syn-a" / "conf", "127.0.0.1", 42000, 42001, bindir)
+    minion = MinionHandle(
+        "web-1", "syn-a", "test", ("web", "lb"), "dc1", tmp_path / "web-1", tmp_path / "web-1" / "conf", bindir
+    )
+
+    mom_opts = _master(tmp_path, templates.render("mom", **local_mom_values(mom, user="ops", file_roots=tmp_path)))
+    assert (mom_opts["interface"], mom_opts["publish_port"], mom_opts["ret_port"]) == ("127.0.0.1", 41000, 41001)
+    assert mom_opts["syndic_wait"] == LOCAL_TUNING["mom"]["syndic_wait"]
+    assert mom_opts["root_dir"] == str(tmp_path / "mom") and mom_opts["user"] == "ops"
+
+    values = local_syndic_master_values(
+        syn, mom, user="ops", file_roots=tmp_path / "syn-a" / "file_roots", pillar_dir=tmp_path / "syn-a" / "pillar"
+    )
+    master = _write(tmp_path, "syndic-master", templates.render("syndic-master", **values))
+    side_text = templates.render("syndic-minion", **local_syndic_minion_values(syn, mom, user="ops"))
+    syndic_opts = salt_config.syndic_config(str(master), str(_write(tmp_path, "syndic-minion", side_text)))
+    assert (syndic_opts["master"], syndic_opts["master_port"]) == ("127.0.0.1", 41001)
+    assert syndic_opts["publish_port"] == 41000
+    master_opts = salt_config.master_config(str(master))
+    assert (master_opts["publish_port"], master_opts["ret_port"]) == (42000, 42001)
+    assert master_opts["file_roots"]["base"] == [str(tmp_path / "syn-a" / "file_roots" / "current")]
+    assert master_opts["pillar_roots"]["base"] == [str(tmp_path / "syn-a" / "pillar")]
+
+    text = templates.render("minion", **local_minion_values(minion, syn, user="ops"))
+    minion_opts = salt_config.minion_config(str(_write(tmp_path, "minion", text)))
+    assert (minion_opts["master"], minion_opts["master_port"]) == ("127.0.0.1", 42001)
+    assert minion_opts["grains"] == {"saltpipe_env": "test", "roles": ["web", "lb"], "datacenter": "dc1"}
+    assert minion_opts["enable_fqdns_grains"] is False and minion_opts["root_dir"] == str(tmp_path / "web-1")
 
 
 def test_missing_value_fails_naming_the_template(templates: DaemonTemplates) -> None:
