@@ -20,6 +20,7 @@ from pydantic import (
 )
 
 from pipeline.errors import ConfigError
+from pipeline.yamlmodel import format_loc, problems_error, validation_problems
 from pipeline.yamlsrc import SourcedYaml, load_yaml
 
 DEFAULT_CONFIG = Path("salt/pipeline.yaml")
@@ -478,26 +479,6 @@ _HINTS = {
 }
 
 
-def _format_loc(loc: tuple[str | int, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out
-
-
-def _yaml_loc(loc: tuple[Any, ...]) -> tuple[str | int, ...]:
-    """Pydantic locations include union/validator tags ('local', 'function-after[...]'); keep the YAML path."""
-    out: list[str | int] = []
-    for part in loc:
-        if isinstance(part, str) and (part.startswith(("function-", "tagged-union")) or part in {"local", "ssh"}):
-            continue
-        out.append(part)
-    return tuple(out)
-
-
 def validate_config(src: SourcedYaml) -> PipelineConfig:
     """Validate data loaded by :func:`pipeline.yamlsrc.load_yaml`; raise one :class:`ConfigError` per file
     listing every problem with its line."""
@@ -508,34 +489,19 @@ def validate_config(src: SourcedYaml) -> PipelineConfig:
             line=1,
             hint="see salt/pipeline.yaml in the saltpipe repository for a complete example",
         )
-    problems: list[tuple[int | None, str, str]] = []
     try:
         cfg = PipelineConfig.model_validate(src.data)
     except ValidationError as exc:
-        errors = [(err, _yaml_loc(err["loc"])) for err in exc.errors()]
-        for err, loc in errors:
-            # A container error beside an error inside it (a tuple item failed, so the tuple is "too short")
-            # only repeats it less precisely.
-            if any(len(other) > len(loc) and other[: len(loc)] == loc for _, other in errors):
-                continue
-            key = _format_loc(loc) or "(top level)"
-            msg = "required key is missing" if err["type"] == "missing" else err["msg"].removeprefix("Value error, ")
-            hint = _HINTS.get(err["type"])
-            problems.append((src.line_of(loc), key, msg + (f" ({hint})" if hint else "")))
+        # 'local' and 'ssh' are the members of the file_roots union, not keys of the file.
+        problems = validation_problems(exc, src, hints=_HINTS, union_tags=frozenset({"local", "ssh"}))
     else:
-        for loc, msg in cfg.cross_check():
-            problems.append((src.line_of(loc), _format_loc(loc), msg))
+        problems = [(src.line_of(loc), format_loc(loc), msg) for loc, msg in cfg.cross_check()]
     if problems:
-        problems.sort(key=lambda p: (p[0] or 0))
-        line, key, msg = problems[0]
-        if len(problems) == 1:
-            raise ConfigError(msg, path=src.path, line=line, key=key, hint="fix it and run 'saltpipe config check' again")
-        listing = "\n  ".join(f"{src.path}:{ln or '?'}: {k}: {m}" for ln, k, m in problems)
-        raise ConfigError(
-            f"{len(problems)} problems:\n  {listing}",
-            path=src.path,
-            line=line,
-            hint="fix each and run 'saltpipe config check' again",
+        raise problems_error(
+            src,
+            problems,
+            hint="fix it and run 'saltpipe config check' again",
+            hint_many="fix each and run 'saltpipe config check' again",
         )
     return cfg.model_copy(update={"source": src.path})
 
