@@ -287,6 +287,9 @@ def _finish(result: RolloutResult, report_json: Path | None, report_html: Path |
                    + (f"; NOT rolled back: {', '.join(rb['failed'] + rb['missing'])}" if rb["failed"] or rb["missing"] else ""))
     if report.get("promoted"):
         click.echo(f"  base now serves {result.plan.release} on {result.plan.environment}")
+    if result.progress.retire_failed:
+        warn = result.progress.retire_failed
+        click.echo(f"  warning: {warn.get('message')}\n  ({warn.get('hint')})")
     click.echo(f"  report: {result.report_path}")
     for path in (report_json, report_html):
         if path:

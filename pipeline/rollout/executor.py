@@ -251,9 +251,10 @@ def _plan_rollout(ctx: RolloutContext, release: str, commit: str | None) -> Plan
         )
     saltenv = ctx.serving.saltenv_for(release)
     check_top_file(ctx.serving.top_file(release), release, saltenv)
-    ctx.serving.expose(env, release)
-    attested = ctx.serving.attest(env, release)
-    resolution = ctx.client.resolve(env.target, timeout=ctx.recovery.resolve_timeout)
+    attested = ctx.serving.expose(env, release)
+    resolution = ctx.client.resolve(
+        env.target, timeout=ctx.recovery.resolve_timeout, syndics=[s.name for s in env.syndics]
+    )
     return build_plan(
         env,
         resolution,
@@ -482,6 +483,8 @@ class _Executor:
     def _finish(self, outcome: Outcome) -> RolloutResult:
         from pipeline.report import build_report, write_json
 
+        if self.plan.kind == "rollout" and not self.progress.retired:
+            self._retire_canary()
         if not self.progress.finished:
             self.write("rollout_finished", outcome=outcome.value, **_summary(self.progress))
         store = self.ctx.store
@@ -492,6 +495,20 @@ class _Executor:
             store.record_finished(self.plan, outcome, started, str((self.progress.finished or {}).get("at")))
             store.set_current(self.plan.environment, None)
         return RolloutResult(self.plan, self.progress, outcome, report_path)
+
+    def _retire_canary(self) -> None:
+        """Remove the release's canary saltenv from the syndics once the rollout is over, whatever the outcome:
+        promotion made it ``base``; a rollback and every later highstate use ``base``; a halted rollout is undone
+        with ``base`` too. Without this, every rollout would leave a link that keeps its release on the syndics
+        beyond ``release.keep``. A failure is journaled as a warning and does not change the outcome."""
+        saltenv = self.plan.saltenv
+        try:
+            self.ctx.serving.retire(self.env, self.plan.release)
+        except SaltpipeError as exc:
+            hint = exc.hint or f"remove it with `saltpipe sync {self.env.name} --remove-canary {self.plan.release}`"
+            self.write("canary_retire_failed", saltenv=saltenv, message=exc.message, hint=hint)
+            return
+        self.write("canary_retired", saltenv=saltenv, syndics=[s.name for s in self.env.syndics])
 
     def _result(self) -> RolloutResult:
         outcome = self.progress.outcome or Outcome.HALTED
@@ -682,7 +699,7 @@ class _Executor:
                 take(self.client.returns(jid))
                 if not pending or clock.monotonic() >= deadline:
                     return
-                clock.sleep(min(rec.poll_interval, max(0.0, deadline - clock.monotonic())))
+                self.client.wait(min(rec.poll_interval, max(0.0, deadline - clock.monotonic())), clock.sleep)
 
         if fresh:
             poll_until(t0 + rec.job_timeout)

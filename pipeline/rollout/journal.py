@@ -275,6 +275,8 @@ class Progress:
     rollback_skipped: dict[str, Any] | None = None
     rollback_finished: dict[str, Any] | None = None
     promoted: dict[str, Any] | None = None
+    retired: dict[str, Any] | None = None  # the canary saltenv was removed from the syndics
+    retire_failed: dict[str, Any] | None = None  # ... or could not be (a warning; the outcome stands)
     finished: dict[str, Any] | None = None
     resumes: list[dict[str, Any]] = field(default_factory=list)
     lookups: list[dict[str, Any]] = field(default_factory=list)
@@ -360,6 +362,10 @@ def apply_record(progress: Progress, rec: Mapping[str, Any]) -> None:
         progress.rollback_finished = dict(rec)
     elif event == "promoted":
         progress.promoted = dict(rec)
+    elif event == "canary_retired":
+        progress.retired = dict(rec)
+    elif event == "canary_retire_failed":
+        progress.retire_failed = dict(rec)
     elif event == "rollout_finished":
         progress.finished = dict(rec)
     # Other events (promoting, error, rollback_requested, newer versions' records) stay in the file for the

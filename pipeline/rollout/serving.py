@@ -3,10 +3,12 @@
 The rollout never touches a syndic's file_roots itself. It asks a :class:`ReleaseServing` to
 
 * :meth:`~ReleaseServing.expose` the release as its own saltenv on every syndic of the environment (``base``
-  unchanged) - idempotent: a release already staged there is only verified;
-* :meth:`~ReleaseServing.attest` that every syndic serves it under that saltenv (planning refuses otherwise);
+  unchanged) and attest it there - idempotent: a release already staged there is only verified;
+* :meth:`~ReleaseServing.attest` that every syndic serves it under that saltenv (``saltpipe impact``);
 * tell which release ``base`` serves (:meth:`~ReleaseServing.served_base`) - the rollback target;
 * :meth:`~ReleaseServing.promote` a release to ``base`` after the last batch (and back, for ``saltpipe rollback``);
+* :meth:`~ReleaseServing.retire` the canary saltenv once the rollout is finished, whatever its outcome (the
+  rollback and later highstates use ``base``), pruning the syndics back to ``release.keep``;
 * hand out the release's ``top.sls`` (:meth:`~ReleaseServing.top_file`) for the planner's top-file check.
 
 :class:`SyncServing` implements it with :func:`pipeline.sync.sync_release` and the attestors of
@@ -30,8 +32,9 @@ class ReleaseServing(Protocol):
     def saltenv_for(self, release_id: str) -> str:
         """The saltenv under which ``release_id`` is exposed for canary batches."""
 
-    def expose(self, env: Environment, release_id: str) -> None:
-        """Make every syndic of ``env`` serve ``release_id`` as :meth:`saltenv_for` it, without changing ``base``."""
+    def expose(self, env: Environment, release_id: str) -> Mapping[str, str]:
+        """Make every syndic of ``env`` serve ``release_id`` as :meth:`saltenv_for` it, without changing ``base``,
+        and attest it: returns what :meth:`attest` returns (raises unless every syndic serves it)."""
 
     def attest(self, env: Environment, release_id: str) -> Mapping[str, str]:
         """Every syndic's answer (syndic -> release it serves for the release's saltenv); raises unless all serve it."""
@@ -41,6 +44,10 @@ class ReleaseServing(Protocol):
 
     def promote(self, env: Environment, release_id: str) -> None:
         """Switch ``base`` to ``release_id`` on every syndic of ``env`` (all or none) and attest it."""
+
+    def retire(self, env: Environment, release_id: str) -> None:
+        """Remove the canary saltenv of ``release_id`` from every syndic of ``env`` and prune each to the configured
+        number of releases (idempotent; ``base`` and the previous release are never pruned)."""
 
     def top_file(self, release_id: str) -> str | None:
         """The text of the release's ``top.sls`` (``None`` when it has none), for the plan's top-file check."""
@@ -74,7 +81,7 @@ class SyncServing:
             return SaltMasterAttestor(dict(self.master_configs))
         return FileRootsAttestor(targets)  # type: ignore[arg-type]
 
-    def _sync(self, env: Environment, release_id: str, saltenv: str) -> None:
+    def _sync(self, env: Environment, release_id: str, saltenv: str) -> Mapping[str, str]:
         from pipeline.release import ReleaseStore
         from pipeline.sync import SyncContext, close_targets, sync_release, targets_for
 
@@ -101,9 +108,13 @@ class SyncServing:
                 f"on {env.name}:\n  " + "\n  ".join(result.failures()),
                 hint="fix the syndic named above and run the command again (every syndic kept what it served)",
             )
+        if result.attestation is None:  # not reached: _attestor() always gives one
+            return self.attest(env, release_id)
+        return {s.syndic: str(s.release) for s in result.attestation.served}
 
-    def expose(self, env: Environment, release_id: str) -> None:
-        self._sync(env, release_id, self.saltenv_for(release_id))
+    def expose(self, env: Environment, release_id: str) -> Mapping[str, str]:
+        # sync_release attests after the switch; attesting again here would only repeat the same questions.
+        return self._sync(env, release_id, self.saltenv_for(release_id))
 
     def attest(self, env: Environment, release_id: str) -> Mapping[str, str]:
         from pipeline.sync import attest, close_targets, targets_for
@@ -145,6 +156,22 @@ class SyncServing:
 
     def promote(self, env: Environment, release_id: str) -> None:
         self._sync(env, release_id, "base")
+
+    def retire(self, env: Environment, release_id: str) -> None:
+        from pipeline.sync import close_targets, targets_for, unexpose_release
+
+        targets = targets_for(env)
+        try:
+            errors = unexpose_release(targets, self.saltenv_for(release_id), keep=self.keep)
+        finally:
+            close_targets(targets)
+        if errors:
+            raise SyncError(
+                f"the canary saltenv {self.saltenv_for(release_id)} could not be removed from every syndic of "
+                f"{env.name}:\n  " + "\n  ".join(str(e) for e in errors),
+                hint=f"fix the syndic named above, then `saltpipe sync {env.name} --remove-canary {release_id}` "
+                "(the link serves a verified release; nothing else depends on it)",
+            )
 
     def top_file(self, release_id: str) -> str | None:
         from pipeline.release import ReleaseStore

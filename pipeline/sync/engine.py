@@ -407,8 +407,15 @@ def prune(target: FileRootsTarget, keep: int) -> tuple[str, ...]:
 # Canary links, rollback, status
 
 
-def unexpose_release(targets: Sequence[FileRootsTarget], saltenv: str) -> list[TargetError]:
-    """Remove the canary saltenv link on every syndic (the release stays until pruned); errors per syndic."""
+def unexpose_release(
+    targets: Sequence[FileRootsTarget], saltenv: str, keep: int | None = None
+) -> list[TargetError]:
+    """Remove the canary saltenv link on every syndic; errors per syndic. Idempotent (no link: nothing to do).
+
+    The release stays on the syndic while another link serves it (``base`` after a promotion). With ``keep``,
+    the syndic is then pruned to ``keep`` releases, so a release only its canary link kept is removed once it is
+    beyond ``keep`` (what the rollout does when it finishes); without, it stays until the next sync prunes.
+    """
     link = env_link(saltenv)
     if link == BASE_LINK:
         raise ValueError("base is never removed")
@@ -421,6 +428,8 @@ def unexpose_release(targets: Sequence[FileRootsTarget], saltenv: str) -> list[T
             state.get("exposed", {}).pop(saltenv, None)
             _history(state, "unexpose", saltenv, link, _now())
             target.write_state(state)
+            if keep is not None:
+                prune(target, keep)
         except TargetError as exc:
             return exc
         return None

@@ -81,13 +81,16 @@ class FakeServing:
     exposed: set[str] = field(default_factory=set)
     promotions: list[tuple[str, str]] = field(default_factory=list)
     fail_attest: bool = False
+    fail_retire: bool = False
+    retired: list[str] = field(default_factory=list)
     top: str | None = "{{ saltenv }}:\n  '*':\n    - base\n"
 
     def saltenv_for(self, release_id: str) -> str:
         return release_id
 
-    def expose(self, env: Environment, release_id: str) -> None:
+    def expose(self, env: Environment, release_id: str) -> Mapping[str, str]:
         self.exposed.add(release_id)
+        return self.attest(env, release_id)
 
     def attest(self, env: Environment, release_id: str) -> Mapping[str, str]:
         if self.fail_attest or release_id not in self.exposed:
@@ -100,6 +103,12 @@ class FakeServing:
     def promote(self, env: Environment, release_id: str) -> None:
         self.promotions.append((env.name, release_id))
         self.base = release_id
+
+    def retire(self, env: Environment, release_id: str) -> None:
+        if self.fail_retire:
+            raise SyncError(f"syndic {env.syndics[0].name}: remove envs/{release_id}: Permission denied")
+        self.exposed.discard(release_id)
+        self.retired.append(release_id)
 
     def top_file(self, release_id: str) -> str | None:
         return self.top

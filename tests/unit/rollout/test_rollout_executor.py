@@ -66,10 +66,11 @@ def test_happy_path_runs_canary_first_then_batches_and_promotes(harness: Harness
     ]
     assert all("pillarenv" not in r.kwarg for r in client.published)
     assert harness.serving.promotions == [("test", RELEASE)]
-    assert RELEASE in harness.serving.exposed
-    # The promotion happens after the last batch, not before.
+    # The promotion happens after the last batch, not before; then the canary saltenv is retired.
     events = [r["event"] for r in harness.records]
     assert events.index("promoted") > max(i for i, e in enumerate(events) if e == "batch_finished")
+    assert events.index("canary_retired") > events.index("promoted")
+    assert harness.serving.retired == [RELEASE] and RELEASE not in harness.serving.exposed
     store = RolloutStore(harness.state_dir)
     assert store.current("test") is None
     assert [h["outcome"] for h in store.history("test")] == ["succeeded"]
@@ -114,6 +115,20 @@ def test_failing_canary_halts_and_rolls_back_touching_no_other_minion(harness: H
     assert report["batches"][0]["minions"][0]["steps"]["apply"]["reasons"]
     assert report["totals"] == {"succeeded": 0, "failed": 0, "missing": 0, "rolled_back": 1, "untouched": 2, "pending": 0}
     assert report["rollback"]["status"] == "done" and report["rollback"]["release"] == PREVIOUS
+    # The halted release's canary saltenv is removed after the rollback (which used base), not before.
+    events = [r["event"] for r in harness.records]
+    assert events.index("canary_retired") > events.index("rollback_finished")
+    assert harness.serving.retired == [RELEASE] and RELEASE not in harness.serving.exposed
+
+
+def test_a_canary_that_cannot_be_retired_is_a_journaled_warning_not_a_failure(harness: Harness) -> None:
+    harness.serving.fail_retire = True
+    result = start_rollout(harness.ctx("test", ScriptedSaltClient(TEST_FLEET)), RELEASE)
+    assert result.outcome is Outcome.SUCCEEDED
+    (warning,) = harness.events("canary_retire_failed")
+    assert "Permission denied" in warning["message"] and "--remove-canary" in warning["hint"]
+    assert harness.events("canary_retired") == [] and RELEASE in harness.serving.exposed
+    assert result.progress.retire_failed is not None  # the CLI's summary prints it
 
 
 def test_failure_in_a_later_batch_rolls_back_it_and_every_earlier_batch(harness: Harness) -> None:
