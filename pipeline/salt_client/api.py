@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import requests
@@ -223,7 +223,9 @@ class SaltApiClient(SaltClient):
         ret = (data.get("return") or [{}])[0] if isinstance(data, Mapping) else {}
         return running_from_find_job(jid, ret if isinstance(ret, Mapping) else {})
 
-    def resolve(self, expression: str, *, timeout: float) -> Resolution:
+    def resolve(self, expression: str, *, timeout: float, syndics: Collection[str] = ()) -> Resolution:
+        # ``syndics`` is not used: /jobs/<jid> merges the syndics' minion lists without saying which syndic
+        # sent one, so this client cannot tell when all of them did; it waits out syndic_wait.
         self._check_function("test.ping")
         pub = self._local_async(self._mom, expression, "compound", "test.ping", (), None)
         jid = pub["jid"]

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -172,11 +172,20 @@ class SaltClient(ABC):
     # -- operations --------------------------------------------------------------------------------------------
 
     @abstractmethod
-    def resolve(self, expression: str, *, timeout: float) -> Resolution:
+    def resolve(self, expression: str, *, timeout: float, syndics: Collection[str] = ()) -> Resolution:
         """Run ``test.ping`` on the compound ``expression`` from the MoM and say who answered, through which syndic.
 
-        Waits at most ``timeout`` seconds (plus the master's ``syndic_wait``).
+        Waits at most ``timeout`` seconds (plus the master's ``syndic_wait``). ``syndics``: the syndics the
+        target's minions sit behind (the environment's); a transport that sees each syndic announce its minion
+        list may stop as soon as all of them did and every announced minion answered, instead of always waiting
+        out ``syndic_wait`` for syndics it does not know of.
         """
+
+    def wait(self, seconds: float, sleep: Callable[[float], None]) -> None:
+        """Wait before the next :meth:`returns` poll: at most ``seconds``, less when the transport learns that
+        something arrived (the LocalClient wakes on the master's event bus). This default just calls
+        ``sleep(seconds)`` - the engine's clock, so tests that fake time stay exact."""
+        sleep(seconds)
 
     @abstractmethod
     def publish(

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,12 +44,13 @@ _SYNDIC_TAG = re.compile(r"^syndic/(?P<syndic>[^/]+)/(?P<jid>\d+)$")
 class _Job:
     """What the event bus told us about one jid so far."""
 
-    __slots__ = ("returns", "syndic_of", "expected")
+    __slots__ = ("returns", "syndic_of", "expected", "announced")
 
     def __init__(self, expected: Sequence[str]) -> None:
         self.returns: dict[str, MinionReturn] = {}
         self.syndic_of: dict[str, str] = {}
         self.expected: set[str] = set(expected)
+        self.announced: set[str] = set()  # syndics that sent their minion list for the jid
 
 
 class EventRouter:
@@ -95,6 +96,7 @@ class EventRouter:
             job = self.jobs.get(match["jid"])
             if job is None:
                 return
+            job.announced.add(match["syndic"])
             for minion in data.get("minions") or ():
                 job.syndic_of[str(minion)] = match["syndic"]
                 job.expected.add(str(minion))
@@ -211,20 +213,29 @@ class LocalSaltClient(SaltClient):
         self._drain()
         return dict(self._router.jobs[jid].returns)
 
-    def resolve(self, expression: str, *, timeout: float) -> Resolution:
+    def wait(self, seconds: float, sleep: Callable[[float], None]) -> None:
+        # Block on the event bus instead of sleeping: the poll loop wakes the moment a return (or any event)
+        # arrives, so a step ends when its last minion returns, not up to one poll interval later.
+        if seconds > 0:
+            self._drain(block=seconds)
+
+    def resolve(self, expression: str, *, timeout: float, syndics: Collection[str] = ()) -> Resolution:
         self._check_function("test.ping")
         pub = self._pub(expression, "compound", "test.ping", (), None)
         jid = pub["jid"]
         job = self._router.jobs[jid]
         # Wait until every expected minion answered and syndic_wait has passed (syndics announce their lists
-        # within it), or the timeout.
+        # within it), or the timeout. When the caller names the syndics, and each of them has announced its
+        # list, nobody else is waited for: syndic_wait only exists for syndics the MoM cannot know of.
         syndic_wait = float(self._opts.get("syndic_wait", 5)) if self._opts.get("order_masters") else 0.0
+        wanted = set(syndics)
         started = time.monotonic()
         deadline = started + timeout + syndic_wait
         while time.monotonic() < deadline:
             self._drain(block=self._poll_wait)
             answered = set(job.returns)
-            if job.expected and job.expected <= answered and time.monotonic() - started >= syndic_wait:
+            settled = time.monotonic() - started >= syndic_wait or bool(wanted and wanted <= job.announced)
+            if job.expected and job.expected <= answered and settled:
                 break
         self._drain()
         minions = {m: job.syndic_of.get(m) for m, r in job.returns.items() if r.ret is True}

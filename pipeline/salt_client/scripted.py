@@ -9,7 +9,7 @@ or nothing at all. Integration tests use the real clients against real daemons i
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -137,7 +137,7 @@ class ScriptedSaltClient(SaltClient):
 
     # -- SaltClient --------------------------------------------------------------------------------------------
 
-    def resolve(self, expression: str, *, timeout: float) -> Resolution:
+    def resolve(self, expression: str, *, timeout: float, syndics: Collection[str] = ()) -> Resolution:
         self._check_function("test.ping")
         return Resolution(minions=dict(self.minions), silent=dict(self.silent), jid="20250101000000000000")
 

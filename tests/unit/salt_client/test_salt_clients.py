@@ -16,6 +16,7 @@ import responses
 from pipeline.errors import SaltError
 from pipeline.salt_client import FunctionNotAllowed, LookupUnavailable, check_extra_functions
 from pipeline.salt_client.api import SaltApiClient
+from pipeline.salt_client.base import SaltClient as SaltClientBase
 from pipeline.salt_client.base import returns_from_list_job, running_from_find_job
 from pipeline.salt_client.local import EventRouter
 from pipeline.salt_client.scripted import ScriptedSaltClient
@@ -106,6 +107,71 @@ def test_event_router_sorts_returns_and_syndic_minion_lists() -> None:
     assert set(job.returns) == {"prod-a-1", "prod-b-1"}
     assert job.returns["prod-b-1"].retcode == 2 and job.returns["prod-a-1"].success is True
     assert "99999999999999999999" not in router.jobs
+    assert job.announced == {"syndic-prod-a", "syndic-prod-b"}
+
+
+class _FakeBus:
+    """SaltEvent.get_event as the LocalClient sees it: queued events, then nothing."""
+
+    def __init__(self, events: list[dict[str, Any]]) -> None:
+        self.events = list(events)
+
+    def get_event(self, wait: float = 5, tag: str = "", full: bool = False, no_block: bool = False) -> Any:
+        return self.events.pop(0) if self.events else None
+
+
+def _local_client_on(events: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch, syndic_wait: float) -> Any:
+    """A LocalSaltClient whose master is a queue of events (no Salt daemon), on a clock that only moves when
+    asked for, so that the test counts seconds of syndic_wait without spending them."""
+    from types import SimpleNamespace
+
+    import pipeline.salt_client.local as local_mod
+
+    now = [0.0]
+
+    def monotonic() -> float:
+        now[0] += 0.05
+        return now[0]
+
+    monkeypatch.setattr(local_mod.time, "monotonic", monotonic)
+    client = object.__new__(local_mod.LocalSaltClient)
+    SaltClientBase.__init__(client)
+    client._opts = {"order_masters": True, "syndic_wait": syndic_wait}
+    client._router = EventRouter()
+    client._poll_wait = 0.2
+    client._local = SimpleNamespace(event=_FakeBus(events))
+
+    def pub(tgt: Any, tgt_type: str, fun: str, arg: Any, kwarg: Any) -> dict[str, Any]:
+        client._router.register(JID, [])
+        return {"jid": JID, "minions": []}
+
+    client._pub = pub
+    client.now = now
+    return client
+
+
+def _resolve_events() -> list[dict[str, Any]]:
+    return [
+        {"tag": f"syndic/syndic-prod-a/{JID}", "data": {"minions": ["prod-a-1"]}},
+        {"tag": f"syndic/syndic-prod-b/{JID}", "data": {"minions": ["prod-b-1"]}},
+        {"tag": f"salt/job/{JID}/ret/prod-a-1", "data": {"id": "prod-a-1", "return": True}},
+        {"tag": f"salt/job/{JID}/ret/prod-b-1", "data": {"id": "prod-b-1", "return": True}},
+    ]
+
+
+def test_local_resolve_stops_once_every_named_syndic_announced_and_answered(monkeypatch) -> None:
+    client = _local_client_on(_resolve_events(), monkeypatch, syndic_wait=30.0)
+    res = client.resolve("G@env:prod", timeout=60, syndics=["syndic-prod-a", "syndic-prod-b"])
+    assert res.minions == {"prod-a-1": "syndic-prod-a", "prod-b-1": "syndic-prod-b"} and not res.silent
+    assert client.now[0] < 30.0  # did not wait out syndic_wait
+
+
+def test_local_resolve_waits_out_syndic_wait_while_a_named_syndic_is_silent(monkeypatch) -> None:
+    events = [e for e in _resolve_events() if "prod-b" not in e["tag"]]
+    client = _local_client_on(events, monkeypatch, syndic_wait=30.0)
+    res = client.resolve("G@env:prod", timeout=60, syndics=["syndic-prod-a", "syndic-prod-b"])
+    assert res.minions == {"prod-a-1": "syndic-prod-a"}
+    assert client.now[0] >= 30.0  # syndic-prod-b might still announce minions: waited for it
 
 
 # -- salt-api --------------------------------------------------------------------------------------------------------
