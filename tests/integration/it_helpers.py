@@ -7,6 +7,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pipeline.topology import Topology
@@ -70,3 +72,38 @@ def build_content_tree(dest: Path) -> Path:
             shutil.copytree(extra, dest / extra.name, ignore=ignore)
     shutil.copytree(TEST_SLS, dest, dirs_exist_ok=True)
     return dest
+
+
+@contextmanager
+def served_tree_restored(topology: Topology, syndics: Iterable[str]) -> Iterator[None]:
+    """On leaving, put each of ``syndics``' ``current`` link back as it was on entering (or remove it if there
+    was none), drop the canary saltenv links made meanwhile under ``envs/`` (the engine leaves them behind),
+    and refresh the master's fileserver - so the other modules keep serving what the session fixture served."""
+    names = tuple(syndics)
+    before: dict[str, str | None] = {}
+    envs_before: dict[str, set[str]] = {}
+    for name in names:
+        syndic = topology.syndic(name)
+        link = syndic.served_base
+        before[name] = os.readlink(link) if link.is_symlink() else None
+        envs = syndic.file_roots / "envs"
+        envs_before[name] = set(os.listdir(envs)) if envs.is_dir() else set()
+    try:
+        yield
+    finally:
+        for name in names:
+            syndic = topology.syndic(name)
+            link = syndic.served_base
+            if before[name] is None:
+                if link.is_symlink():
+                    link.unlink()
+            else:
+                tmp = syndic.file_roots / ".it-restore.tmp"
+                tmp.unlink(missing_ok=True)
+                tmp.symlink_to(before[name])
+                tmp.replace(link)
+            envs = syndic.file_roots / "envs"
+            for entry in (set(os.listdir(envs)) - envs_before[name]) if envs.is_dir() else ():
+                if (envs / entry).is_symlink():
+                    (envs / entry).unlink()
+            syndic.master.salt_run("fileserver.update")

@@ -28,6 +28,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from it_helpers import served_tree_restored
 from rollout_helpers import (
     ENV,
     FAST,
@@ -53,34 +54,13 @@ HELPERS = Path(__file__).resolve().parent / "rollout_helpers.py"
 
 @pytest.fixture(scope="module")
 def state(topology: Topology, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    """This module's state dir and config; restores each production syndic's ``current`` link at the end."""
-    before, envs_before = {}, {}
-    for name in SYNDICS:
-        link = topology.syndic(name).served_base
-        before[name] = os.readlink(link) if link.is_symlink() else None
-        envs = topology.syndic(name).file_roots / "envs"
-        envs_before[name] = set(os.listdir(envs)) if envs.is_dir() else set()
-    base = tmp_path_factory.mktemp("rollout")
-    state_dir = base / "state"
-    config = write_config(topology, state_dir, base / "pipeline.yaml")
-    yield {"dir": state_dir, "config": config}
-    for name in SYNDICS:
-        syndic = topology.syndic(name)
-        link = syndic.served_base
-        if before[name] is None:
-            if link.is_symlink():
-                link.unlink()
-        else:
-            tmp = syndic.file_roots / ".it-restore.tmp"
-            tmp.unlink(missing_ok=True)
-            tmp.symlink_to(before[name])
-            tmp.replace(link)
-        # The rollouts leave their canary saltenv links behind (the engine does not remove them): drop ours.
-        envs = syndic.file_roots / "envs"
-        for entry in (set(os.listdir(envs)) - envs_before[name]) if envs.is_dir() else ():
-            if (envs / entry).is_symlink():
-                (envs / entry).unlink()
-        syndic.master.salt_run("fileserver.update")
+    """This module's state dir and config; restores each production syndic's ``current`` link at the end (and
+    removes the canary links the rollouts made)."""
+    with served_tree_restored(topology, SYNDICS):
+        base = tmp_path_factory.mktemp("rollout")
+        state_dir = base / "state"
+        config = write_config(topology, state_dir, base / "pipeline.yaml")
+        yield {"dir": state_dir, "config": config}
 
 
 @pytest.fixture(scope="module")

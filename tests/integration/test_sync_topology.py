@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "sync"))
+from it_helpers import served_tree_restored  # noqa: E402
 from sync_helpers import make_release, sample_files, served  # noqa: E402
 
 from pipeline.release import MARKER_NAME, Release, ReleaseStore, parse_marker  # noqa: E402
@@ -56,29 +57,8 @@ CHANGED = "web/part003.sls"
 @pytest.fixture(scope="module")
 def restore_links(topology: Topology) -> Iterator[None]:
     """Put every production syndic's ``current`` back as it was (and drop the canary links this module made)."""
-    before: dict[str, str | None] = {}
-    for name in SYNDICS:
-        link = topology.syndic(name).served_base
-        before[name] = os.readlink(link) if link.is_symlink() else None
-    envs_before = {name: set(os.listdir(topology.syndic(name).file_roots / "envs"))
-                   if (topology.syndic(name).file_roots / "envs").is_dir() else set() for name in SYNDICS}
-    yield
-    for name in SYNDICS:
-        syndic = topology.syndic(name)
-        link = syndic.served_base
-        if before[name] is None:
-            if link.is_symlink():
-                link.unlink()
-        else:
-            tmp = syndic.file_roots / ".it-restore.tmp"
-            tmp.unlink(missing_ok=True)
-            tmp.symlink_to(before[name])
-            tmp.replace(link)
-        envs = syndic.file_roots / "envs"
-        for entry in set(os.listdir(envs)) - envs_before[name] if envs.is_dir() else ():
-            if (envs / entry).is_symlink():
-                (envs / entry).unlink()
-        syndic.master.salt_run("fileserver.update")
+    with served_tree_restored(topology, SYNDICS):
+        yield
 
 
 @pytest.fixture(scope="module")
