@@ -6,6 +6,7 @@ Exit codes: 0 ok; 1 findings or a failed gate; 2 usage, configuration or infrast
 from __future__ import annotations
 
 import importlib
+import logging
 import pkgutil
 import sys
 from pathlib import Path
@@ -35,6 +36,33 @@ COMMAND_TABLE: dict[str, str] = {
     "sync": "pipeline.commands.release:sync",
     "topology": "pipeline.commands.topology:topology",
 }
+
+
+#: ``-v`` count -> level of the root logger (and so of every logger, Salt's included, that sets none).
+_LOG_LEVELS = (logging.WARNING, logging.INFO, logging.DEBUG)
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time of the record (click's and pytest's captures swap it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
+def configure_logging(verbosity: int = 0) -> None:
+    """Log to stderr, warnings and above (``verbosity`` 1: info, 2 or more: debug); idempotent.
+
+    Run before Salt is imported: Salt, finding the root logger without a handler, sets it to its lowest level
+    (GARBAGE), so every ``log.trace`` of the loader builds a record - and the first ``logging.warning`` anywhere
+    would then install a handler that prints them all. With a handler in place Salt leaves the root alone.
+    """
+    root = logging.getLogger()
+    if not any(isinstance(h, _StderrHandler) for h in root.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("saltpipe: %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+    root.setLevel(_LOG_LEVELS[min(max(verbosity, 0), len(_LOG_LEVELS) - 1)])
 
 
 def _load(target: str) -> click.Command:
@@ -107,14 +135,21 @@ class LazyGroup(click.Group):
     default=None,
     help="Pipeline config file (default: salt/pipeline.yaml in the checkout).",
 )
+@click.option(
+    "-v",
+    "--verbose",
+    count=True,
+    help="Log more to stderr: -v info, -vv debug (default: warnings and errors only).",
+)
 @click.version_option(__version__, prog_name="saltpipe")
 @click.pass_context
-def cli(ctx: click.Context, repo: Path | None, config_path: Path | None) -> None:
+def cli(ctx: click.Context, repo: Path | None, config_path: Path | None, verbose: int) -> None:
     """saltpipe: Git is the only way into the Salt fleet.
 
     MR checks (lint, policy, tests) -> review gate -> immutable release -> sync to every syndic's
     file_roots -> canary-first rollout in gated batches, with halt and rollback.
     """
+    configure_logging(verbose)
     from pipeline.context import AppContext  # pydantic and the config model: only once a command runs
 
     ctx.obj = AppContext.create(repo, config_path)
@@ -122,6 +157,8 @@ def cli(ctx: click.Context, repo: Path | None, config_path: Path | None) -> None
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the CLI and turn :class:`SaltpipeError` into exit code 2 with a clear message."""
+    # Before anything imports Salt (a command module may, while click resolves the command; see configure_logging).
+    configure_logging()
     try:
         # In non-standalone mode click returns the code of a command that raised click.exceptions.Exit.
         rc = cli.main(args=argv, prog_name="saltpipe", standalone_mode=False)

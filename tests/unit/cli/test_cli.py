@@ -122,3 +122,43 @@ def test_startup_imports_no_command_module() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
     assert proc.stdout.strip() == "[]", proc.stdout
+
+
+#: A command that imports Salt in-process as the commands do, then logs as Salt and a library would.
+_PROBE = """
+import logging, sys
+import click
+from pipeline.cli import cli, main
+
+@cli.command("probe")
+def probe() -> None:
+    from pipeline.saltlib import import_salt
+    import_salt("salt.config")
+    logging.warning("library-warning")  # a root-level call: without a handler it would install one for all
+    logging.getLogger("salt.loader").debug("salt-debug")
+    logging.getLogger("salt.loader").info("salt-info")
+    click.echo(logging.getLogger("salt.loader").getEffectiveLevel())
+
+main(sys.argv[1:])
+"""
+
+
+@pytest.mark.parametrize(
+    ("flags", "level", "shown", "hidden"),
+    [
+        pytest.param([], 30, ["library-warning"], ["salt-info", "salt-debug"], id="default-warnings"),
+        pytest.param(["-v"], 20, ["library-warning", "salt-info"], ["salt-debug"], id="v-info"),
+        pytest.param(["--verbose", "-v"], 10, ["salt-info", "salt-debug"], [], id="vv-debug"),
+    ],
+)
+def test_salt_import_does_not_flood_the_cli_log(flags: list[str], level: int, shown: list[str], hidden: list[str]) -> None:
+    """Salt sets an unconfigured root logger to its lowest level; the CLI's logging must keep warnings-only
+    (Salt's records below it are not even built) unless -v/-vv asks for more."""
+    argv = [sys.executable, "-c", _PROBE, "--repo", str(REPO), *flags, "probe"]
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False, cwd=REPO, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == str(level)
+    for text in shown:
+        assert text in proc.stderr
+    for text in hidden:
+        assert text not in proc.stderr
