@@ -1,8 +1,10 @@
 """``saltpipe impact ENV --release ID``: dry-run a release (exposed as its canary saltenv) on a sample per role.
 
-Thin: build the Salt client (the config's ``salt:`` section, or the same flags as ``saltpipe rollout``), call :func:`pipeline.impact.analyse_impact`,
-format, set the exit code - 0 nothing would fail; 1 a state would fail or a sampled minion did not answer;
-2 usage, configuration or infrastructure error (release not exposed, master unreachable).
+Thin: build the Salt client and the syndic masters' configs (``pipeline.salt_access``: the config's ``salt:``
+section and each syndic's ``master_config``, the same flags as ``saltpipe rollout`` overriding), call
+:func:`pipeline.impact.analyse_impact`, format, set the exit code - 0 nothing would fail; 1 a state would fail
+or a sampled minion did not answer; 2 usage, configuration or infrastructure error (release not exposed, master
+unreachable).
 """
 
 from __future__ import annotations
