@@ -63,11 +63,21 @@ tr '\n' '\0' | xargs -0 -r rm -f -- || exit 6
 find . -mindepth 1 -depth -type d -empty -delete || exit 6
 """
 
+# The hashes come from OpenSSL's sha256 when the host has a working `openssl` (it uses the CPU's SHA
+# instructions: about 2.5x less CPU than coreutils' sha256sum here), else from sha256sum; both print
+# "<hex> [ *]./path" lines. A name with a newline could make a line-based listing lie about another path, so
+# such an entry is reported on its own ("X", by inode) and fails the verification.
 _SCAN = r"""
 cd "$1/releases/$2" || exit 3
+nl=$(printf '\nx'); nl=${nl%x}
+find . -mindepth 1 -name "*$nl*" -printf 'X\t%i\n'
 find . -mindepth 1 ! -type d ! -type f -printf 'O\t%y\t%P\n'
 find . -type f -printf 'F\t%s\t%m\t%P\n'
-find . -type f -print0 | xargs -0 -r sha256sum --
+if [ "$(openssl dgst -sha256 -r /dev/null 2>/dev/null)" = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855 */dev/null" ]; then
+  find . -type f -print0 | xargs -0 -r openssl dgst -sha256 -r
+else
+  find . -type f -print0 | xargs -0 -r sha256sum --
+fi
 """
 
 _COMMIT = r"""
@@ -260,6 +270,8 @@ class SshTarget(FileRootsTarget):
         self._session: _Session | None = None
         self._lock = threading.Lock()
         self._traffic = {"control_sent": 0, "control_received": 0, "rsync_sent": 0}
+        #: Releases whose staging dir was just prepared and has had no copy yet (see copy_files).
+        self._fresh: dict[str, bool] = {}
 
     def describe(self) -> str:
         user = f"{self.user}@" if self.user else ""
@@ -379,7 +391,9 @@ class SshTarget(FileRootsTarget):
 
     def prepare_staging(self, release_id: str, donor: str | None, keep: list[str], drop: list[str]) -> None:
         data = "".join(p + "\n" for p in drop).encode("utf-8")
+        self._fresh.pop(release_id, None)
         self._run("prepare staging", _PREPARE, str(self.root), release_id, donor or "", stdin=data)
+        self._fresh[release_id] = True
 
     def copy_files(self, release_id: str, source_tree: Path, paths: list[str]) -> CopyStats:
         if not paths:
@@ -389,9 +403,17 @@ class SshTarget(FileRootsTarget):
         argv = [
             "rsync",
             "-rp",  # no -t: a copied file gets a new mtime, which Salt's mtime-keyed hash cache needs
+            "--whole-file",  # nothing to delta against: the paths are new in the staging dir (or replaced whole)
             "--files-from=-", "--from0", "--stats",
             "-e", shlex.join(self._ssh_argv()),
         ]  # fmt: skip
+        if self._fresh.pop(release_id, False):
+            # Right after prepare_staging none of these paths exists in the staging dir, so rsync may write each
+            # new file where it ends up instead of into a temp file renamed over it (about a quarter less CPU on
+            # the syndic). --ignore-existing makes that safe whatever the directory holds: rsync never opens an
+            # existing file, so it can never write through a hard link into another release. A file it skipped
+            # fails the verification that follows and is then copied again the normal way (temp file + rename).
+            argv += ["--inplace", "--ignore-existing"]
         if self.rsync_path:
             argv.append(f"--rsync-path={self.rsync_path}")
         argv += self.rsync_options
@@ -416,23 +438,7 @@ class SshTarget(FileRootsTarget):
         return CopyStats(files=len(paths), bytes=size if size is not None else 0, wire_bytes=sent)
 
     def scan(self, name: str) -> TreeScan:
-        proc = self._run(f"verify {name}", _SCAN, str(self.root), name)
-        sizes: dict[str, tuple[int, int]] = {}
-        hashes: dict[str, str] = {}
-        others: dict[str, str] = {}
-        kinds = {"l": "symlink", "p": "fifo", "s": "socket", "c": "device", "b": "device"}
-        for line in proc.stdout.decode("utf-8", "surrogateescape").split("\n"):
-            if line.startswith("O\t"):
-                _, kind, path = line.split("\t", 2)
-                others[path] = kinds.get(kind, "special file")
-            elif line.startswith("F\t"):
-                _, size, mode, path = line.split("\t", 3)
-                sizes[path] = (int(size), int(mode, 8))
-            elif line:
-                digest, path = _parse_sha256sum(line)
-                hashes[path] = digest
-        files = {p: FileFact(size, mode, hashes.get(p, "")) for p, (size, mode) in sizes.items()}
-        return TreeScan(files, others)
+        return _parse_scan(self._run(f"verify {name}", _SCAN, str(self.root), name).stdout)
 
     def commit_staging(self, release_id: str) -> None:
         self._run("publish staged release", _COMMIT, str(self.root), release_id)
@@ -475,12 +481,41 @@ def _stat(output: str, label: str) -> int | None:
     return int(re.sub(r"[,.]", "", match.group(1)))
 
 
+def _parse_scan(stdout: bytes) -> TreeScan:
+    """The output of :data:`_SCAN` as a :class:`TreeScan`."""
+    sizes: dict[str, tuple[int, int]] = {}
+    hashes: dict[str, str] = {}
+    others: dict[str, str] = {}
+    kinds = {"l": "symlink", "p": "fifo", "s": "socket", "c": "device", "b": "device"}
+    for line in stdout.decode("utf-8", "surrogateescape").split("\n"):
+        if line.startswith("O\t") and line.count("\t") >= 2:
+            _, kind, path = line.split("\t", 2)
+            others[path] = kinds.get(kind, "special file")
+        elif line.startswith("X\t"):
+            others[f"(inode {line[2:]}: a name with a newline)"] = "name with a newline"
+        elif line.startswith("F\t"):
+            try:
+                _, size, mode, path = line.split("\t", 3)
+                sizes[path] = (int(size), int(mode, 8))
+            except ValueError:  # only a name with a newline breaks a line; it is reported as "X" too
+                others[line] = "unreadable listing line"
+        elif line:
+            digest, path = _parse_sha256sum(line)
+            hashes[path] = digest
+    files = {p: FileFact(size, mode, hashes.get(p, "")) for p, (size, mode) in sizes.items()}
+    return TreeScan(files, others)
+
+
 def _parse_sha256sum(line: str) -> tuple[str, str]:
-    """``<hex>  ./path`` -> (hex, path). sha256sum escapes a name with a backslash and flags the line with one."""
+    """``<hex>  ./path`` (sha256sum) or ``<hex> *./path`` (``openssl dgst -r``) -> (hex, path).
+
+    Both escape a name with a newline (and sha256sum one with a backslash) and flag the line with a backslash.
+    """
     escaped = line.startswith("\\")
     if escaped:
         line = line[1:]
-    digest, _, path = line.partition("  ")
+    digest, _, path = line.partition(" ")
+    path = path[1:] if path[:1] in (" ", "*") else path
     if escaped:
         path = path.replace("\\\\", "\0").replace("\\n", "\n").replace("\0", "\\")
     if path.startswith("./"):

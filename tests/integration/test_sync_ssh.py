@@ -243,3 +243,25 @@ def test_copy_killed_mid_way_over_ssh_then_rerun(store, make_target, tmp_path):
     again = sync(store, [good, victim], new)
     assert again.ok and {served(good.root), served(victim.root)} == {new.id}
     assert not staging.exists()
+
+
+def test_copies_never_write_through_a_hard_link(store, make_target):
+    """The first copy after prepare_staging writes in place (--inplace --ignore-existing); a path that is
+    already there - a hard link into another release - is left alone by it and replaced (new inode) by the
+    next, normal copy. Either way the other release's file keeps its content."""
+    target = make_target("syndic-prod-a")
+    old = make_release(store, sample_files(3))
+    assert sync(store, [target], old).ok
+    new = make_release(store, {**sample_files(3), "top.sls": "base: {}\n"})
+    donor_top = target.root / "releases" / old.id / "top.sls"
+    before = donor_top.read_bytes()
+    staged_top = target.root / "releases" / f".staging-{new.id}" / "top.sls"
+    # Wrongly keep top.sls (link it from the old release), then copy it anyway: the in-place copy skips it.
+    target.prepare_staging(new.id, old.id, sorted(old.manifest.expected_files()), [])
+    assert os.path.samefile(staged_top, donor_top)
+    target.copy_files(new.id, new.tree, ["top.sls", "web/part000.sls"])
+    assert donor_top.read_bytes() == before and os.path.samefile(staged_top, donor_top)
+    # The repair copy (not right after prepare_staging) replaces the link with a file of its own.
+    target.copy_files(new.id, new.tree, ["top.sls"])
+    assert donor_top.read_bytes() == before
+    assert not os.path.samefile(staged_top, donor_top) and staged_top.read_text() == "base: {}\n"
