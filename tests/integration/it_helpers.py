@@ -77,8 +77,9 @@ def build_content_tree(dest: Path) -> Path:
 @contextmanager
 def served_tree_restored(topology: Topology, syndics: Iterable[str]) -> Iterator[None]:
     """On leaving, put each of ``syndics``' ``current`` link back as it was on entering (or remove it if there
-    was none), drop the canary saltenv links made meanwhile under ``envs/`` (the engine leaves them behind),
-    and refresh the master's fileserver - so the other modules keep serving what the session fixture served."""
+    was none), drop any canary saltenv link made meanwhile under ``envs/`` (whatever left it: a ``sync --canary``,
+    an interrupted rollout), and refresh the master's fileserver - so the other modules keep serving what the
+    session fixture served."""
     names = tuple(syndics)
     before: dict[str, str | None] = {}
     envs_before: dict[str, set[str]] = {}
