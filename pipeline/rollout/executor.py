@@ -251,10 +251,18 @@ def _plan_rollout(ctx: RolloutContext, release: str, commit: str | None) -> Plan
         )
     saltenv = ctx.serving.saltenv_for(release)
     check_top_file(ctx.serving.top_file(release), release, saltenv)
-    attested = ctx.serving.expose(env, release)
-    resolution = ctx.client.resolve(
-        env.target, timeout=ctx.recovery.resolve_timeout, syndics=[s.name for s in env.syndics]
-    )
+    # Exposing (files to every syndic, then attestation through their fileservers) and resolving the target
+    # (test.ping through the MoM) are independent; the plan needs both, so they run at the same time. The Salt
+    # client stays on this thread (its event bus is bound to it); the sync is file copies and in-process
+    # fileserver reads.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        exposing = pool.submit(ctx.serving.expose, env, release)
+        try:
+            resolution = ctx.client.resolve(
+                env.target, timeout=ctx.recovery.resolve_timeout, syndics=[s.name for s in env.syndics]
+            )
+        finally:
+            attested = exposing.result()  # its error wins: the release not served is the first thing to fix
     return build_plan(
         env,
         resolution,
@@ -523,9 +531,13 @@ class _Executor:
         saltenv = self.plan.saltenv
         if self.plan.kind == "rollback" and planned.index == 0 and not self.progress.promoted:
             self._switch_base_back()
-        sync = self._run_step(planned.index, Step.SYNC, planned.minions, "saltutil.sync_all", kwarg={"saltenv": saltenv})
-        synced = [m for m in planned.minions if sync[m].status is StepStatus.OK]
-        self._run_step(planned.index, Step.APPLY, synced, "state.apply", kwarg={"saltenv": saltenv})
+        # saltutil.sync_all then state.apply, as one multi-function job per batch (see _run_chain).
+        self._run_chain(
+            planned.index,
+            [(Step.SYNC, "saltutil.sync_all", ()), (Step.APPLY, "state.apply", ())],
+            planned.minions,
+            kwarg={"saltenv": saltenv},
+        )
         gate = self._gate(planned)
         hc = self.env.gates.health_check
         bake = float(self.env.gates.bake_seconds)
@@ -601,58 +613,101 @@ class _Executor:
         kwarg: Mapping[str, Any] | None = None,
         health: bool = False,
     ) -> dict[str, StepResult]:
-        sp = self.progress.batches[batch].step(step)
-        if sp.finished:
-            return sp.results
-        todo = [m for m in targets if m not in sp.results]
-        if todo:
-            if sp.jid is None:
-                self.write("step_publishing", batch=batch, step=step.value, fun=fun, count=len(todo))
-                pub = self.client.publish(todo, fun, arg, kwarg)
-                self.write(
-                    "step_published",
-                    batch=batch,
-                    step=step.value,
-                    jid=pub.jid,
-                    fun=fun,
-                    arg=list(arg),
-                    kwarg=dict(kwarg or {}),
-                    targets=list(todo),
-                )
-                self._collect(batch, step, fun, pub.jid, todo, fresh=True, health=health)
+        """One step as a job of its own (the health check)."""
+        return self._run_chain(batch, [(step, fun, tuple(arg))], targets, kwarg=kwarg, health=health)[step]
+
+    def _run_chain(
+        self,
+        batch: int,
+        parts: Sequence[tuple[Step, str, tuple[Any, ...]]],
+        targets: Sequence[str],
+        *,
+        kwarg: Mapping[str, Any] | None = None,
+        health: bool = False,
+    ) -> dict[Step, dict[str, StepResult]]:
+        """Run the steps ``parts`` (step, function, args; in order) on ``targets``; every step gets a result
+        per target. Steps not yet published go out as ONE job (a multi-function job when there are several:
+        one publish and one return per minion - Salt runs each function even when an earlier one failed, and
+        the judge sees each function's own return). A journaled job (resumed after a crash) is collected by
+        its jid from the job caches instead of being published again."""
+        bp = self.progress.batches[batch]
+        todo_parts = [p for p in parts if not bp.step(p[0]).finished]
+        while todo_parts:
+            head = bp.step(todo_parts[0][0])
+            if head.jid is None:
+                group = [p for p in todo_parts if bp.step(p[0]).jid is None]
+                todo = [m for m in targets if any(m not in bp.step(st).results for st, _, _ in group)]
+                if todo:
+                    funs = [fun for _, fun, _ in group]
+                    for st, fun, _ in group:
+                        self.write("step_publishing", batch=batch, step=st.value, fun=fun, count=len(todo))
+                    if len(group) == 1:
+                        pub = self.client.publish(todo, funs[0], group[0][2], kwarg)
+                    else:
+                        pub = self.client.publish_chain(todo, [(fun, a, dict(kwarg or {})) for _, fun, a in group])
+                    for st, fun, a in group:
+                        self.write(
+                            "step_published", batch=batch, step=st.value, jid=pub.jid, fun=fun, arg=list(a),
+                            kwarg=dict(kwarg or {}), targets=list(todo),
+                            **({"job": funs} if len(group) > 1 else {}),
+                        )
+                    self._collect(batch, group, funs, pub.jid, todo, fresh=True, health=health)
             else:
                 # Resumed after a crash: the job was published; its returns went to the dead process. Collect
                 # them by jid from the job caches (and find_job) instead of running the job again.
-                published = set(sp.targets)
-                stray = [m for m in todo if m not in published]
+                # The functions of the dead process's job: a step of it whose own "step_published" was not
+                # written before the crash was still published with it (never publish it a second time).
+                job = list(head.job) or [todo_parts[0][1]]
+                group = [p for p in todo_parts if bp.step(p[0]).jid == head.jid
+                         or (bp.step(p[0]).jid is None and len(job) > 1 and p[1] in job)]
+                todo = [m for m in head.targets if any(m not in bp.step(st).results for st, _, _ in group)]
+                stray = [m for m in targets if m not in set(head.targets)
+                         and any(m not in bp.step(st).results for st, _, _ in group)]
                 if stray:
                     raise RolloutStateError(
-                        f"journal: step {step.value} of batch {batch} has results pending for minions it was not "
-                        f"published to ({', '.join(stray[:5])})",
+                        f"journal: step {'+'.join(st.value for st, _, _ in group)} of batch {batch} has results pending for minions it was "
+                        f"not published to ({', '.join(stray[:5])})",
                         hint="the journal was edited; restore it",
                     )
-                self._collect(
-                    batch, step, fun, sp.jid, todo, fresh=False, health=health,
-                    wait=self.recovery.job_timeout - _age_seconds(sp.published_at),
-                )
-        self.write("step_finished", batch=batch, step=step.value, **_count(self.progress.batches[batch].step(step)))
-        return self.progress.batches[batch].step(step).results
+                if todo:
+                    self._collect(
+                        batch, group, job, head.jid, todo, fresh=False, health=health,
+                        wait=self.recovery.job_timeout - _age_seconds(head.published_at),
+                    )
+            for st, _, _ in group:
+                self.write("step_finished", batch=batch, step=st.value, **_count(bp.step(st)))
+            todo_parts = [p for p in todo_parts if p not in group]
+        return {st: bp.step(st).results for st, _, _ in parts}
 
-    def _record(self, batch: int, step: Step, fun: str, ret: MinionReturn, elapsed: float | None, health: bool) -> None:
-        verdict = judge_return(fun, ret, health=health)
-        result = StepResult(
-            minion=ret.minion,
-            step=step,
-            status=StepStatus.OK if verdict.ok else StepStatus.FAILED,
-            jid=ret.jid,
-            retcode=ret.retcode,
-            reasons=verdict.reasons,
-            source=ret.source,
-            duration_ms=verdict.duration_ms,
-            changes=verdict.changes,
-            elapsed_s=elapsed,
-        )
-        self.write("minion_result", sync=False, batch=batch, **result.to_json())
+    def _record(
+        self,
+        batch: int,
+        parts: Sequence[tuple[Step, str, tuple[Any, ...]]],
+        job: Sequence[str],
+        ret: MinionReturn,
+        elapsed: float | None,
+        health: bool,
+    ) -> None:
+        """Judge ``ret`` once per step of ``parts``; ``job`` lists the functions of the job it returns."""
+        done = self.progress.batches[batch]
+        for step, fun, _ in parts:
+            if ret.minion in done.step(step).results:
+                continue  # recorded before a crash (the parts of one return are written one after the other)
+            own = ret.part(fun, list(job).index(fun)) if len(job) > 1 else ret
+            verdict = judge_return(fun, own, health=health)
+            result = StepResult(
+                minion=ret.minion,
+                step=step,
+                status=StepStatus.OK if verdict.ok else StepStatus.FAILED,
+                jid=ret.jid,
+                retcode=own.retcode,
+                reasons=verdict.reasons,
+                source=ret.source,
+                duration_ms=verdict.duration_ms,
+                changes=verdict.changes,
+                elapsed_s=elapsed,
+            )
+            self.write("minion_result", sync=False, batch=batch, **result.to_json())
 
     def _syndics_to_ask(self, minions: Sequence[str]) -> list[str]:
         syndics = {self.plan.syndic_of.get(m) for m in minions}
@@ -664,8 +719,8 @@ class _Executor:
     def _collect(
         self,
         batch: int,
-        step: Step,
-        fun: str,
+        parts: Sequence[tuple[Step, str, tuple[Any, ...]]],
+        job: Sequence[str],
         jid: str,
         todo: Sequence[str],
         *,
@@ -673,12 +728,13 @@ class _Executor:
         health: bool,
         wait: float = 0.0,
     ) -> None:
-        """Record each of ``todo``'s returns for ``jid``; a minion still without one after the lookup rounds is
+        """Record each of ``todo``'s returns for ``jid`` (one result per step of ``parts``; ``job``: the job's functions); a minion still without one after the lookup rounds is
         recorded missing. ``fresh``: the job was just published here, so wait up to the job timeout for returns
         first. ``wait`` (resume): how much of the job timeout is left since the dead process published it - a job
         published just before the crash may not even have reached its minions yet, so it is waited for like a
         fresh one before anything is counted missing."""
         pending = set(todo)
+        step = parts[0][0]  # names the job in lookup records
         rec = self.recovery
         clock = self.clock
         t0 = clock.monotonic()
@@ -689,7 +745,7 @@ class _Executor:
                 if minion in pending:
                     pending.discard(minion)
                     got.append(minion)
-                    self._record(batch, step, fun, found[minion], clock.monotonic() - t0 if fresh else None, health)
+                    self._record(batch, parts, job, found[minion], clock.monotonic() - t0 if fresh else None, health)
             if got:
                 self.journal.sync()  # one fsync per round of returns, before anything acts on them
             return got
@@ -733,19 +789,23 @@ class _Executor:
                 # Not lost: still working. Keep waiting without spending retries (bounded by max_wait).
                 attempt = 0
             poll_until(min(clock.monotonic() + rec.interval, give_up_at) if attempt == 0 else clock.monotonic() + rec.interval)
+        done = self.progress.batches[batch]
         for minion in sorted(pending):
-            result = StepResult(
-                minion=minion,
-                step=step,
-                status=StepStatus.MISSING,
-                jid=jid,
-                reasons=(
-                    f"no return for {jid} after {rec.retries} lookup round(s) (MoM job cache, syndic job cache, "
-                    f"saltutil.find_job)",
-                    *(notes.get(minion, [])[-3:]),
-                ),
-            )
-            self.write("minion_result", sync=False, batch=batch, **result.to_json())
+            for part_step, _, _ in parts:
+                if minion in done.step(part_step).results:
+                    continue
+                result = StepResult(
+                    minion=minion,
+                    step=part_step,
+                    status=StepStatus.MISSING,
+                    jid=jid,
+                    reasons=(
+                        f"no return for {jid} after {rec.retries} lookup round(s) (MoM job cache, syndic job "
+                        f"cache, saltutil.find_job)",
+                        *(notes.get(minion, [])[-3:]),
+                    ),
+                )
+                self.write("minion_result", sync=False, batch=batch, **result.to_json())
         self.journal.sync()
 
     def _lookup(
@@ -847,9 +907,13 @@ class _Executor:
             targets = _touched(self.progress.batches[planned.index], planned)
             if not targets:
                 continue
-            sync = self._run_step(planned.index, Step.ROLLBACK_SYNC, targets, "saltutil.sync_all", kwarg={"saltenv": "base"})
-            synced = [m for m in targets if sync[m].status is StepStatus.OK]
-            applied = self._run_step(planned.index, Step.ROLLBACK_APPLY, synced, "state.apply", kwarg={"saltenv": "base"})
+            back = self._run_chain(
+                planned.index,
+                [(Step.ROLLBACK_SYNC, "saltutil.sync_all", ()), (Step.ROLLBACK_APPLY, "state.apply", ())],
+                targets,
+                kwarg={"saltenv": "base"},
+            )
+            sync, applied = back[Step.ROLLBACK_SYNC], back[Step.ROLLBACK_APPLY]
             for minion in targets:
                 status = sync[minion].status if sync[minion].status is not StepStatus.OK else applied[minion].status
                 if status is StepStatus.OK:

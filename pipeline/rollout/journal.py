@@ -243,6 +243,7 @@ class StepProgress:
     results: dict[str, StepResult] = field(default_factory=dict)
     finished: bool = False
     published_at: str | None = None
+    job: tuple[str, ...] = ()  # the functions of the published job (several: a multi-function job)
 
 
 @dataclass
@@ -336,6 +337,7 @@ def apply_record(progress: Progress, rec: Mapping[str, Any]) -> None:
     elif event == "step_published":
         sp = batch().step(Step(rec["step"]))
         sp.jid, sp.targets, sp.published_at = str(rec["jid"]), tuple(rec.get("targets") or ()), rec.get("at")
+        sp.job = tuple(rec.get("job") or (rec.get("fun"),))
     elif event == "minion_result":
         result = StepResult.from_json(rec)
         batch().step(result.step).results[result.minion] = result

@@ -27,6 +27,7 @@ import requests
 
 from pipeline.errors import SaltError
 from pipeline.salt_client.base import (
+    Call,
     LookupUnavailable,
     MinionReturn,
     Published,
@@ -155,7 +156,10 @@ class SaltApiClient(SaltClient):
         """The MoM's session (tests read its login count)."""
         return self._mom
 
-    def _local_async(self, session: _Session, tgt: str, tgt_type: str, fun: str, arg: Sequence[Any], kwarg: Mapping[str, Any] | None) -> dict[str, Any]:
+    def _local_async(
+        self, session: _Session, tgt: str, tgt_type: str, fun: str | list[str], arg: Sequence[Any],
+        kwarg: Mapping[str, Any] | None,
+    ) -> dict[str, Any]:
         low: dict[str, Any] = {"client": "local_async", "tgt": tgt, "tgt_type": tgt_type, "fun": fun}
         if arg:
             low["arg"] = list(arg)
@@ -181,6 +185,17 @@ class SaltApiClient(SaltClient):
         tgt = self._check_targets(targets)
         pub = self._local_async(self._mom, ",".join(tgt), "list", fun, arg, kwarg)
         return Published(jid=pub["jid"], fun=fun, targets=tgt, expected=tuple(pub["minions"]))
+
+    def publish_chain(self, targets: Sequence[str], calls: Sequence[Call]) -> Published:
+        for fun, _, _ in calls:
+            self._check_function(fun)
+        tgt = self._check_targets(targets)
+        funs = [fun for fun, _, _ in calls]
+        # A multi-function job takes one argument list per function; keyword arguments go inside each list as
+        # Salt's own ``__kwarg__`` dict (a top-level "kwarg" would be appended to the outer list).
+        args = [[*arg, {"__kwarg__": True, **kwarg}] if kwarg else list(arg) for _, arg, kwarg in calls]
+        pub = self._local_async(self._mom, ",".join(tgt), "list", funs, args, None)
+        return Published(jid=pub["jid"], fun=",".join(funs), targets=tgt, expected=tuple(pub["minions"]))
 
     def _job(self, session: _Session, jid: str, source: str) -> dict[str, MinionReturn]:
         data = session.request("GET", f"/jobs/{jid}")

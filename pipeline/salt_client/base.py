@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pipeline.errors import SaltError, UsageError
@@ -85,6 +85,34 @@ class MinionReturn:
     retcode: int | None = None
     success: bool | None = None
     source: str = "event"
+    #: A multi-function job's per-function retcodes / successes as Salt sent them (keyed by function, or a list
+    #: with ``multifunc_ordered``); ``retcode`` then holds the highest. ``None`` for a single-function job.
+    retcodes: Any = None
+    successes: Any = None
+
+    def part(self, fun: str, index: int) -> "MinionReturn":
+        """The share of function ``fun`` (position ``index``) of this multi-function job's return, judged like
+        the return of a job of ``fun`` alone. A return that is not per function (the whole job failed: an error
+        string) is every function's return; a function missing from it (it raised) has no return."""
+
+        def pick(value: Any) -> Any:
+            if isinstance(value, Mapping):
+                return value.get(fun)
+            if isinstance(value, (list, tuple)):
+                return value[index] if index < len(value) else None
+            return None
+
+        ret = pick(self.ret) if isinstance(self.ret, (Mapping, list, tuple)) else self.ret
+        retcode = _int_or_none(pick(self.retcodes)) if self.retcodes is not None else self.retcode
+        success = pick(self.successes) if self.successes is not None else self.success
+        return replace(
+            self, ret=ret, retcode=retcode, success=success if isinstance(success, bool) else None,
+            retcodes=None, successes=None,
+        )
+
+
+#: One function call of a multi-function job: (function, positional args, keyword args).
+Call = tuple[str, Sequence[Any], Mapping[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -194,6 +222,13 @@ class SaltClient(ABC):
         """Publish ``fun`` to exactly ``targets`` (list targeting) and return at once with the jid."""
 
     @abstractmethod
+    def publish_chain(self, targets: Sequence[str], calls: Sequence[Call]) -> Published:
+        """Publish ``calls`` (function, args, kwargs) to exactly ``targets`` as ONE multi-function job: each
+        minion runs them in order and sends one return holding every function's (see
+        :meth:`MinionReturn.part`). One publish and one return per minion instead of one per function; Salt runs
+        every function of the job even when an earlier one failed."""
+
+    @abstractmethod
     def returns(self, jid: str) -> dict[str, MinionReturn]:
         """Every return of ``jid`` that has arrived so far, by minion. Never blocks for long; call it repeatedly."""
 
@@ -239,17 +274,32 @@ def returns_from_list_job(jid: str, data: Any, source: str) -> dict[str, MinionR
         return out
     for minion, item in result.items():
         if isinstance(item, Mapping) and "return" in item:
-            out[str(minion)] = MinionReturn(
-                minion=str(minion),
-                jid=jid,
-                ret=item.get("return"),
-                retcode=_int_or_none(item.get("retcode")),
-                success=item.get("success") if isinstance(item.get("success"), bool) else None,
-                source=source,
-            )
+            out[str(minion)] = return_of(str(minion), jid, item.get("return"), item.get("retcode"),
+                                         item.get("success"), source)
         else:
             out[str(minion)] = MinionReturn(minion=str(minion), jid=jid, ret=item, source=source)
     return out
+
+
+def return_of(minion: str, jid: str, ret: Any, retcode: Any, success: Any, source: str) -> MinionReturn:
+    """A :class:`MinionReturn` from the raw ``return``/``retcode``/``success`` of a job return; the
+    per-function ones of a multi-function job are kept for :meth:`MinionReturn.part`."""
+    multi = isinstance(retcode, (Mapping, list)) or isinstance(success, (Mapping, list))
+    if multi:
+        flags = success.values() if isinstance(success, Mapping) else success if isinstance(success, list) else ()
+        overall = all(f is True for f in flags) if flags else None
+    else:
+        overall = success if isinstance(success, bool) else None
+    return MinionReturn(
+        minion=minion,
+        jid=jid,
+        ret=ret,
+        retcode=_int_or_none(retcode),
+        success=overall,
+        source=source,
+        retcodes=retcode if multi else None,
+        successes=success if multi else None,
+    )
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -257,9 +307,10 @@ def _int_or_none(value: Any) -> int | None:
         return int(value)
     if isinstance(value, int):
         return value
-    if isinstance(value, Mapping):
-        # Salt reports retcodes of some orchestrations per minion; any non-zero one is the retcode.
-        codes = [v for v in value.values() if isinstance(v, int)]
+    if isinstance(value, (Mapping, list)):
+        # Salt reports retcodes of some orchestrations per minion, and of multi-function jobs per function;
+        # any non-zero one is the retcode.
+        codes = [v for v in (value.values() if isinstance(value, Mapping) else value) if isinstance(v, int)]
         return max(codes, default=0) if codes else None
     return None
 

@@ -25,12 +25,14 @@ from typing import Any
 
 from pipeline.errors import SaltError
 from pipeline.salt_client.base import (
+    Call,
     LookupUnavailable,
     MinionReturn,
     Published,
     Resolution,
     RunningJob,
     SaltClient,
+    return_of,
     returns_from_list_job,
     running_from_find_job,
 )
@@ -82,14 +84,9 @@ class EventRouter:
                 return
             minion = str(data.get("id") or match["minion"])
             retcode = data.get("retcode")
-            success = data.get("success")
-            job.returns[minion] = MinionReturn(
-                minion=minion,
-                jid=match["jid"],
-                ret=data["return"],
-                retcode=retcode if isinstance(retcode, int) and not isinstance(retcode, bool) else None,
-                success=success if isinstance(success, bool) else None,
-            )
+            if isinstance(retcode, bool):
+                retcode = None
+            job.returns[minion] = return_of(minion, match["jid"], data["return"], retcode, data.get("success"), "event")
             return
         match = _SYNDIC_TAG.match(tag)
         if match:
@@ -152,28 +149,35 @@ class LocalSaltClient(SaltClient):
     ) -> dict[str, Any]:
         import salt.utils.args  # pylint: disable=import-outside-toplevel
 
-        args = salt.utils.args.condition_input(list(arg), dict(kwarg or {}))
+        return self._pub_conditioned(tgt, tgt_type, fun, salt.utils.args.condition_input(list(arg), dict(kwarg or {})))
+
+    def _pub_conditioned(
+        self, tgt: str | list[str], tgt_type: str, fun: str | list[str], args: list[Any]
+    ) -> dict[str, Any]:
+        """Publish with Salt's own argument list (kwargs already folded in as ``__kwarg__`` dicts); a list
+        ``fun`` with one argument list per function is a multi-function job."""
+        fun_name = fun if isinstance(fun, str) else ",".join(fun)
         try:
             pub = self._local.pub(tgt, fun, args, tgt_type, listen=True)
         except Exception as exc:  # pylint: disable=broad-except
             raise SaltError(
-                f"publishing {fun} from the master-of-masters failed: {exc}",
+                f"publishing {fun_name} from the master-of-masters failed: {exc}",
                 hint="check that the salt-master runs and that this user may publish (publisher_acl)",
             ) from exc
         if not pub:
             raise SaltError(
-                f"the master refused to publish {fun} (authentication failed)",
+                f"the master refused to publish {fun_name} (authentication failed)",
                 hint="check publisher_acl / client_acl on the master-of-masters for this user",
             )
         if "error" in pub:
             error = pub["error"]
             message = error.get("message") if isinstance(error, Mapping) else str(error)
             raise SaltError(
-                f"the master refused to publish {fun}: {message}",
+                f"the master refused to publish {fun_name}: {message}",
                 hint="check publisher_acl / publisher_acl_blacklist on the master-of-masters",
             )
         if "jid" not in pub or str(pub["jid"]) == "0":
-            raise SaltError(f"the master did not assign a jid to {fun}", hint="is the salt-master running?")
+            raise SaltError(f"the master did not assign a jid to {fun_name}", hint="is the salt-master running?")
         jid = str(pub["jid"])
         # Syndics announce their minions on syndic/<id>/<jid>; a plain master only on salt/job/<jid>.
         if self._opts.get("order_masters"):
@@ -189,6 +193,17 @@ class LocalSaltClient(SaltClient):
         tgt = list(self._check_targets(targets))
         pub = self._pub(tgt, "list", fun, arg, kwarg)
         return Published(jid=pub["jid"], fun=fun, targets=tuple(tgt), expected=tuple(pub["minions"]))
+
+    def publish_chain(self, targets: Sequence[str], calls: Sequence[Call]) -> Published:
+        import salt.utils.args  # pylint: disable=import-outside-toplevel
+
+        for fun, _, _ in calls:
+            self._check_function(fun)
+        tgt = list(self._check_targets(targets))
+        funs = [fun for fun, _, _ in calls]
+        args = [salt.utils.args.condition_input(list(arg), dict(kwarg or {})) for _, arg, kwarg in calls]
+        pub = self._pub_conditioned(tgt, "list", funs, args)
+        return Published(jid=pub["jid"], fun=",".join(funs), targets=tuple(tgt), expected=tuple(pub["minions"]))
 
     def _drain(self, block: float = 0.0) -> None:
         """Feed every pending event to the router; with ``block`` > 0 first wait up to that long for one (the

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from pipeline.salt_client.base import (
+    Call,
     LookupUnavailable,
     MinionReturn,
     Published,
     Resolution,
     RunningJob,
     SaltClient,
+    return_of,
 )
 
 Delivery = Literal["event", "master_cache", "syndic_cache", "never"]
@@ -163,6 +165,44 @@ class ScriptedSaltClient(SaltClient):
         self._jobs[jid] = job
         return Published(jid=jid, fun=fun, targets=tgt, expected=tuple(m for m in tgt if m in self.minions))
 
+    def publish_chain(self, targets: Sequence[str], calls: Sequence[Call]) -> Published:
+        """One job for ``calls``: recorded as one :class:`PublishRecord` per function (same jid); each minion's
+        scripted behaviours of the functions are merged into one return, as a minion returns a multi-function
+        job: every function's return, retcode and success by function; it arrives as the slowest, least
+        deliverable part says."""
+        for fun, _, _ in calls:
+            self._check_function(fun)
+        tgt = self._check_targets(targets)
+        jid = str(next(self._jids))
+        for fun, arg, kwarg in calls:
+            self.published.append(PublishRecord(jid=jid, fun=fun, targets=tgt, arg=tuple(arg), kwarg=dict(kwarg or {})))
+        order = ("event", "master_cache", "syndic_cache", "never")
+        job: dict[str, _Pending] = {}
+        for minion in tgt:
+            if minion not in self.minions:
+                continue
+            parts = [
+                (fun, (self.script(minion, fun, arg, dict(kwarg or {})) if self.script else None) or Behavior())
+                for fun, arg, kwarg in calls
+            ]
+            rets = {f: b.ret if b.ret is not None else default_return(f) for f, b in parts}
+            codes = {f: b.retcode for f, b in parts}
+            flags = {f: b.success if b.success is not None else b.retcode in (0, None) for f, b in parts}
+            merged = Behavior(
+                ret=rets,
+                delivery=max((b.delivery for _, b in parts), key=order.index),
+                delay_polls=max(b.delay_polls for _, b in parts),
+                running_polls=max(b.running_polls for _, b in parts),
+            )
+            job[minion] = _Pending(
+                minion=minion,
+                behavior=merged,
+                ret=return_of(minion, jid, rets, codes, flags, "event"),
+            )
+        self._jobs[jid] = job
+        return Published(jid=jid, fun=",".join(f for f, _, _ in calls), targets=tgt,
+                         expected=tuple(m for m in tgt if m in self.minions))
+
     def returns(self, jid: str) -> dict[str, MinionReturn]:
         out: dict[str, MinionReturn] = {}
         for minion, pending in self._jobs.get(jid, {}).items():
@@ -209,6 +249,4 @@ class ScriptedSaltClient(SaltClient):
 
 
 def _with_source(ret: MinionReturn, source: str) -> MinionReturn:
-    return MinionReturn(
-        minion=ret.minion, jid=ret.jid, ret=ret.ret, retcode=ret.retcode, success=ret.success, source=source
-    )
+    return replace(ret, source=source)

@@ -42,6 +42,7 @@ from rollout_helpers import (
     write_config,
 )
 
+from pipeline.config import load_config
 from pipeline.errors import LockError
 from pipeline.rollout import Outcome, resume_rollout, rollback_environment, start_rollout
 from pipeline.rollout.planner import order_minions
@@ -96,6 +97,17 @@ def base_served(topology: Topology) -> str | None:
     return served.served[0].release if served.ok else None
 
 
+def syndic_dirs(topology: Topology) -> dict[str, tuple[set[str], set[str]]]:
+    """Each production syndic's canary saltenv links and the releases it holds (read from its file_roots)."""
+    out = {}
+    for name in SYNDICS:
+        root = topology.syndic(name).file_roots
+        envs = {p.name for p in (root / "envs").iterdir()} if (root / "envs").is_dir() else set()
+        releases = {p.name for p in (root / "releases").iterdir() if not p.name.startswith(".")}
+        out[name] = (envs, releases)
+    return out
+
+
 def published_targets(records: list[dict], step_prefix: str = "") -> dict[int, set[str]]:
     """Batch index -> every minion a job of that batch was published to (from the journal)."""
     out: dict[int, set[str]] = {}
@@ -130,6 +142,10 @@ def test_happy_path_canary_first_then_promoted(topology, state, minions, order, 
     assert events.index(("batch_finished", 0)) < events.index(("batch_started", 1))
     assert applied(topology, minions) == dict.fromkeys(minions, "v1")
     assert base_served(topology) == v1
+    # The canary saltenv is gone from both syndics once promoted; v1 stays (it is base now).
+    keep = load_config(state["config"]).release.keep
+    for envs, releases in syndic_dirs(topology).values():
+        assert envs == set() and v1 in releases and len(releases) <= keep
     report = json.loads(result.report_path.read_text())
     assert report["outcome"] == "succeeded" and report["promoted"]
     assert {m["id"]: m["result"] for b in report["batches"] for m in b["minions"]} == dict.fromkeys(minions,
@@ -157,6 +173,8 @@ def test_failing_canary_halts_and_touches_no_other_minion(topology, state, minio
     assert reached(topology, canary, "bad-canary")
     others = [m for m in minions if m != canary]
     assert [m for m in others if reached(topology, m, "bad-canary")] == []
+    # Halted and rolled back with base: the canary saltenv of the bad release is removed from the syndics.
+    assert all(envs == set() for envs, _ in syndic_dirs(topology).values())
     assert applied(topology, minions) == dict.fromkeys(minions, "v0")
     assert base_served(topology) == v0
     report = json.loads(result.report_path.read_text())

@@ -65,6 +65,8 @@ def test_happy_path_runs_canary_first_then_batches_and_promotes(harness: Harness
         ("state.apply", ("test-web-2",), {"saltenv": RELEASE}),
     ]
     assert all("pillarenv" not in r.kwarg for r in client.published)
+    # One job per batch: sync_all and state.apply went out together (a multi-function job).
+    assert [r.jid for r in client.calls("saltutil.sync_all")] == [r.jid for r in client.calls("state.apply")]
     assert harness.serving.promotions == [("test", RELEASE)]
     # The promotion happens after the last batch, not before; then the canary saltenv is retired.
     events = [r["event"] for r in harness.records]
@@ -250,8 +252,12 @@ def test_truly_missing_minion_is_looked_up_then_counted_missing_and_halts(harnes
     missing = [r for r in harness.events("minion_result") if r["status"] == "missing"]
     assert [(r["minion"], r["step"]) for r in missing[:1]] == [("test-db-1", "sync")]
     assert "no return" in missing[0]["reasons"][0]
-    # It was never applied (its sync never returned), and never promoted.
-    assert ("test-db-1",) not in [r.targets for r in client.calls("state.apply") if r.kwarg["saltenv"] == RELEASE]
+    # sync_all and state.apply went to it as one job, which never returned: missing in both steps.
+    assert {r["step"] for r in missing if r["minion"] == "test-db-1"} == {"sync", "apply"}
+    sync_job = [r.jid for r in client.calls("saltutil.sync_all") if "test-db-1" in r.targets
+                and r.kwarg["saltenv"] == RELEASE]
+    assert sync_job == [r.jid for r in client.calls("state.apply") if r.kwarg["saltenv"] == RELEASE
+                        and "test-db-1" in r.targets]
     assert harness.serving.promotions == []
     assert "test-web-2" not in client.touched()
     # The waits were the configured ones: job timeout, then the lookup interval, never a busy loop.
@@ -407,6 +413,59 @@ def test_crash_inside_publish_republishes_the_step_on_resume(harness: Harness) -
     assert [r.targets for r in client.calls("saltutil.sync_all")] == [("test-web-1",), ("test-db-1",), ("test-web-2",)]
 
 
+def _crash_at(event: str, batch: int, step: str, minion: str | None = None):
+    def crash(record: dict[str, Any]) -> None:
+        if (record["event"] == event and record.get("batch") == batch and record.get("step") == step
+                and (minion is None or record.get("minion") == minion)):
+            raise Crash()
+
+    return crash
+
+
+def test_resume_between_the_two_publish_records_of_one_job_does_not_publish_it_again(harness: Harness) -> None:
+    """Killed after the batch's job went out and its sync step was journaled, before the apply step was: the
+    apply ran in that same job, so the resumed rollout collects it by the jid and judges its own return."""
+    client = ScriptedSaltClient(TEST_FLEET, script=fail_apply_on("test-db-1"))
+    with pytest.raises(Crash):
+        start_rollout(harness.ctx("test", client, observer=_crash_at("step_published", 1, "sync")), RELEASE)
+    jobs_before = {r.jid for r in client.published}
+    result = resume_rollout(harness.ctx("test", client))
+    assert not any(r.kwarg.get("saltenv") == RELEASE and "test-db-1" in r.targets
+                   for r in client.published if r.jid not in jobs_before), "batch 1's job was published again"
+    got = {r["step"]: r for r in harness.events("minion_result") if r["minion"] == "test-db-1"
+           and r["step"] in ("sync", "apply")}
+    assert got["sync"]["status"] == "ok" and got["apply"]["status"] == "failed"  # each judged on its own part
+    assert got["sync"]["jid"] == got["apply"]["jid"]
+    assert result.outcome is Outcome.ROLLED_BACK
+
+
+def test_resume_between_the_two_results_of_one_return_records_each_step_once(harness: Harness) -> None:
+    client = ScriptedSaltClient(TEST_FLEET)
+    with pytest.raises(Crash):
+        start_rollout(harness.ctx("test", client, observer=_crash_at("minion_result", 1, "sync", "test-db-1")),
+                      RELEASE)
+    assert resume_rollout(harness.ctx("test", client)).outcome is Outcome.SUCCEEDED
+    got = [(r["step"], r["status"]) for r in harness.events("minion_result") if r["minion"] == "test-db-1"]
+    # The sync result was written just before the kill (observers see records once written); apply once, after.
+    assert sorted(got) == [("apply", "ok"), ("sync", "ok")]
+
+
+def test_a_failed_sync_all_fails_the_minion_even_when_its_states_applied(harness: Harness) -> None:
+    def script(minion: str, fun: str, arg: Any, kwarg: dict[str, Any]) -> Behavior | None:
+        if minion == "test-web-1" and fun == "saltutil.sync_all" and kwarg.get("saltenv") == RELEASE:
+            return Behavior(ret="Exception: fileserver unreachable", retcode=1)
+        return None
+
+    client = ScriptedSaltClient(TEST_FLEET, script=script)
+    result = start_rollout(harness.ctx("test", client), RELEASE)
+    assert result.outcome is Outcome.ROLLED_BACK
+    canary = {r["step"]: r for r in harness.events("minion_result") if r["minion"] == "test-web-1"
+              and r["step"] in ("sync", "apply")}
+    assert canary["sync"]["status"] == "failed" and "fileserver unreachable" in " ".join(canary["sync"]["reasons"])
+    assert canary["apply"]["status"] == "ok"
+    assert harness.events("halted")[0]["batch"] == 0
+
+
 def test_resume_continues_an_interrupted_rollback(harness: Harness) -> None:
     client = ScriptedSaltClient(TEST_FLEET, script=fail_apply_on("test-db-1"))
 
@@ -426,10 +485,10 @@ def test_infrastructure_error_leaves_the_rollout_resumable(harness: Harness) -> 
     class Flaky(ScriptedSaltClient):
         fail = True
 
-        def publish(self, targets, fun, arg=(), kwarg=None):  # type: ignore[no-untyped-def]
-            if self.fail and fun == "state.apply" and "test-db-1" in targets:
+        def publish_chain(self, targets, calls):  # type: ignore[no-untyped-def]
+            if self.fail and "test-db-1" in targets:
                 raise SaltError("the master-of-masters cannot be reached")
-            return super().publish(targets, fun, arg, kwarg)
+            return super().publish_chain(targets, calls)
 
     client = Flaky(TEST_FLEET)
     with pytest.raises(SaltError):

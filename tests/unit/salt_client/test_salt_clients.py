@@ -16,6 +16,7 @@ import responses
 from pipeline.errors import SaltError
 from pipeline.salt_client import FunctionNotAllowed, LookupUnavailable, check_extra_functions
 from pipeline.salt_client.api import SaltApiClient
+from pipeline.salt_client.base import MinionReturn
 from pipeline.salt_client.base import SaltClient as SaltClientBase
 from pipeline.salt_client.base import returns_from_list_job, running_from_find_job
 from pipeline.salt_client.local import EventRouter
@@ -204,6 +205,52 @@ def test_salt_api_logs_in_once_and_publishes_list_targets() -> None:
                                  "kwarg": {"saltenv": "rel-0123456789ab"}}]
         assert first.request.headers["X-Auth-Token"] == "tok-1" == second.request.headers["X-Auth-Token"]
         assert client.session.logins == 1
+
+
+def test_salt_api_publishes_a_multi_function_job_with_kwargs_inside_each_argument_list() -> None:
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
+        _login(rsps)
+        rsps.post(f"{URL}/", json={"return": [{"jid": JID, "minions": ["m1"]}]})
+        client = _api()
+        env = {"saltenv": "rel-0123456789ab"}
+        pub = client.publish_chain(["m1"], [("saltutil.sync_all", (), env), ("state.apply", (), env)])
+        assert pub.jid == JID and pub.fun == "saltutil.sync_all,state.apply"
+        _, call = rsps.calls
+        kw = {"__kwarg__": True, "saltenv": "rel-0123456789ab"}
+        assert _body(call) == [{"client": "local_async", "tgt": "m1", "tgt_type": "list",
+                                "fun": ["saltutil.sync_all", "state.apply"], "arg": [[kw], [kw]]}]
+        with pytest.raises(FunctionNotAllowed):
+            client.publish_chain(["m1"], [("saltutil.sync_all", (), {}), ("cmd.run", ("id",), {})])
+
+
+def test_a_multi_function_return_is_judged_per_function() -> None:
+    """What a minion returns for `saltutil.sync_all,state.apply` (Salt 3006 _thread_multi_return), as the MoM's
+    event bus and job cache carry it."""
+    states = {"file_|-x_|-/x_|-managed": {"result": False, "comment": "boom"}}
+    data = {"Result": {"m1": {"return": {"saltutil.sync_all": {"modules": []}, "state.apply": states},
+                              "retcode": {"saltutil.sync_all": 0, "state.apply": 2},
+                              "success": {"saltutil.sync_all": True, "state.apply": False}}}}
+    (ret,) = returns_from_list_job(JID, data, "master_cache").values()
+    assert ret.retcode == 2 and ret.success is False
+    sync, apply = ret.part("saltutil.sync_all", 0), ret.part("state.apply", 1)
+    assert (sync.ret, sync.retcode, sync.success) == ({"modules": []}, 0, True)
+    assert (apply.ret, apply.retcode, apply.success, apply.source) == (states, 2, False, "master_cache")
+    # multifunc_ordered: True sends lists in call order.
+    ordered = returns_from_list_job(JID, {"Result": {"m1": {"return": [{"modules": []}, states],
+                                                           "retcode": [0, 2], "success": [True, False]}}}, "x")["m1"]
+    assert ordered.part("state.apply", 1).ret == states and ordered.part("saltutil.sync_all", 0).retcode == 0
+    # A function that raised has no retcode and success False; a whole-job error string is every part's return.
+    raised = returns_from_list_job(JID, {"Result": {"m1": {"return": {"saltutil.sync_all": "Traceback ..."},
+                                                          "retcode": {}, "success": {"saltutil.sync_all": False}}}},
+                                   "x")["m1"]
+    assert raised.part("state.apply", 1).ret is None and raised.part("saltutil.sync_all", 0).success is False
+    whole = MinionReturn("m1", JID, "'state.apply' is not available.", retcode=1)
+    assert whole.part("state.apply", 1).ret == "'state.apply' is not available."
+    # Through the MoM's event bus the same way.
+    router = EventRouter()
+    router.register(JID)
+    router.feed({"tag": f"salt/job/{JID}/ret/m1", "data": {"id": "m1", **data["Result"]["m1"]}})
+    assert router.jobs[JID].returns["m1"].part("state.apply", 1).retcode == 2
 
 
 def test_salt_api_logs_in_again_once_when_the_token_expired() -> None:
