@@ -1,4 +1,4 @@
-"""The local target's built-in copy (``_copy_new``): new inode, exact mode, never through a hard link."""
+"""The local target's built-in copy (``_copy_new``: new inode, exact mode, never through a hard link) and its scan."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from salt.utils.files import set_umask
 
+from pipeline.release.tree import scan_tree
+from pipeline.sync import local as local_module
 from pipeline.sync.local import LocalTarget, _copy_new
 
 
@@ -60,3 +62,43 @@ def test_copy_files_counts_bytes_and_creates_directories(tmp_path: Path) -> None
     assert (stats.files, stats.bytes) == (2, 15)
     staged = root / "releases" / ".staging-rel-000000000001"
     assert (staged / "a" / "b" / "c.sls").read_bytes() == b"c" * 10
+
+
+def _odd_tree(root: Path) -> Path:
+    rel = root / "releases" / "rel-000000000002"
+    (rel / "web" / "files").mkdir(parents=True)
+    (rel / "top.sls").write_bytes(b"base: {}\n")
+    (rel / "web" / "sp ace*.sls").write_bytes(b"a\n" * 1000)
+    (rel / "web" / "back\\slash.sls").write_bytes(b"b\n")
+    (rel / "web" / "files" / "run.sh").write_bytes(b"#!/bin/sh\n")
+    (rel / "web" / "files" / "run.sh").chmod(0o755)
+    (rel / "web" / "link.sls").symlink_to("../top.sls")
+    (rel / "dirlink").symlink_to("web")
+    os.mkfifo(rel / "web" / "pipe")
+    return rel
+
+
+def test_local_scan_finds_what_scan_tree_finds(tmp_path: Path, monkeypatch) -> None:
+    rel = _odd_tree(tmp_path)
+    runs = []
+    real_run = local_module.subprocess.run
+
+    def spy(*args, **kwargs):
+        runs.append(real_run(*args, **{"check": False, **kwargs}))
+        return runs[-1]
+
+    monkeypatch.setattr(local_module.subprocess, "run", spy)
+    scan = LocalTarget("syndic-a", tmp_path).scan(rel.name)
+    assert [(r.returncode, r.stderr) for r in runs] == [(0, b"")], "the script ran, not the fallback"
+    assert scan == scan_tree(rel)
+    assert scan.others == {"web/link.sls": "symlink", "dirlink": "symlink", "web/pipe": "fifo"}
+
+
+def test_local_scan_falls_back_to_python_without_the_tools(tmp_path: Path, monkeypatch) -> None:
+    rel = _odd_tree(tmp_path)
+
+    def no_shell(*args, **kwargs):
+        raise FileNotFoundError(2, "No such file or directory", "sh")
+
+    monkeypatch.setattr(local_module.subprocess, "run", no_shell)
+    assert LocalTarget("syndic-a", tmp_path).scan(rel.name) == scan_tree(rel)
