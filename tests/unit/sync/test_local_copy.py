@@ -84,7 +84,8 @@ def test_local_scan_finds_what_scan_tree_finds(tmp_path: Path, monkeypatch) -> N
     real_run = local_module.subprocess.run
 
     def spy(*args, **kwargs):
-        runs.append(real_run(*args, **{"check": False, **kwargs}))
+        kwargs.pop("check", None)
+        runs.append(real_run(*args, check=False, **kwargs))
         return runs[-1]
 
     monkeypatch.setattr(local_module.subprocess, "run", spy)
