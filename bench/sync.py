@@ -15,6 +15,12 @@ Salt repository: many small SLS/Jinja files, some larger managed files), for eac
   the same transport (target <= 1.5); ``ratio_vs_rsync_incremental`` does the same for the one-file change
   (saltpipe also re-verifies every file's sha256 on the syndic; rsync -a only compares sizes and mtimes).
 
+``cpu_seconds_median`` (Linux) gives the CPU seconds of each full sync and of plain rsync, split into the sender
+side (this process and its ssh/rsync children) and the receivers (everything under the sshd), with
+``floor_ratio_3_vs_1``: the 3-syndic CPU spread over all of this machine's CPUs, divided by the 1-syndic wall
+time - the best ``ratio_3_vs_1`` this machine could give with nothing else running. They are measured beside
+the timed figures and change none of them.
+
 Each repeat runs the compared operations back to back into fresh directories; the ratios are medians of the
 per-repeat ratios (``ratios_best_of`` gives min/min as well: this machine is shared and its load varies). The ssh target runs against a throwaway
 sshd on 127.0.0.1 (tests/integration/local_sshd.py), so sender and receivers share this machine's CPUs.
@@ -49,6 +55,78 @@ from pipeline.release.store import TREE_DIR  # noqa: E402
 from pipeline.sync import LocalTarget, SshTarget, SyncContext, sync_release  # noqa: E402
 
 CHANGED = "web/files/app.conf"
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _become_subreaper() -> bool:
+    """Linux: orphaned descendants (ssh's ControlPersist master daemonizes) stay ours, so their CPU is counted."""
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        return False
+
+
+def _reap_orphans(keep: set[int]) -> None:
+    """Collect exited orphans (not the processes in ``keep``) so their CPU lands in our children's times."""
+    for pid in _children(os.getpid()):
+        if pid in keep:
+            continue
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+
+
+def _children(parent: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text(encoding="utf-8", errors="replace").rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == parent:
+                out.append(int(entry))
+    return out
+
+
+def tree_cpu(root: int) -> float:
+    """CPU seconds (user + system) of ``root``, its reaped children and its live (or zombie) descendants."""
+    parents: dict[int, list[int]] = {}
+    ticks: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text(encoding="utf-8", errors="replace").rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(entry))
+        ticks[int(entry)] = sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += ticks.get(pid, 0)
+        todo += parents.get(pid, [])
+    return total / _TICK
+
+
+class CpuMeter:
+    """CPU seconds of one operation: all of this process's tree, and the part under the sshd (the receivers)."""
+
+    def __init__(self, sshd_pid: int | None) -> None:
+        self.sshd_pid = sshd_pid
+        self.enabled = os.path.isdir("/proc/self") and _become_subreaper()
+
+    def sample(self) -> tuple[float, float]:
+        if not self.enabled:
+            return 0.0, 0.0
+        _reap_orphans({self.sshd_pid} if self.sshd_pid else set())
+        receivers = tree_cpu(self.sshd_pid) if self.sshd_pid else 0.0
+        return tree_cpu(os.getpid()), receivers
+
 CHANGED_SIZE = 64 * 1024
 
 
@@ -90,6 +168,14 @@ class Bench:
         self.store = store
         self.sshd = sshd
         self.n = 0
+        self.meter = CpuMeter(sshd.process.pid if sshd is not None else None)
+        #: op name -> [(total CPU s, receiver CPU s)], one per run (see measure()).
+        self.cpu: dict[str, list[tuple[float, float]]] = {}
+
+    def _cpu(self, op: str, before: tuple[float, float]) -> None:
+        time.sleep(0.05)  # let the sshd reap what the operation left (its CPU then shows in its times)
+        after = self.meter.sample()
+        self.cpu.setdefault(op, []).append((after[0] - before[0], after[1] - before[1]))
 
     def fresh_dirs(self, count: int) -> list[Path]:
         out = []
@@ -105,13 +191,16 @@ class Bench:
             return LocalTarget(name, root)
         return SshTarget(name, "127.0.0.1", root, port=self.sshd.port, ssh_options=self.sshd.ssh_options)
 
-    def sync(self, release: Release, roots: list[Path]) -> tuple[float, list[Any], Any]:
+    def sync(self, release: Release, roots: list[Path], op: str | None = None) -> tuple[float, list[Any], Any]:
         targets = tuple(self.target(f"syndic-{i}", r) for i, r in enumerate(roots))
+        cpu = self.meter.sample()
         started = time.perf_counter()
         result = sync_release(SyncContext("bench", release, targets, self.store))
         for t in targets:
             t.close()  # part of the cost: a real sync closes its connections too
         seconds = time.perf_counter() - started
+        if op:
+            self._cpu(op, cpu)
         if not result.ok:
             raise SystemExit(f"bench: sync failed: {result.failures()}")
         return seconds, list(targets), result
@@ -122,8 +211,9 @@ class Bench:
         ssh = ["ssh", *self.sshd.ssh_options, "-p", str(self.sshd.port), "-o", "BatchMode=yes"]
         return ["rsync", "-a", "-e", " ".join(ssh), f"{tree}/", f"127.0.0.1:{dest}/"]
 
-    def rsync(self, tree: Path, *dests: Path) -> float:
+    def rsync(self, tree: Path, *dests: Path, op: str | None = None) -> float:
         """Plain ``rsync -a`` of ``tree`` into each of ``dests``, all at once; seconds until the last ends."""
+        cpu = self.meter.sample()
         started = time.perf_counter()
         procs = [subprocess.Popen(self._rsync_argv(tree, d), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
                  for d in dests]
@@ -131,7 +221,10 @@ class Bench:
             _, err = proc.communicate()
             if proc.returncode != 0:
                 raise SystemExit(f"bench: rsync failed: {err.decode(errors='replace')}")
-        return time.perf_counter() - started
+        seconds = time.perf_counter() - started
+        if op:
+            self._cpu(op, cpu)
+        return seconds
 
 
 def measure(bench: Bench, first: Release, second: Release, repeat: int) -> dict[str, Any]:
@@ -143,11 +236,11 @@ def measure(bench: Bench, first: Release, second: Release, repeat: int) -> dict[
     payload_one_file: list[int] = []
     for _ in range(repeat):
         (root,) = bench.fresh_dirs(1)
-        t1 = bench.sync(first, [root])[0]
+        t1 = bench.sync(first, [root], op="sync_1_syndic")[0]
         (plain,) = bench.fresh_dirs(1)
-        tr = bench.rsync(first.tree, plain)
-        t3 = bench.sync(first, bench.fresh_dirs(3))[0]
-        tr3 = bench.rsync(first.tree, *bench.fresh_dirs(3))
+        tr = bench.rsync(first.tree, plain, op="rsync_a_1")
+        t3 = bench.sync(first, bench.fresh_dirs(3), op="sync_3_syndics")[0]
+        tr3 = bench.rsync(first.tree, *bench.fresh_dirs(3), op="rsync_a_3")
         rsync3.append(tr3 / tr)
 
         seconds, targets, result = bench.sync(second, [root])
@@ -194,6 +287,8 @@ def measure(bench: Bench, first: Release, second: Release, repeat: int) -> dict[
             "vs_rsync": [round(x, 3) for x in rfull],
             "vs_rsync_incremental": [round(x, 3) for x in rinc],
         },
+        "cpu_seconds_median": _cpu_figures(bench, {"sync_1_syndic": med(one), "sync_3_syndics": med(three),
+                                                   "rsync_a_1": med(rsync_full)}),
         "one_file_change": {
             "changed_file": CHANGED,
             "changed_file_bytes": changed,
@@ -202,6 +297,34 @@ def measure(bench: Bench, first: Release, second: Release, repeat: int) -> dict[
             "files_copied": 2,  # the changed file and the release marker
         },
     }
+
+
+def _cpu_figures(bench: Bench, walls: dict[str, float]) -> dict[str, Any]:
+    """CPU seconds per full sync (sender side = this process and its ssh/rsync children; receivers = under the
+    sshd), and what they imply on this machine: 3 syncs need about 3x the CPU of one, which this machine's CPUs
+    cannot run in less than CPU/cpus seconds even with nothing else running (``floor_*``). ``cpus_obtained`` is
+    CPU seconds / wall seconds (medians): below the CPU count, other processes (or waiting) had the rest."""
+    if not bench.meter.enabled or not bench.cpu:
+        return {"note": "not measured (needs Linux /proc)"}
+    med = statistics.median
+    out: dict[str, Any] = {}
+    for op, runs in bench.cpu.items():
+        total = med(r[0] for r in runs)
+        entry = {"total": round(total, 3)}
+        if bench.kind == "ssh":
+            receivers = med(r[1] for r in runs)
+            entry.update({"sender": round(total - receivers, 3), "receivers": round(receivers, 3)})
+        if op in walls and walls[op] > 0:
+            entry["cpus_obtained"] = round(total / walls[op], 2)
+        out[op] = entry
+    cpus = os.cpu_count() or 1
+    wall_one = walls["sync_1_syndic"]
+    three = out.get("sync_3_syndics", {}).get("total")
+    if three:
+        # The least wall time 3 syncs can take here: their CPU spread over every CPU, nothing else running.
+        out["floor_3_syndics_seconds"] = round(three / cpus, 3)
+        out["floor_ratio_3_vs_1"] = round(three / cpus / wall_one, 3)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
