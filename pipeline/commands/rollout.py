@@ -82,7 +82,8 @@ def _salt_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--lookup-interval", type=float, default=10.0, show_default=True,
                      help="Seconds between lookup rounds."),
         click.option("--poll-interval", type=float, default=1.0, show_default=True,
-                     help="Seconds between polls for returns."),
+                     help="Longest wait between polls for returns (LocalClient wakes as soon as a return "
+                          "arrives on the MoM's event bus; salt-api is polled at this interval)."),
     ]
     for option in reversed(options):
         func = option(func)
