@@ -192,7 +192,7 @@ def _collect(ctx: ImpactContext, clock: Clock, jid: str, targets: Sequence[str])
         got.update({m: r for m, r in ctx.client.returns(jid).items() if m in wanted})
         if wanted <= got.keys() or clock.monotonic() >= deadline:
             break
-        clock.sleep(ctx.poll_interval)
+        ctx.client.wait(min(ctx.poll_interval, max(0.0, deadline - clock.monotonic())), clock.sleep)
     if not wanted <= got.keys():
         # A return published through a syndic can miss the event bus and still reach the MoM's job cache.
         try:
@@ -308,7 +308,7 @@ def analyse_impact(ctx: ImpactContext) -> ImpactResult:
     clock = ctx.clock or _SystemClock()
     env = ctx.environment
     _check_served(ctx)
-    resolution = ctx.client.resolve(env.target, timeout=ctx.resolve_timeout)
+    resolution = ctx.client.resolve(env.target, timeout=ctx.resolve_timeout, syndics=[s.name for s in env.syndics])
     minions = sorted(resolution.minions)
     if not minions:
         raise UsageError(
