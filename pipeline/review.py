@@ -19,6 +19,10 @@ The rules (``review`` in ``salt/pipeline.yaml``):
    a member of ``security_group``;
 5. the merge request pipeline for the head passed (inside that pipeline: every job before the gate passed).
 
+After the merge, :func:`review_merged` runs the same gate for a commit of the default branch: it finds the merge
+request that brought the commit there (:func:`find_merge`) and evaluates it at the head it was merged with, so
+nothing reaches a deployment without the review the merge request passed (docs/review.md, "After the merge").
+
 Why approval time is compared with the diff version's ``created_at``: docs/review.md.
 """
 
@@ -79,6 +83,19 @@ def touched_security_paths(paths: tuple[str, ...], patterns: tuple[str, ...]) ->
 
 
 @dataclass(frozen=True)
+class MergedCommit:
+    """A commit of ``branch`` (the default branch) and how merge request ``iid`` wrote it there.
+
+    ``how`` is ``merge commit``, ``squash commit`` or ``fast-forward`` (the commit is the MR's head itself).
+    """
+
+    sha: str
+    branch: str
+    iid: int
+    how: str
+
+
+@dataclass(frozen=True)
 class ReviewFacts:
     """What GitLab said, fetched once by :func:`gather_facts`.
 
@@ -104,7 +121,8 @@ class ReviewContext:
 
     ``head_sha`` is the commit the approvals must stand for; ``commit_sha`` the commit the current pipeline
     runs (differs only in merged results pipelines); ``pipeline_id``/``job_id`` locate the gate's own job
-    when it runs in CI.
+    when it runs in CI. ``merged`` is set when the gate judges a merge request *after* its merge, for the
+    commit it wrote on the default branch (:func:`review_merged`).
     """
 
     facts: ReviewFacts
@@ -113,6 +131,7 @@ class ReviewContext:
     commit_sha: str | None = None
     pipeline_id: int | None = None
     job_id: int | None = None
+    merged: MergedCommit | None = None
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -144,12 +163,16 @@ class ApproverVerdict:
 class ReviewResult:
     """The gate's decision. ``approved`` only when every check passed; ``reasons`` say why not."""
 
-    iid: int
+    iid: int | None
     head_sha: str
     checks: tuple[Check, ...]
     approvers: tuple[ApproverVerdict, ...] = ()
     pushed_at: datetime | None = None
     security_paths: tuple[str, ...] = field(default=())
+    #: ``--merged``: the default branch's commit under review and its branch (``iid`` is ``None`` when no
+    #: merge request brought it there).
+    merged_sha: str | None = None
+    branch: str | None = None
 
     @property
     def approved(self) -> bool:
@@ -172,6 +195,8 @@ class ReviewResult:
             "approved": self.approved,
             "merge_request": self.iid,
             "head_sha": self.head_sha,
+            "merged_sha": self.merged_sha,
+            "branch": self.branch,
             "pushed_at": self.pushed_at.isoformat() if self.pushed_at else None,
             "security_paths_touched": list(self.security_paths),
             "checks": [
@@ -257,7 +282,36 @@ def _stamp(when: datetime) -> str:
     return when.isoformat(timespec="seconds")
 
 
-def _check_state(mr: MergeRequest) -> Check:
+def _check_merged(merged: MergedCommit, mr: MergeRequest) -> Check:
+    """After the merge: the merge request (as fetched again now) still says it wrote this commit there."""
+    wrote = {"merge commit": mr.merge_commit_sha, "squash commit": mr.squash_commit_sha, "fast-forward": mr.sha}
+    if mr.target_branch == merged.branch and wrote.get(merged.how) == merged.sha:
+        return Check(
+            "merged-commit",
+            True,
+            f"{_short(merged.sha)} on {merged.branch} is the {merged.how} of !{mr.iid} (head {_short(mr.sha)})",
+        )
+    return Check(
+        "merged-commit",
+        False,
+        f"merge request !{mr.iid} no longer says it wrote {_short(merged.sha)} on {merged.branch} "
+        f"(target {mr.target_branch}, head {_short(mr.sha)}, merge commit {mr.merge_commit_sha}, "
+        f"squash commit {mr.squash_commit_sha})",
+    )
+
+
+def _check_state(mr: MergeRequest, merged: MergedCommit | None) -> Check:
+    if merged is not None:
+        # After the merge only `merged` is right: an MR still open (or closed) did not put this commit on the
+        # default branch, whatever its approvals say.
+        if mr.state == "merged":
+            return Check("merge-request-state", True, f"merge request !{mr.iid} is merged")
+        return Check(
+            "merge-request-state",
+            False,
+            f"merge request !{mr.iid} is {mr.state}, not merged: it did not bring {_short(merged.sha)} to "
+            f"{merged.branch}",
+        )
     if mr.state in ("opened", "merged"):
         return Check("merge-request-state", True, f"merge request !{mr.iid} is {mr.state}")
     return Check(
@@ -480,9 +534,13 @@ def _check_current_pipeline(ctx: ReviewContext, pipeline: Pipeline, jobs: tuple[
 def _check_pipeline(ctx: ReviewContext) -> Check:
     facts = ctx.facts
     current = next((p for p in facts.pipelines if p.id == ctx.pipeline_id), None)
-    if current is not None and facts.current_jobs is not None:
+    if ctx.merged is None and current is not None and facts.current_jobs is not None:
         return _check_current_pipeline(ctx, current, facts.current_jobs)
-    for_head = [p for p in facts.pipelines if p.sha == ctx.head_sha]
+    # After the merge the gate runs in the default branch's pipeline, never one of the MR's: the evidence is
+    # the MR's own pipeline, finished. A merge train's pipeline runs on the very commit that lands on the
+    # branch, so a pipeline of the MR for the merged commit counts as well as one for the head.
+    shas = {ctx.head_sha} | ({ctx.merged.sha} if ctx.merged is not None else set())
+    for_head = [p for p in facts.pipelines if p.sha in shas]
     if not for_head:
         return Check(
             "pipeline",
@@ -506,8 +564,10 @@ def evaluate(ctx: ReviewContext) -> ReviewResult:
     head_check, pushed_at = _check_head(ctx)
     verdicts = _judge_approvals(ctx, pushed_at)
     security_check, touched = _check_security(ctx, verdicts)
+    merged = () if ctx.merged is None else (_check_merged(ctx.merged, ctx.facts.merge_request),)
     checks = (
-        _check_state(ctx.facts.merge_request),
+        *merged,
+        _check_state(ctx.facts.merge_request, ctx.merged),
         head_check,
         _check_approvals(ctx, verdicts),
         _check_gitlab_rules(ctx.facts.approvals),
@@ -521,6 +581,8 @@ def evaluate(ctx: ReviewContext) -> ReviewResult:
         approvers=verdicts,
         pushed_at=pushed_at,
         security_paths=touched,
+        merged_sha=ctx.merged.sha if ctx.merged is not None else None,
+        branch=ctx.merged.branch if ctx.merged is not None else None,
     )
 
 
@@ -533,6 +595,7 @@ def review(
     commit_sha: str | None = None,
     pipeline_id: int | None = None,
     job_id: int | None = None,
+    merged: MergedCommit | None = None,
 ) -> ReviewResult:
     """Gather and evaluate: the whole gate for merge request ``iid`` at ``head_sha``."""
     facts = gather_facts(client, iid, head_sha=head_sha, settings=settings, pipeline_id=pipeline_id)
@@ -543,5 +606,102 @@ def review(
         commit_sha=commit_sha,
         pipeline_id=pipeline_id,
         job_id=job_id,
+        merged=merged,
     )
     return evaluate(ctx)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# After the merge: which merge request brought this commit to the default branch?
+
+
+@dataclass(frozen=True)
+class MergeLookup:
+    """What :func:`find_merge` found: the one merge request that wrote ``sha`` on ``branch`` (``merged``, with
+    the head it was merged with), or why there is none (``check`` failed, its details judge each candidate)."""
+
+    sha: str
+    branch: str
+    merged: MergedCommit | None
+    head_sha: str | None
+    check: Check
+
+
+def _how_merged(mr: MergeRequest, sha: str) -> str | None:
+    """How ``mr`` wrote ``sha`` on its target, or ``None`` if it did not."""
+    if mr.merge_commit_sha == sha:
+        return "merge commit"
+    if mr.squash_commit_sha == sha:
+        return "squash commit"
+    if mr.sha == sha:
+        # Fast-forward merge (or the head pushed to the target by hand, which GitLab marks as merging the MR):
+        # the commit is the reviewed head itself.
+        return "fast-forward"
+    return None
+
+
+def find_merge(merge_requests: tuple[MergeRequest, ...], sha: str, branch: str) -> MergeLookup:
+    """Pick, among the merge requests GitLab relates to ``sha``, the one that merged it into ``branch``.
+
+    Kept: state ``merged``, target ``branch``, and ``sha`` is its merge commit, its squash commit or (a
+    fast-forward) its head. A merge request that merely *contains* ``sha`` did not bring it: an open one, one
+    merged elsewhere, or one whose merge commit is another. None kept: the commit reached the branch without
+    a merge request; more than one: ambiguous. Both refuse.
+    """
+    kept: list[tuple[MergeRequest, str]] = []
+    others: list[str] = []
+    for mr in merge_requests:
+        how = _how_merged(mr, sha)
+        if mr.state != "merged":
+            others.append(f"!{mr.iid} is {mr.state} (target {mr.target_branch})")
+        elif mr.target_branch != branch:
+            others.append(f"!{mr.iid} was merged into {mr.target_branch}, not {branch}")
+        elif how is None:
+            landed = mr.merge_commit_sha or mr.squash_commit_sha or mr.sha
+            others.append(f"!{mr.iid} contains {_short(sha)} but landed on {branch} as {_short(landed)}")
+        else:
+            kept.append((mr, how))
+    if len(kept) == 1:
+        mr, how = kept[0]
+        merged = MergedCommit(sha=sha, branch=branch, iid=mr.iid, how=how)
+        check = Check(
+            "merged-commit", True, f"{_short(sha)} on {branch} is the {how} of !{mr.iid} (head {_short(mr.sha)})"
+        )
+        return MergeLookup(sha, branch, merged, mr.sha, check)
+    if kept:
+        names = ", ".join(f"!{mr.iid} ({how})" for mr, how in kept)
+        check = Check(
+            "merged-commit",
+            False,
+            f"commit {_short(sha)} on {branch} is claimed by several merge requests ({names}): ambiguous, "
+            "so none is trusted",
+            ("deploy a commit that exactly one merge request brought to the branch",),
+        )
+        return MergeLookup(sha, branch, None, None, check)
+    details = tuple(others) + (
+        "only a merge request merged into the default branch (merge commit, squash commit or fast-forward) "
+        "can deploy; open one for this change and merge it",
+    )
+    check = Check("merged-commit", False, f"commit {_short(sha)} reached {branch} without a merge request", details)
+    return MergeLookup(sha, branch, None, None, check)
+
+
+def review_merged(client: GitLabClient, sha: str, *, settings: ReviewSettings) -> ReviewResult:
+    """The gate after the merge: ``sha`` (a commit of the default branch) must come from a merge request that
+    passes :func:`evaluate` at the head it was merged with. Raises :class:`~pipeline.errors.GitLabError`.
+
+    The gate runs in the default branch's pipeline, not in one of the merge request's, so it is not given a
+    pipeline or job id: the pipeline check judges the merge request's own finished pipeline.
+    """
+    branch = client.default_branch()
+    lookup = find_merge(client.commit_merge_requests(sha), sha, branch)
+    if lookup.merged is None or lookup.head_sha is None:
+        return ReviewResult(iid=None, head_sha=sha, checks=(lookup.check,), merged_sha=sha, branch=branch)
+    return review(
+        client,
+        lookup.merged.iid,
+        head_sha=lookup.head_sha,
+        settings=settings,
+        commit_sha=sha,
+        merged=lookup.merged,
+    )

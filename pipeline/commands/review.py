@@ -2,7 +2,8 @@
 
 Both read GitLab's CI variables (``CI_SERVER_URL``, ``CI_PROJECT_ID``, ``CI_MERGE_REQUEST_IID``,
 ``CI_COMMIT_SHA`` ...) and the token ``SALTPIPE_GITLAB_TOKEN``; options override what a human running them by
-hand must give. Exit codes: 0 approved / note written; 1 not approved; 2 usage, config or GitLab error.
+hand must give. ``saltpipe review --merged`` runs in the default branch's pipeline (``CI_COMMIT_SHA``).
+Exit codes: 0 approved / note written; 1 not approved; 2 usage, config or GitLab error.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from pathlib import Path
 import click
 
 from pipeline.context import AppContext
-from pipeline.errors import EXIT_FINDINGS
+from pipeline.errors import EXIT_FINDINGS, UsageError
 from pipeline.gitlab import CiEnvironment, client_from_ci
 from pipeline.mrnote import build_report, publish_note, render_markdown
-from pipeline.review import ReviewResult, review
+from pipeline.review import ReviewResult, review, review_merged
 
 
 def _ci(**overrides: object) -> CiEnvironment:
@@ -30,7 +31,11 @@ def _ci(**overrides: object) -> CiEnvironment:
 
 def _render_text(result: ReviewResult) -> str:
     verdict = "APPROVED" if result.approved else "NOT APPROVED"
-    lines = [f"review gate for !{result.iid} at {result.head_sha[:12]}: {verdict}"]
+    if result.merged_sha is None:
+        lines = [f"review gate for !{result.iid} at {result.head_sha[:12]}: {verdict}"]
+    else:
+        source = f"merged by !{result.iid}, head {result.head_sha[:12]}" if result.iid else "no merge request"
+        lines = [f"review gate for {result.merged_sha[:12]} on {result.branch} ({source}): {verdict}"]
     width = max(len(c.id) for c in result.checks)
     for check in result.checks:
         mark = "ok  " if check.ok else "FAIL"
@@ -48,30 +53,49 @@ def _render_text(result: ReviewResult) -> str:
 @click.option(
     "--sha",
     default=None,
-    help="Head commit the approvals must stand for (default: CI_MERGE_REQUEST_SOURCE_BRANCH_SHA, else CI_COMMIT_SHA).",
+    help="Head commit the approvals must stand for (default: CI_MERGE_REQUEST_SOURCE_BRANCH_SHA, else "
+    "CI_COMMIT_SHA); with --merged, the default branch's commit to check (default: CI_COMMIT_SHA).",
+)
+@click.option(
+    "--merged",
+    is_flag=True,
+    help="After the merge: find the merge request that brought the commit to the default branch and run the "
+    "gate on it, at the head it was merged with (deploy pipelines).",
 )
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.pass_obj
-def review_command(app: AppContext, mr_iid: int | None, sha: str | None, fmt: str) -> None:
+def review_command(app: AppContext, mr_iid: int | None, sha: str | None, merged: bool, fmt: str) -> None:
     """Gate a release on code review: approved for this exact head by enough users other than the author
     (one from the security group when security paths change), and the merge request pipeline passed.
 
-    Exit 0 approved; 1 not approved, with every reason; 2 when GitLab cannot be reached, refuses the token or
-    answers an error (the gate fails closed).
+    With --merged, gate a commit of the default branch: it must be the merge commit, squash commit or
+    (fast-forward) head of exactly one merge request merged into that branch, and that merge request must
+    pass the same gate at its merged head.
+
+    Exit 0 approved; 1 not approved, with every reason (with --merged: also no or several merge requests);
+    2 when GitLab cannot be reached, refuses the token or answers an error (the gate fails closed).
     """
     settings = app.config.review  # a config error stops here, before GitLab is asked anything
-    ci = _ci(mr_iid=mr_iid, head_sha=sha)
-    ci.require("server_url", "project_id", "token", "mr_iid", "head_sha")
-    assert ci.mr_iid is not None and ci.head_sha is not None
-    result = review(
-        client_from_ci(ci),
-        ci.mr_iid,
-        head_sha=ci.head_sha,
-        settings=settings,
-        commit_sha=ci.commit_sha,
-        pipeline_id=ci.pipeline_id,
-        job_id=ci.job_id,
-    )
+    if merged:
+        if mr_iid is not None:
+            raise UsageError("--mr and --merged exclude each other", hint="--merged finds the merge request itself")
+        ci = _ci(commit_sha=sha)
+        ci.require("server_url", "project_id", "token", "commit_sha")
+        assert ci.commit_sha is not None
+        result = review_merged(client_from_ci(ci), ci.commit_sha, settings=settings)
+    else:
+        ci = _ci(mr_iid=mr_iid, head_sha=sha)
+        ci.require("server_url", "project_id", "token", "mr_iid", "head_sha")
+        assert ci.mr_iid is not None and ci.head_sha is not None
+        result = review(
+            client_from_ci(ci),
+            ci.mr_iid,
+            head_sha=ci.head_sha,
+            settings=settings,
+            commit_sha=ci.commit_sha,
+            pipeline_id=ci.pipeline_id,
+            job_id=ci.job_id,
+        )
     if fmt == "json":
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:

@@ -75,7 +75,7 @@ class CiEnvironment:
             "server_url": "CI_SERVER_URL",
             "project_id": "CI_PROJECT_ID",
             "mr_iid": "CI_MERGE_REQUEST_IID (or --mr)",
-            "commit_sha": "CI_COMMIT_SHA",
+            "commit_sha": "CI_COMMIT_SHA (or --sha)",
             "head_sha": "CI_COMMIT_SHA (or --sha)",
             "ref": "CI_COMMIT_REF_NAME",
             "token": TOKEN_VARIABLE,
@@ -84,6 +84,6 @@ class CiEnvironment:
         if missing:
             raise UsageError(
                 f"missing {', '.join(missing)}",
-                hint="run it in a GitLab CI job (merge request pipeline) or export these variables; "
+                hint="run it in a GitLab CI job (merge request or default-branch pipeline) or export these variables; "
                 f"{TOKEN_VARIABLE} is a masked CI/CD variable holding an access token with the api scope",
             )

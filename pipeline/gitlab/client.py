@@ -55,6 +55,15 @@ class GitLabClient(abc.ABC):
         """The merge request ``iid`` of the project."""
 
     @abc.abstractmethod
+    def default_branch(self) -> str:
+        """The project's default branch (what the deploy pipeline runs on)."""
+
+    @abc.abstractmethod
+    def commit_merge_requests(self, sha: str) -> tuple[MergeRequest, ...]:
+        """The merge requests GitLab relates to commit ``sha``: those whose diff contains it, and those whose
+        merge or squash commit it is (``/repository/commits/:sha/merge_requests``), in any state and target."""
+
+    @abc.abstractmethod
     def approvals(self, iid: int) -> Approvals:
         """Who approves merge request ``iid`` now (``/approvals``; available in every tier since 13.2)."""
 
@@ -173,6 +182,23 @@ def _note(p: _Payload) -> Note:
     )
 
 
+def _merge_request(p: _Payload) -> MergeRequest:
+    """A merge request from its full (``/merge_requests/:iid``) or basic (lists) representation."""
+    return MergeRequest(
+        iid=p.int("iid"),
+        title=p.str("title"),
+        state=p.str("state"),
+        author=_user(p.obj("author")),
+        sha=p.str("sha"),
+        source_branch=p.str("source_branch"),
+        target_branch=p.str("target_branch"),
+        web_url=p.str("web_url", optional=True),
+        draft=bool(p.bool("draft", optional=True) or p.bool("work_in_progress", optional=True)),
+        merge_commit_sha=p.str("merge_commit_sha", optional=True) or None,
+        squash_commit_sha=p.str("squash_commit_sha", optional=True) or None,
+    )
+
+
 def _deployment(p: _Payload) -> Deployment:
     env = p.obj("environment")
     return Deployment(
@@ -283,19 +309,19 @@ class PythonGitLabClient(GitLabClient):
         return _user(self._get("/user", "the token's user"))
 
     def merge_request(self, iid: int) -> MergeRequest:
-        what = f"merge request !{iid}"
-        p = self._get(f"{self._project}/merge_requests/{iid}", what)
-        return MergeRequest(
-            iid=p.int("iid"),
-            title=p.str("title"),
-            state=p.str("state"),
-            author=_user(p.obj("author")),
-            sha=p.str("sha"),
-            source_branch=p.str("source_branch"),
-            target_branch=p.str("target_branch"),
-            web_url=p.str("web_url", optional=True),
-            draft=bool(p.bool("draft", optional=True) or p.bool("work_in_progress", optional=True)),
-        )
+        return _merge_request(self._get(f"{self._project}/merge_requests/{iid}", f"merge request !{iid}"))
+
+    def default_branch(self) -> str:
+        what = f"project {self.project_id}"
+        branch = self._get(self._project, what).str("default_branch")
+        if not branch:
+            raise GitLabError(f"GitLab reports no default branch for {what}", hint="push a branch to the project")
+        return branch
+
+    def commit_merge_requests(self, sha: str) -> tuple[MergeRequest, ...]:
+        what = f"the merge requests of commit {sha[:12]}"
+        path = f"{self._project}/repository/commits/{quote(sha, safe='')}/merge_requests"
+        return tuple(_merge_request(p) for p in self._list(path, what))
 
     def approvals(self, iid: int) -> Approvals:
         what = f"the approvals of merge request !{iid}"

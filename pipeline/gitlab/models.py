@@ -33,7 +33,9 @@ class User:
 class MergeRequest:
     """The facts of a merge request the review gate needs.
 
-    ``sha`` is the head commit of the source branch as GitLab currently knows it.
+    ``sha`` is the head commit of the source branch as GitLab currently knows it (once merged: the head at the
+    merge). ``merge_commit_sha``/``squash_commit_sha`` are the commits the merge wrote on the target branch
+    (``None`` when there is none: not merged yet, a fast-forward merge, no squash).
     """
 
     iid: int
@@ -45,6 +47,8 @@ class MergeRequest:
     target_branch: str
     web_url: str
     draft: bool = False
+    merge_commit_sha: str | None = None
+    squash_commit_sha: str | None = None
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 Payloads in ``payloads/`` are GitLab v4 answers as GitLab returns them (one merge request, !42 of project
 1234 ``ops/salt-states``, whose head 3f2c0d9e was pushed at 2025-03-04T09:12:41Z and approved by bob at
-10:05). A case changes them with a JSON merge patch (RFC 7386: objects merge, ``null`` deletes a key) extended
+10:05; ``commit_merge_requests.json`` lists it as merged into main with merge commit 7d4e2a91). A case changes them with a JSON merge patch (RFC 7386: objects merge, ``null`` deletes a key) extended
 for lists: ``{"0": {...}}`` patches item 0 of a list.
 """
 
@@ -27,6 +27,8 @@ API = f"{SERVER}/api/v4"
 PROJECT = "/projects/1234"
 MR = f"{PROJECT}/merge_requests/42"
 HEAD = "3f2c0d9e7a41b6c58e2d9f0a1b3c4d5e6f708192"
+#: The merge commit !42 wrote on main (``saltpipe review --merged``).
+MERGE_SHA = "7d4e2a91c3b5f60817e9d2c4a6b8f0e1d3c5a7b9"
 TOKEN = "glpat-test-0000000000000000"
 
 #: Every GitLab endpoint the tests serve: key -> (method, path, recorded payload).
@@ -40,6 +42,9 @@ ROUTES: dict[str, tuple[str, str, str | None]] = {
     "jobs": ("GET", f"{PROJECT}/pipelines/9001/jobs", "pipeline_jobs.json"),
     "notes": ("GET", f"{MR}/notes", "notes.json"),
     "members": ("GET", "/groups/ops%2Fsalt-security/members/all", "group_members.json"),
+    "project": ("GET", PROJECT, "project.json"),
+    "commit_mrs": ("GET", f"{PROJECT}/repository/commits/{MERGE_SHA}/merge_requests", "commit_merge_requests.json"),
+    "commit_mrs_head": ("GET", f"{PROJECT}/repository/commits/{HEAD}/merge_requests", "commit_merge_requests.json"),
     "deployment_create": ("POST", f"{PROJECT}/deployments", "deployment.json"),
     "deployment_update": ("PUT", f"{PROJECT}/deployments/5120", "deployment.json"),
 }
