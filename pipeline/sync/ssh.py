@@ -2,8 +2,8 @@
 
 Every primitive is one short POSIX ``sh`` script run over ssh; changed files travel with ``rsync
 --files-from``. What the remote host needs: sshd, rsync, and GNU coreutils/findutils (``cp -al``, ``mv -T``,
-``find -printf``, ``sha256sum``, ``df -P``) - the defaults on Debian, Ubuntu and RHEL syndic masters. No Python
-or saltpipe is installed there.
+``find -printf``, ``sha256sum``, ``stat -f``) - the defaults on Debian, Ubuntu and RHEL syndic masters; ``openssl``
+hashes instead of sha256sum when it is there. No Python or saltpipe is installed there.
 
 One ssh connection per syndic carries every step of a sync: a remote ``sh`` reads the steps' scripts from its
 stdin and frames each one's output with a random marker (:class:`_Session`), so a step costs a round trip,
@@ -40,7 +40,7 @@ _SNAPSHOT = r"""
 root=$1
 [ -d "$root" ] || { echo "no such directory: $root" >&2; exit 3; }
 cd "$root" || exit 3
-mkdir -p releases envs || exit 4
+{ [ -d releases ] && [ -d envs ]; } || mkdir -p releases envs || exit 4
 for d in releases/* releases/.staging-*; do
   if [ -d "$d" ] && [ ! -L "$d" ]; then printf 'D\t%s\n' "${d#releases/}"; fi
 done
@@ -48,7 +48,7 @@ if [ -L current ]; then printf 'L\tcurrent\t%s\n' "$(readlink current)"; fi
 for l in envs/*; do
   if [ -L "$l" ]; then printf 'L\t%s\t%s\n' "$l" "$(readlink "$l")"; fi
 done
-printf 'F\t%s\n' "$(df -Pk . | awk 'NR==2 {print $4}')"
+printf 'F\t%s\n' "$(stat -f -c '%a %S' .)"
 if [ -f saltpipe-state.json ]; then printf 'S\t'; tr -d '\n' < saltpipe-state.json; printf '\n'; fi
 """
 
@@ -70,9 +70,8 @@ find . -mindepth 1 -depth -type d -empty -delete || exit 6
 _SCAN = r"""
 cd "$1/releases/$2" || exit 3
 nl=$(printf '\nx'); nl=${nl%x}
-find . -mindepth 1 -name "*$nl*" -printf 'X\t%i\n'
-find . -mindepth 1 ! -type d ! -type f -printf 'O\t%y\t%P\n'
-find . -type f -printf 'F\t%s\t%m\t%P\n'
+find . -mindepth 1 \( -name "*$nl*" -printf 'X\t%i\n' \) , \( ! -type d ! -type f -printf 'O\t%y\t%P\n' \) , \
+  \( -type f -printf 'F\t%s\t%m\t%P\n' \)
 if [ "$(openssl dgst -sha256 -r /dev/null 2>/dev/null)" = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855 */dev/null" ]; then
   find . -type f -print0 | xargs -0 -r openssl dgst -sha256 -r
 else
@@ -174,7 +173,7 @@ class _Session:
                 f"{self.data_marker}\n"
                 "sp_rc=$?\n"
                 f"printf '\\n%s\\n' '{self.out_marker}'\n"
-                'cat "$SP_ERR"\n'
+                '[ -s "$SP_ERR" ] && cat "$SP_ERR"\n'
                 f"printf '\\n%s %s\\n' '{self.end_marker}' \"$sp_rc\"\n"
             ).encode()
         )
@@ -379,8 +378,9 @@ class SshTarget(FileRootsTarget):
             elif kind == "L":
                 link, _, target = rest.partition("\t")
                 links[link] = release_of_target(target)
-            elif kind == "F" and rest.strip().isdigit():
-                free = int(rest) * 1024
+            elif kind == "F" and rest.replace(" ", "").isdigit() and rest.count(" ") == 1:
+                blocks, size = rest.split(" ")
+                free = int(blocks) * int(size)
             elif kind == "S":
                 try:
                     parsed = json.loads(rest)
