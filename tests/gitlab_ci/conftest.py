@@ -5,18 +5,25 @@
   ``npm install --prefix`` when absent. It needs Node >= 18 (``node`` and ``npm`` on PATH) and rsync.
 * ``SALTPIPE_IT_WORKDIR=<dir>`` runs the deploy jobs against an already running topology (as in
   tests/integration) instead of starting one.
+* ``fake_gitlab`` serves the few GitLab API reads of ``saltpipe review --merged`` (the ``release`` job's gate)
+  on loopback, from the recorded payloads of tests/unit/gitlab: a commit is merged (approved, pipeline
+  passed) only once the test says so.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -89,3 +96,98 @@ def topology() -> Iterator[Topology]:
     down = _saltpipe("topology", "down", "--workdir", str(workdir), "--format", "json")
     assert down.returncode == 0, down.stderr
     shutil.rmtree(workdir, ignore_errors=True)
+
+
+PAYLOADS = REPO / "tests" / "unit" / "gitlab" / "payloads"
+FAKE_TOKEN = "glpat-gitlab-ci-local-0000"
+
+
+class FakeGitLab:
+    """GitLab's API as ``saltpipe review --merged`` reads it, for one project (any id) whose default branch is
+    ``main``. :meth:`merge` records that merge request !42 (head ``head``, approved by bob after its push, its
+    pipeline passed) was merged into main as ``sha``; until then every commit has no merge request.
+    ``requests`` lists the paths asked, in order; ``url`` and ``token`` are what the jobs need
+    (``CI_SERVER_URL``, ``SALTPIPE_GITLAB_TOKEN``)."""
+
+    token = FAKE_TOKEN
+
+    def __init__(self) -> None:
+        self.merged: dict[str, dict[str, Any]] = {}
+        self.requests: list[str] = []
+        self.url = ""  # set once the server listens
+
+    def merge(self, sha: str, head: str = "3f2c0d9e7a41b6c58e2d9f0a1b3c4d5e6f708192") -> None:
+        mr = json.loads((PAYLOADS / "commit_merge_requests.json").read_text())[0]
+        mr.update({"sha": head, "merge_commit_sha": sha, "state": "merged", "target_branch": "main"})
+        self.merged[sha] = mr
+
+    def answer(self, path: str) -> tuple[int, Any]:
+        """(status, JSON) for GET ``path`` (without ``/api/v4`` and the query)."""
+        self.requests.append(path)
+        project = re.fullmatch(r"/projects/[^/]+(/.*)?", path)
+        if project is None:
+            return 404, {"message": "404 Not Found"}
+        rest = project.group(1) or ""
+        if rest == "":
+            return 200, {**json.loads((PAYLOADS / "project.json").read_text()), "default_branch": "main"}
+        commit = re.fullmatch(r"/repository/commits/([0-9a-f]{40})/merge_requests", rest)
+        if commit is not None:
+            mr = self.merged.get(commit.group(1))
+            return 200, [mr] if mr else []
+        mr = next(iter(self.merged.values()), None)
+        if mr is None or not rest.startswith(f"/merge_requests/{mr['iid']}"):
+            return 404, {"message": "404 Not found"}
+        head = mr["sha"]
+        sub = rest[len(f"/merge_requests/{mr['iid']}"):]
+        if sub == "":
+            full = json.loads((PAYLOADS / "merge_request.json").read_text())
+            full.update({k: mr[k] for k in ("sha", "merge_commit_sha", "state", "target_branch")})
+            return 200, full
+        if sub == "/approvals":
+            return 200, json.loads((PAYLOADS / "approvals.json").read_text())
+        if sub == "/versions":
+            versions = json.loads((PAYLOADS / "versions.json").read_text())
+            versions[0]["head_commit_sha"] = head
+            return 200, versions
+        if sub == "/versions/301":
+            return 200, {**json.loads((PAYLOADS / "version_detail.json").read_text()), "head_commit_sha": head}
+        if sub == "/pipelines":
+            pipelines = json.loads((PAYLOADS / "mr_pipelines.json").read_text())
+            pipelines[0].update({"sha": head, "status": "success"})
+            return 200, pipelines
+        return 404, {"message": "404 Not found"}
+
+
+@pytest.fixture
+def fake_gitlab() -> Iterator[FakeGitLab]:
+    """A :class:`FakeGitLab` listening on loopback."""
+    fake = FakeGitLab()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # pylint: disable=invalid-name
+            path = self.path.split("?", 1)[0]
+            if self.headers.get("PRIVATE-TOKEN") != FAKE_TOKEN:
+                status, data = 401, {"message": "401 Unauthorized"}
+            elif not path.startswith("/api/v4/"):
+                status, data = 404, {"message": "404 Not Found"}
+            else:
+                status, data = fake.answer(path[len("/api/v4"):])
+            body = json.dumps(data).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:  # pylint: disable=redefined-builtin
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        yield fake
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -2,14 +2,17 @@
 
 * merge request pipeline on good content: lint, policy, unit, integration, impact and the MR note pass;
 * merge request pipeline with a ``cmd.run`` state added: the lint and policy jobs fail on it;
-* default-branch pipeline against a local topology: release -> sync:test -> rollout:test pass, production is
-  untouched, and gitlab-ci-local refuses to run the production jobs until the manual gate is played; played,
-  sync:production and rollout:production put the release in production.
+* default-branch pipeline against a local topology: a commit no merge request brought to main is refused by
+  the ``release`` job's gate (``saltpipe review --merged``) before anything is built; once merged (approved,
+  pipeline passed), release -> sync:test -> rollout:test pass, production is untouched, and gitlab-ci-local
+  refuses to run the production jobs until the manual gate is played; played, sync:production and
+  rollout:production put the release in production.
 
 Jobs run with ``--force-shell-executor`` (no containers here) in a virtualenv with saltpipe's dependencies
 (``SALTPIPE_CI_VENV``, this interpreter's), the clone's own code first on ``PYTHONPATH``. Variables narrow the
-check jobs to one quick test file each, so the suite never runs itself. The review gate job needs a GitLab API
-and is covered by tests/unit/gitlab.
+check jobs to one quick test file each, so the suite never runs itself. The MR pipeline's review gate job
+judges the jobs of a real GitLab pipeline and is covered by tests/unit/gitlab; the ``release`` job's gate reads
+a fake GitLab on loopback (``fake_gitlab``, the recorded payloads of tests/unit/gitlab).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -127,14 +131,30 @@ def _served(config: Path, env: str) -> set[str | None]:
     return {s["served"] for s in json.loads(proc.stdout)["syndics"]}
 
 
-def test_deploy_jobs_and_the_manual_production_gate(gitlab_ci_local: Path, topology: Topology, tmp_path: Path) -> None:
+def test_deploy_jobs_and_the_manual_production_gate(
+    gitlab_ci_local: Path, topology: Topology, tmp_path: Path, fake_gitlab: Any
+) -> None:
     repo = _clone(tmp_path, "main")
     # Content of its own (release ids are content hashes), so a reused topology still gets a new release.
     top = repo / "states" / "top.sls"
     top.write_text(top.read_text() + f"{{# ci run {tmp_path.name} {time.time_ns()} #}}\n")
     _git(repo, "commit", "--quiet", "-am", "content change")
+    sha = _git(repo, "rev-parse", "HEAD").strip()
     config = _ci_config(topology, tmp_path / "ci.yaml")
-    variables = {"SALTPIPE_PIPELINE_CONFIG": str(config), "DEPLOY_TIMEOUT": "120", "GITLAB_USER_LOGIN": "alice"}
+    gitlab = fake_gitlab  # conftest.FakeGitLab
+    variables = {"SALTPIPE_PIPELINE_CONFIG": str(config), "DEPLOY_TIMEOUT": "120", "GITLAB_USER_LOGIN": "alice",
+                 "CI_SERVER_URL": gitlab.url, "SALTPIPE_GITLAB_TOKEN": gitlab.token}
+
+    # Pushed straight to main: the release job's gate finds no merge request for the commit and stops the job
+    # before its build line runs.
+    direct = _run(gitlab_ci_local, repo, "release", variables=variables)
+    assert _verdicts(direct) == {"release": "FAIL"}, direct.stdout[-6000:]
+    assert f"commit {sha[:12]} reached main without a merge request" in direct.stdout
+    assert "release build" not in direct.stdout  # gitlab-ci-local echoes each script line it starts
+    assert any(p.endswith(f"/repository/commits/{sha}/merge_requests") for p in gitlab.requests)
+
+    # Merged through merge request !42 (approved after its last push, its pipeline passed): the rest runs.
+    gitlab.merge(sha)
 
     # The whole default-branch pipeline without the gate played: gitlab-ci-local refuses to start it.
     refused = _run(gitlab_ci_local, repo, variables=variables)
@@ -143,6 +163,7 @@ def test_deploy_jobs_and_the_manual_production_gate(gitlab_ci_local: Path, topol
     test_half = _run(gitlab_ci_local, repo, "release", "sync:test", "rollout:test", variables=variables)
     assert _verdicts(test_half) == {"release": "PASS", "sync:test": "PASS", "rollout:test": "PASS"}, \
         test_half.stdout[-6000:]
+    assert f"review gate for {sha[:12]} on main (merged by !42" in test_half.stdout
     release = json.loads((repo / "reports" / "release.json").read_text())["release"]
     assert _served(config, "test") == {release}
     assert release not in _served(config, "production")  # held back by the gate
