@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import responses
-from conftest import HEAD, SERVER, TOKEN, serve
+from conftest import HEAD, MERGE_SHA, SERVER, TOKEN, serve
 
 from pipeline.errors import GitLabError, UsageError
 from pipeline.gitlab import CiEnvironment, PythonGitLabClient, client_from_ci
@@ -94,3 +94,21 @@ def test_merged_results_pipeline_reviews_the_source_head() -> None:
     assert (ci.head_sha, ci.commit_sha, ci.mr_iid) == (HEAD, "merge0000", 42)
     with pytest.raises(UsageError, match="CI_JOB_ID"):
         CiEnvironment.from_environ({"CI_JOB_ID": "abc"})
+
+
+def test_commit_merge_requests_and_default_branch(gitlab_api: responses.RequestsMock) -> None:
+    """The basic merge request shape of commit lookups carries the commits the merge wrote."""
+    serve(gitlab_api, "project")
+    serve(gitlab_api, "commit_mrs")
+    client = _client()
+    assert client.default_branch() == "main"
+    (mr,) = client.commit_merge_requests(MERGE_SHA)
+    assert (mr.iid, mr.state, mr.target_branch, mr.sha) == (42, "merged", "main", HEAD)
+    assert (mr.merge_commit_sha, mr.squash_commit_sha) == (MERGE_SHA, None)
+
+
+def test_a_project_without_default_branch_is_an_error(gitlab_api: responses.RequestsMock) -> None:
+    """An empty repository has no default branch: nothing can have been merged into it."""
+    serve(gitlab_api, "project", {"patch": {"default_branch": None}})
+    with pytest.raises(GitLabError, match="default_branch"):
+        _client().default_branch()
