@@ -182,14 +182,18 @@ def _note(p: _Payload) -> Note:
     )
 
 
-def _merge_request(p: _Payload) -> MergeRequest:
-    """A merge request from its full (``/merge_requests/:iid``) or basic (lists) representation."""
+def _merge_request(p: _Payload, *, listed: bool = False) -> MergeRequest:
+    """A merge request from its full (``/merge_requests/:iid``) or basic (``listed``) representation.
+
+    A listed merge request may lack a ``sha`` (one whose diff GitLab never built): it is then ``""``, which
+    matches no commit, rather than an error that would stop the judging of the others.
+    """
     return MergeRequest(
         iid=p.int("iid"),
         title=p.str("title"),
         state=p.str("state"),
         author=_user(p.obj("author")),
-        sha=p.str("sha"),
+        sha=p.str("sha", optional=listed),
         source_branch=p.str("source_branch"),
         target_branch=p.str("target_branch"),
         web_url=p.str("web_url", optional=True),
@@ -321,7 +325,7 @@ class PythonGitLabClient(GitLabClient):
     def commit_merge_requests(self, sha: str) -> tuple[MergeRequest, ...]:
         what = f"the merge requests of commit {sha[:12]}"
         path = f"{self._project}/repository/commits/{quote(sha, safe='')}/merge_requests"
-        return tuple(_merge_request(p) for p in self._list(path, what))
+        return tuple(_merge_request(p, listed=True) for p in self._list(path, what))
 
     def approvals(self, iid: int) -> Approvals:
         what = f"the approvals of merge request !{iid}"

@@ -112,3 +112,9 @@ def test_a_project_without_default_branch_is_an_error(gitlab_api: responses.Requ
     serve(gitlab_api, "project", {"patch": {"default_branch": None}})
     with pytest.raises(GitLabError, match="default_branch"):
         _client().default_branch()
+
+
+def test_a_listed_merge_request_without_sha_matches_nothing(gitlab_api: responses.RequestsMock) -> None:
+    serve(gitlab_api, "commit_mrs", {"patch": {"0": {"sha": None, "state": "closed", "merge_commit_sha": None}}})
+    (mr,) = _client().commit_merge_requests(MERGE_SHA)
+    assert mr.sha == "" and mr.state == "closed"
