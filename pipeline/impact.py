@@ -12,11 +12,16 @@
    picked for another role (a web+app minion covers both roles with one dry run). A minion without the grain
    belongs to the role :data:`NO_ROLE`.
 4. **Dry run**: ``state.apply test=True saltenv=<release saltenv>`` on exactly the sampled minions.
-5. **Aggregate** per state ID: the minions where ``test=True`` reports changes (``result: None`` or non-empty
+5. **Restore** the sampled minions' custom modules: Salt's highstate syncs the custom modules of the saltenv
+   it applies *even with* ``test=True`` (``autoload_dynamic_modules``, ``BaseHighState.load_dynamic``), so
+   the dry run left the release's ``_modules``/``_states``/... on them. ``saltutil.sync_all saltenv=base``
+   puts back what ``base`` serves (Salt's sync removes what the saltenv does not have); a minion where that
+   fails is reported (``not_restored``) and makes the result not ok.
+6. **Aggregate** per state ID: the minions where ``test=True`` reports changes (``result: None`` or non-empty
    ``changes``) and those where the state fails (``result: False``). A render error or an error string counts
    as the failure of a pseudo state (:data:`RENDER_ERROR`, :data:`MINION_ERROR`).
 
-Nothing is ever applied: ``test=True`` is always passed and the client only publishes allow-listed functions to
+No state is ever applied: ``test=True`` is always passed and the client only publishes allow-listed functions to
 list targets. Minions that do not return within ``timeout`` (after a look in the MoM's job cache) are
 ``missing``. The result is data; only infrastructure failures raise. The JSON (:meth:`ImpactResult.to_json`) is
 the contract of :class:`pipeline.mrnote.ImpactReport` (docs/review.md, docs/impact.md).
@@ -31,6 +36,7 @@ from typing import Any, Protocol
 
 from pipeline.config import Environment
 from pipeline.errors import SaltError, SyncError, UsageError
+from pipeline.rollout.judge import judge_return
 from pipeline.salt_client.base import MinionReturn, SaltClient
 
 #: The role of minions whose ``roles`` grain is missing or empty.
@@ -109,6 +115,8 @@ class ImpactResult:
     states: tuple[StateImpact, ...]
     unreachable: tuple[str, ...] = ()  # resolved minions whose grains did not come back (not sampled)
     jid: str | None = None
+    not_restored: tuple[str, ...] = ()  # sampled minions whose custom modules could not be put back to base's
+    restore_jid: str | None = None
 
     @property
     def minions(self) -> tuple[str, ...]:
@@ -127,7 +135,7 @@ class ImpactResult:
 
     @property
     def ok(self) -> bool:
-        return not self.failed and not self.missing
+        return not self.failed and not self.missing and not self.not_restored
 
     def to_json(self) -> dict[str, Any]:
         """The JSON of ``saltpipe impact --format json`` (the shape :class:`pipeline.mrnote.ImpactReport` reads)."""
@@ -140,6 +148,8 @@ class ImpactResult:
             "missing": list(self.missing),
             "unreachable": list(self.unreachable),
             "jid": self.jid,
+            "not_restored": list(self.not_restored),
+            "restore_jid": self.restore_jid,
             "ok": self.ok,
             "states": [
                 {
@@ -322,6 +332,9 @@ def analyse_impact(ctx: ImpactContext) -> ImpactResult:
     targets = sorted({m for ids in sampled.values() for m in ids})
     job = ctx.client.publish(targets, "state.apply", kwarg={"test": True, "saltenv": ctx.saltenv})
     returns = _collect(ctx, clock, job.jid, targets)
+    # The dry run synced the release's custom modules onto the sampled minions (see step 5): put base's back.
+    restore = ctx.client.publish(targets, "saltutil.sync_all", kwarg={"saltenv": "base"})
+    restored = _collect(ctx, clock, restore.jid, targets)
     return ImpactResult(
         environment=env.name,
         release=ctx.release_id,
@@ -332,6 +345,9 @@ def analyse_impact(ctx: ImpactContext) -> ImpactResult:
         states=_aggregate(returns),
         unreachable=tuple(m for m in minions if m not in grains),
         jid=job.jid,
+        not_restored=tuple(m for m in targets if m not in restored or not judge_return(
+            "saltutil.sync_all", restored[m]).ok),
+        restore_jid=restore.jid,
     )
 
 
@@ -348,6 +364,9 @@ def format_text(result: ImpactResult, echo: Callable[[str], None]) -> None:
         echo(f"  not sampled (grains did not return): {', '.join(result.unreachable)}")
     if result.missing:
         echo(f"  MISSING (no return): {', '.join(result.missing)}")
+    if result.not_restored:
+        echo(f"  NOT RESTORED (the release's custom modules stay there until a sync of base): "
+             f"{', '.join(result.not_restored)}")
     if not result.states:
         echo("  no state would change")
     for s in result.states:

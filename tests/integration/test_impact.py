@@ -2,7 +2,9 @@
 
 The content is a throw-away Git repository: a top file keyed ``{{ saltenv }}:`` applying ``impact`` to every
 minion; ``impact`` manages a file that does not exist (would change everywhere) and, on app minions only, a
-file whose source is missing (would fail there). ``test=True`` writes nothing, so the minions stay untouched.
+file whose source is missing (would fail there), and a custom module ``_modules/impact_probe.py``.
+``test=True`` writes no state's file; but Salt's highstate syncs the saltenv's custom modules even in test mode,
+which the test shows first with a raw dry run - and then that ``saltpipe impact`` puts base's modules back.
 """
 
 from __future__ import annotations
@@ -33,6 +35,13 @@ impact_missing_source:
 """
 
 
+PROBE = "def ping():\n    return 'impact probe'\n"
+
+
+def _extmods(topology: Topology, minion: str) -> Path:
+    return topology.minion(minion).root_dir / "var" / "cache" / "salt" / "minion" / "extmods" / "modules"
+
+
 def _cli(repo: Path, config: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "pipeline", "--repo", str(repo), "--config", str(config), *args],
@@ -46,8 +55,10 @@ def test_impact_dry_runs_the_canary_saltenv_on_one_minion_per_role(topology: Top
     # A release id of its own (ids are content hashes), so the "not exposed yet" step holds on a reused topology.
     (repo / "states" / "top.sls").write_text(TOP + f"{{# {tmp_path.name} {time.time_ns()} #}}\n")
     (repo / "states" / "impact.sls").write_text(SLS)
+    (repo / "_modules").mkdir()
+    (repo / "_modules" / "impact_probe.py").write_text(PROBE)
     r = git.Repo.init(repo)
-    r.index.add(["states/top.sls", "states/impact.sls"])
+    r.index.add(["states/top.sls", "states/impact.sls", "_modules/impact_probe.py"])
     r.index.commit("impact content", author=git.Actor("t", "t@example.org"), committer=git.Actor("t", "t@example.org"))
     config = topology.pipeline_config
 
@@ -65,6 +76,11 @@ def test_impact_dry_runs_the_canary_saltenv_on_one_minion_per_role(topology: Top
                   *[a for m in masters for a in ("--syndic-config", m)])
     assert synced.returncode == 0, synced.stderr + synced.stdout
 
+    # What Salt itself does: a raw dry run of the canary saltenv syncs its custom modules onto the minion.
+    raw = topology.mom.salt(["prod-web-1"], "state.apply", test=True, saltenv=release, timeout=120)
+    assert set(raw.returns) == {"prod-web-1"}, raw
+    assert (_extmods(topology, "prod-web-1") / "impact_probe.py").exists(), "Salt's test-mode highstate synced it"
+
     out = tmp_path / "impact.json"
     proc = _cli(repo, config, "impact", "production", "--release", release, "--sample-per-role", "1",
                 "--master-config", str(topology.mom.config_file), "--job-timeout", "90",
@@ -80,6 +96,10 @@ def test_impact_dry_runs_the_canary_saltenv_on_one_minion_per_role(topology: Top
     assert states["impact_missing_source"]["failed"] == ["prod-app-1"]
     # Nothing was applied: the dry run wrote no file on the minions.
     assert not Path("/tmp/saltpipe-prod-web-1-never-written-by-a-dry-run").exists()
+    # ... and the custom modules the dry run synced were replaced by base's again on both sampled minions.
+    assert data["not_restored"] == [] and data["restore_jid"]
+    for minion in ("prod-app-1", "prod-web-1"):
+        assert not (_extmods(topology, minion) / "impact_probe.py").exists(), minion
 
     note = _cli(repo, config, "report", "mr-note", "--impact-json", str(out), "--dry-run")
     assert note.returncode == 0, note.stderr

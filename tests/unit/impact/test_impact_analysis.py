@@ -14,7 +14,15 @@ import pytest
 
 from pipeline.config import Environment, PipelineConfig
 from pipeline.errors import SyncError, UsageError
-from pipeline.impact import MINION_ERROR, NO_ROLE, RENDER_ERROR, ImpactContext, analyse_impact, sample_minions
+from pipeline.impact import (
+    MINION_ERROR,
+    NO_ROLE,
+    RENDER_ERROR,
+    ImpactContext,
+    analyse_impact,
+    format_text,
+    sample_minions,
+)
 from pipeline.mrnote import ImpactReport, MrReport, render_markdown
 from pipeline.rollout.planner import PlanError
 from pipeline.salt_client.scripted import Behavior, ScriptedSaltClient
@@ -176,6 +184,32 @@ def test_render_errors_and_error_strings_are_failures_of_pseudo_states() -> None
     assert by_id[RENDER_ERROR].failed == ("test-web-1",) and "Rendering SLS" in (by_id[RENDER_ERROR].comment or "")
     assert by_id[MINION_ERROR].failed == ("test-app-1",)
     assert not result.ok
+
+
+def test_the_sampled_minions_get_base_custom_modules_back_after_the_dry_run() -> None:
+    """Salt's highstate syncs the saltenv's custom modules even in test mode: the dry run is followed by a
+    sync of base on exactly the sampled minions; one that cannot be restored makes the result not ok."""
+    c = client({"*": state("pkg.installed", "nginx", result=True)})
+    result = run(c)
+    (dry,) = c.calls("state.apply")
+    (restore,) = c.calls("saltutil.sync_all")
+    assert c.published.index(restore) > c.published.index(dry), "restored after the dry run, not before"
+    assert restore.targets == dry.targets and restore.kwarg == {"saltenv": "base"}
+    assert result.ok and result.not_restored == () and result.to_json()["restore_jid"] == restore.jid
+
+    def broken_sync(minion: str, fun: str, arg: Sequence[Any], kwarg: Mapping[str, Any]) -> Behavior | None:
+        if fun == "grains.item":
+            return Behavior(ret={"roles": ROLES[minion] or []})
+        if fun == "saltutil.sync_all" and minion == "test-app-1":
+            return Behavior(ret="ERROR: Unable to sync modules", retcode=1)
+        return None
+
+    failed = run(ScriptedSaltClient(minions=FLEET, script=broken_sync))
+    assert failed.not_restored == ("test-app-1",) and not failed.ok
+    assert failed.to_json()["not_restored"] == ["test-app-1"]
+    lines: list[str] = []
+    format_text(failed, lines.append)
+    assert any("NOT RESTORED" in line and "test-app-1" in line for line in lines)
 
 
 def test_a_sampled_minion_that_never_answers_is_missing_after_the_timeout() -> None:
