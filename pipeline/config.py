@@ -103,6 +103,7 @@ class LocalFileRoots(_Model):
 
     type: Literal["local"] = "local"
     path: Path
+    salt_cachedir: Path | None = None
 
     @field_validator("path")
     @classmethod
@@ -110,6 +111,11 @@ class LocalFileRoots(_Model):
         if not value.is_absolute():
             raise ValueError(f"must be an absolute path, got {str(value)!r}")
         return value
+
+    @field_validator("salt_cachedir")
+    @classmethod
+    def _absolute_cachedir(cls, value: Path | None) -> Path | None:
+        return _absolute_path(value, "the syndic master's cachedir, e.g. /var/cache/salt/master")
 
     def describe(self) -> str:
         return f"local:{self.path}"
@@ -124,6 +130,7 @@ class SshFileRoots(_Model):
     user: str | None = None
     port: int = Field(default=22, ge=1, le=65535)
     identity_file: Path | None = None
+    salt_cachedir: Path | None = None
 
     @field_validator("path")
     @classmethod
@@ -131,6 +138,11 @@ class SshFileRoots(_Model):
         if not value.is_absolute():
             raise ValueError(f"must be an absolute path on the remote host, got {str(value)!r}")
         return value
+
+    @field_validator("salt_cachedir")
+    @classmethod
+    def _absolute_cachedir(cls, value: Path | None) -> Path | None:
+        return _absolute_path(value, "the syndic master's cachedir on that host, e.g. /var/cache/salt/master")
 
     def describe(self) -> str:
         user = f"{self.user}@" if self.user else ""

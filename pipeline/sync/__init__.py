@@ -44,7 +44,7 @@ def target_for(syndic: Syndic) -> FileRootsTarget:
     """The file_roots target for one syndic of pipeline.yaml."""
     roots = syndic.file_roots
     if isinstance(roots, LocalFileRoots):
-        return LocalTarget(syndic.name, roots.path)
+        return LocalTarget(syndic.name, roots.path, salt_cachedir=roots.salt_cachedir)
     if isinstance(roots, SshFileRoots):
         return SshTarget(
             syndic.name,
@@ -53,6 +53,7 @@ def target_for(syndic: Syndic) -> FileRootsTarget:
             user=roots.user,
             port=roots.port,
             identity_file=roots.identity_file,
+            salt_cachedir=roots.salt_cachedir,
         )
     raise TypeError(f"unknown file_roots type {type(roots).__name__}")
 

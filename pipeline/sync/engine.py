@@ -162,6 +162,13 @@ def sync_release(ctx: SyncContext) -> SyncResult:
             except TargetError as exc:
                 # The switch happened; bookkeeping and pruning are retried by the next sync.
                 warnings.append(str(exc))
+            try:
+                target.clear_file_list_cache(ctx.saltenv)
+            except TargetError as exc:
+                warnings.append(
+                    f"{exc} (files new in {ctx.release.id} may be missing from {target.name}'s file list until "
+                    "fileserver_list_cache_time passes)"
+                )
     attestation = None
     if ctx.attestor is not None and all(s.ok for s in switched):
         attestation = attest(ctx.attestor, [t.name for t in ctx.targets], ctx.release.id, ctx.saltenv)

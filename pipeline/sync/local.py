@@ -80,10 +80,13 @@ class LocalTarget(FileRootsTarget):
     pass one that fails like a full disk or dies mid-way); the target then sets the mode itself.
     """
 
-    def __init__(self, name: str, root: Path, *, copy_file: CopyFile | None = None) -> None:
+    def __init__(
+        self, name: str, root: Path, *, copy_file: CopyFile | None = None, salt_cachedir: Path | None = None
+    ) -> None:
         self.name = name
         self.root = Path(root)
         self._copy_file = copy_file
+        self.salt_cachedir = Path(salt_cachedir) if salt_cachedir else None
 
     def describe(self) -> str:
         return f"local:{self.root}"
@@ -249,6 +252,16 @@ class LocalTarget(FileRootsTarget):
                 return (self.root / link / MARKER_NAME).read_bytes()
             except FileNotFoundError:
                 return None
+
+    def clear_file_list_cache(self, saltenv: str) -> bool:
+        if self.salt_cachedir is None:
+            return False
+        lists = self.salt_cachedir / "file_lists"
+        with self._step(f"clear the file list cache of {saltenv} in {lists}"):
+            for backend in sorted(lists.iterdir()) if lists.is_dir() else ():
+                if backend.is_dir():
+                    (backend / f"{saltenv}.p").unlink(missing_ok=True)
+        return True
 
     def write_state(self, state: dict[str, Any]) -> None:
         with self._step("write state"):

@@ -106,6 +106,15 @@ cd "$1" || exit 3
 if [ -L "$2" ]; then rm -f -- "$2"; fi
 """
 
+_CLEAR_LIST_CACHE = r"""
+d="$1/file_lists"
+[ -d "$d" ] || exit 0
+for b in "$d"/*/; do
+  [ -d "$b" ] || continue
+  rm -f -- "$b$2.p" || exit 1
+done
+"""
+
 _READ_MARKER = r"""
 f="$1/$2/saltpipe-release.json"
 if [ -f "$f" ]; then cat -- "$f"; else exit 1; fi
@@ -253,8 +262,10 @@ class SshTarget(FileRootsTarget):
         command_timeout: float = 600,
         rsync_path: str | None = None,
         rsync_options: tuple[str, ...] = (),
+        salt_cachedir: Path | None = None,
     ) -> None:
         self.name = name
+        self.salt_cachedir = Path(salt_cachedir) if salt_cachedir else None
         self.host = host
         self.root = Path(root)
         self.user = user
@@ -455,6 +466,13 @@ class SshTarget(FileRootsTarget):
     def read_served_marker(self, link: str) -> bytes | None:
         proc = self._run(f"read {link}/{MARKER_NAME}", _READ_MARKER, str(self.root), link, ok_codes=(0, 1))
         return proc.stdout if proc.returncode == 0 else None
+
+    def clear_file_list_cache(self, saltenv: str) -> bool:
+        if self.salt_cachedir is None:
+            return False
+        self._run(f"clear the file list cache of {saltenv} in {self.salt_cachedir}/file_lists", _CLEAR_LIST_CACHE,
+                  str(self.salt_cachedir), saltenv)
+        return True
 
     def write_state(self, state: dict[str, Any]) -> None:
         data = (json.dumps(state, indent=1, sort_keys=True) + "\n").encode("utf-8")

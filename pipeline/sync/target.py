@@ -118,5 +118,18 @@ class FileRootsTarget(ABC):
     def write_state(self, state: dict[str, Any]) -> None:
         """Replace saltpipe-state.json atomically."""
 
+    #: The syndic master's Salt ``cachedir`` as this target reaches it (``file_roots.salt_cachedir`` in the
+    #: pipeline config), ``None`` when not configured. See :meth:`clear_file_list_cache`.
+    salt_cachedir: Path | None = None
+
+    def clear_file_list_cache(self, saltenv: str) -> bool:
+        """Delete the syndic master's cached file list of ``saltenv`` for every fileserver backend
+        (``<cachedir>/file_lists/<backend>/<saltenv>.p``) - what ``salt-run fileserver.clear_file_list_cache
+        saltenv=<saltenv>`` does on that master - so a file new in the release just switched to is listed at
+        once (``cp.list_master``, ``saltutil.sync_*``, top-file includes) instead of after
+        ``fileserver_list_cache_time``. Salt rebuilds the list on the next request. ``False`` (nothing done)
+        without a ``salt_cachedir``; raises :class:`TargetError` when it cannot."""
+        return False
+
     def close(self) -> None:
         """Release connections (ssh control masters). Safe to call more than once."""

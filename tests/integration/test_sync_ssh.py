@@ -125,6 +125,26 @@ def test_canary_saltenv_and_rollback_over_ssh(store, make_target):
     assert back.ok and back.staged[0].action == "verified" and served(target.root) == a.id
 
 
+def test_switch_clears_the_remote_masters_file_list_cache(store, make_target, tmp_path):
+    """A remote syndic master's file list cache (``salt_cachedir``) loses the switched saltenv's lists - what
+    ``salt-run fileserver.clear_file_list_cache saltenv=...`` does there - through the same SSH session."""
+    cachedir = tmp_path / "remote-cache"
+    for backend in ("roots", "git fs"):  # a name with a space: the remote glob must not split it
+        (cachedir / "file_lists" / backend).mkdir(parents=True)
+        for env in ("base", "rel-000000000000"):
+            (cachedir / "file_lists" / backend / f"{env}.p").write_bytes(b"stale")
+    target = make_target("syndic-prod-a", salt_cachedir=cachedir)
+    rel = make_release(store, sample_files())
+    result = sync(store, [target], rel)
+    assert result.ok and result.warnings == (), result.warnings
+    left = sorted(f"{p.parent.name}/{p.name}" for p in (cachedir / "file_lists").glob("*/*"))
+    assert left == ["git fs/rel-000000000000.p", "roots/rel-000000000000.p"]
+    canary = make_release(store, {**sample_files(), "z.sls": "z: {}\n"})
+    assert sync(store, [target], canary, saltenv=saltenv_for(canary.id)).ok
+    assert not (cachedir / "file_lists" / "roots" / f"{canary.id}.p").exists()
+    assert (cachedir / "file_lists" / "roots" / "rel-000000000000.p").exists()
+
+
 def test_unreachable_syndic_switches_none(store, make_target):
     good = make_target("syndic-prod-a")
     down = make_target("syndic-prod-b", port=1)  # nothing listens on port 1

@@ -86,3 +86,42 @@ def test_retire_reports_the_syndic_it_could_not_clean(setup) -> None:
         serving.retire(env, rel.id)
     assert "--remove-canary" in (err.value.hint or "")
     assert not (roots[0] / "envs" / saltenv_for(rel.id)).exists(), "the reachable syndic was cleaned"
+
+
+# -- the syndic master's file list cache --------------------------------------------------------------------------
+
+
+def _list_caches(cachedir: Path) -> set[str]:
+    return {f"{p.parent.name}/{p.name}" for p in (cachedir / "file_lists").glob("*/*")}
+
+
+def test_a_switch_clears_the_switched_saltenvs_file_list_cache_on_each_syndic(setup, tmp_path: Path) -> None:
+    """What `salt-run fileserver.clear_file_list_cache saltenv=X` does on the syndic master, done through the
+    target after the switch: only the switched saltenv's lists go, of every backend."""
+    _, store, roots, _ = setup
+    caches = {}
+    for root in roots:
+        cachedir = tmp_path / "cache" / root.name
+        for backend in ("roots", "gitfs"):
+            (cachedir / "file_lists" / backend).mkdir(parents=True)
+            for env in ("base", "dev"):
+                (cachedir / "file_lists" / backend / f"{env}.p").write_bytes(b"stale")
+        (cachedir / "file_lists" / "roots" / ".base.w").write_bytes(b"")  # Salt's lock file: not a list
+        caches[root.name] = cachedir
+    targets = tuple(LocalTarget(r.name, r, salt_cachedir=caches[r.name]) for r in roots)
+    rel = make_release(store, sample_files(2))
+    result = sync_release(SyncContext("test", rel, targets, store, keep=KEEP))
+    assert result.ok and result.warnings == ()
+    for cachedir in caches.values():
+        assert _list_caches(cachedir) == {"roots/dev.p", "gitfs/dev.p", "roots/.base.w"}
+    # Without a cachedir nothing is touched; an unusable one is a warning (the switch happened).
+    assert LocalTarget("x", roots[0]).clear_file_list_cache("base") is False
+    (caches["syndic-b"] / "file_lists" / "roots").chmod(0o500)
+    blocker = caches["syndic-b"] / "file_lists" / "roots" / "base.p"
+    blocker.mkdir()  # a directory where the list file should be: unlink fails even as root
+    try:
+        again = sync_release(SyncContext("test", make_release(store, sample_files(3)), targets, store, keep=KEEP))
+    finally:
+        (caches["syndic-b"] / "file_lists" / "roots").chmod(0o755)
+    assert again.ok and len(again.warnings) == 1
+    assert "syndic-b" in again.warnings[0] and "fileserver_list_cache_time" in again.warnings[0]
