@@ -186,3 +186,42 @@ def run_saltpipe(capsys: pytest.CaptureFixture[str]) -> Callable[[list[str]], tu
         return code, out, err
 
     return run
+
+
+@pytest.fixture
+def review_case(
+    gitlab_api: responses.RequestsMock,
+    ci_env: Callable[[dict[str, str | None]], None],
+    write_config: Callable[..., Path],
+    run_saltpipe: Callable[[list[str]], tuple[int, str, str]],
+) -> Callable[..., dict[str, Any] | None]:
+    """Run one recorded case (``cases/**/*.json``: env, config, routes, expect) through ``saltpipe review``
+    with ``extra_args`` and check what every case expects: the exit code; for exit 2 nothing on stdout and the
+    expected stderr; else the verdict, the named checks and the reasons. Returns the JSON result (``None`` for
+    exit 2) for the caller's own assertions."""
+
+    def run(case: dict[str, Any], extra_args: list[str], base_env: dict[str, str | None] | None = None):
+        ci_env({**(base_env or {}), **case.get("env", {})})
+        config = write_config(**case.get("config", {}))
+        for key, spec in case["routes"].items():
+            serve(gitlab_api, key, spec)
+        code, out, err = run_saltpipe(["--config", str(config), "review", *extra_args, "--format", "json"])
+        expect = case["expect"]
+        assert code == expect["exit"], f"{case['about']}\nstdout:\n{out}\nstderr:\n{err}"
+        if expect["exit"] == 2:
+            assert out == ""
+            for text in expect["stderr"]:
+                assert text in err, err
+            return None
+        result = json.loads(out)
+        assert result["approved"] is (expect["exit"] == 0)
+        outcomes = {c["id"]: c["ok"] for c in result["checks"]}
+        for check, ok in expect.get("checks", {}).items():
+            assert outcomes[check] is ok, f"check {check}: {result['checks']}"
+        if expect["exit"] == 1:
+            assert result["reasons"], "a refused gate must say why"
+        for text in expect.get("reasons", []):
+            assert any(text in reason for reason in result["reasons"]), f"{text!r} not in {result['reasons']}"
+        return result
+
+    return run
