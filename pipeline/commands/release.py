@@ -92,6 +92,21 @@ def _attestor(targets, master_configs: dict[str, Path], syndics: list[str], atte
     return FileRootsAttestor(targets)
 
 
+def _refuse_if_a_rollout_uses(app: AppContext, environment: str, release_id: str) -> None:
+    """An unfinished rollout of ``release_id`` (crashed, to be resumed or rolled back) still publishes to its
+    canary saltenv: removing it would make the rest of that rollout fail on every minion."""
+    from pipeline.rollout import RolloutStore  # pylint: disable=import-outside-toplevel
+
+    store = RolloutStore(app.state_dir())
+    rollout_id = store.current(environment)
+    if rollout_id and store.load_plan(environment, rollout_id).release == release_id:
+        raise UsageError(
+            f"rollout {rollout_id} of {release_id} to {environment} is unfinished and uses that canary saltenv",
+            hint=f"finish it first (`saltpipe rollout resume {environment}` or `saltpipe rollback {environment}`); "
+            "a finished rollout removes its canary saltenv itself",
+        )
+
+
 @click.command()
 @click.argument("environment")
 @click.option("--release", "release_id", default=None, help="Release id to deploy (default: build --rev).")
@@ -126,6 +141,7 @@ def sync(app: AppContext, environment: str, release_id: str | None, rev: str, ro
     try:
         with EnvironmentLock(app.state_dir(), environment, "sync"):
             if remove_canary:
+                _refuse_if_a_rollout_uses(app, environment, check_release_id(remove_canary))
                 errors = unexpose_release(targets, saltenv_for(check_release_id(remove_canary)))
                 if errors:
                     raise SyncError("; ".join(str(e) for e in errors), hint="fix the cause and run this again")

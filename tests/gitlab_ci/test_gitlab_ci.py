@@ -107,6 +107,8 @@ def test_merge_request_jobs_pass_on_good_content(gitlab_ci_local: Path, topology
         assert "<testcase" in (reports / junit).read_text(), junit
     impact = json.loads((reports / "impact.json").read_text())
     assert impact["environment"] == "test" and set(impact["sampled"]) == {"app", "web"}
+    # The job exposed the MR's release on test's syndic for the dry run and removed it again.
+    assert not (topology.syndic("syndic-test").file_roots / "envs" / impact["release"]).exists()
     assert "<!-- saltpipe:mr-note -->" in proc.stdout and "Impact" in proc.stdout
 
 

@@ -122,6 +122,23 @@ def test_canary_then_remove(workspace, capsys):
     assert code == 0 and not (tmp / "syndics/syndic-test/envs" / rid).exists()
 
 
+def test_remove_canary_refuses_while_an_unfinished_rollout_uses_it(workspace, capsys, monkeypatch):
+    from types import SimpleNamespace
+
+    from pipeline.rollout import RolloutStore
+
+    repo_dir, _, tmp = workspace
+    code, out, _ = run(capsys, repo_dir, "release", "build", "--format", "json")
+    rid = json.loads(out)["release"]
+    assert run(capsys, repo_dir, "sync", "test", "--release", rid, "--canary")[0] == 0
+    # A crashed rollout of that release (its plan as the store would load it).
+    RolloutStore(tmp / "state").set_current("test", "20261122T000000Z-crashed")
+    monkeypatch.setattr(RolloutStore, "load_plan", lambda self, env, rollout: SimpleNamespace(release=rid))
+    code, _, err = run(capsys, repo_dir, "sync", "test", "--remove-canary", rid)
+    assert code == 2 and "unfinished" in err and "rollout resume test" in err
+    assert (tmp / "syndics/syndic-test/envs" / rid).is_symlink(), "the link the rollout needs is still there"
+
+
 def test_failed_sync_exits_2_naming_the_syndic(workspace, capsys):
     repo_dir, _, tmp = workspace
     (tmp / "syndics/syndic-prod-b").rmdir()
