@@ -9,7 +9,7 @@ import shutil
 import stat
 import subprocess
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -71,6 +71,19 @@ def _copy_new(src: str, dst: str) -> int:
         return st.st_size - left
     finally:
         os.close(fin)
+
+
+def _with_parents(dest_root: str, rels: Iterable[str]) -> Iterator[tuple[str, str]]:
+    """``(rel, dest_root/rel)`` for each of ``rels``, each destination directory created once on the way (the
+    per-file hot path of a full release: plain strings, one ``makedirs`` per directory)."""
+    made: set[str] = set()
+    for rel in rels:
+        dest = f"{dest_root}/{rel}"
+        parent = os.path.dirname(dest)
+        if parent not in made:
+            os.makedirs(parent, exist_ok=True)
+            made.add(parent)
+        yield rel, dest
 
 
 class LocalTarget(FileRootsTarget):
@@ -148,13 +161,7 @@ class LocalTarget(FileRootsTarget):
             return
         source, dest_root = str(self._releases() / donor), str(staging)
         with self._step(f"hard-link unchanged files from {donor}"):
-            dirs: set[str] = set()
-            for rel in keep:
-                dest = f"{dest_root}/{rel}"
-                parent = os.path.dirname(dest)
-                if parent not in dirs:
-                    os.makedirs(parent, exist_ok=True)
-                    dirs.add(parent)
+            for rel, dest in _with_parents(dest_root, keep):
                 os.link(f"{source}/{rel}", dest)
 
     def copy_files(self, release_id: str, source_tree: Path, paths: list[str]) -> CopyStats:
@@ -163,13 +170,7 @@ class LocalTarget(FileRootsTarget):
         with self._step("copy changed files"):
             if self._copy_file is None:
                 src_root, dest_root = str(source_tree), str(staging)
-                dirs: set[str] = set()
-                for rel in paths:
-                    dest = f"{dest_root}/{rel}"
-                    parent = os.path.dirname(dest)
-                    if parent not in dirs:
-                        os.makedirs(parent, exist_ok=True)
-                        dirs.add(parent)
+                for rel, dest in _with_parents(dest_root, paths):
                     total += _copy_new(f"{src_root}/{rel}", dest)
                 return CopyStats(files=len(paths), bytes=total, wire_bytes=None)
             made: set[Path] = set()
