@@ -178,23 +178,40 @@ def _group_members(proc: psutil.Process) -> list[psutil.Process]:
 def stop(daemons: Iterable[tuple[Daemon, int | None]], *, timeout: float = 15.0) -> None:
     """Stop each ``(daemon, launch_pid)`` that is running: SIGTERM to its process group, then SIGKILL to
     whatever is left after ``timeout`` seconds. Salt's pid files are removed so status reads ``stopped``."""
-    victims: list[tuple[Daemon, psutil.Process, list[psutil.Process]]] = []
+    victims: list[tuple[Daemon, psutil.Process, list[psutil.Process], int | None]] = []
     for daemon, launch_pid in daemons:
         proc = find_process(daemon, launch_pid)
         if proc is None:
             continue
         members = _group_members(proc)
-        victims.append((daemon, proc, members))
+        victims.append((daemon, proc, members, _own_group(proc)))
         _signal(proc, members, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    for daemon, proc, members in victims:
+    for daemon, proc, members, group in victims:
         _, alive = psutil.wait_procs(members, timeout=max(0.1, deadline - time.monotonic()))
         alive = [p for p in alive if _is_alive(p)]
         if alive:
             _signal(proc, alive, signal.SIGKILL)
             psutil.wait_procs(alive, timeout=5)
-    for daemon, _, _ in victims:
+        if group is not None:
+            # A worker whose parent died before it (Salt's engine process was seen left behind, reparented to
+            # init) is no child of the daemon any more, and may not have heeded SIGTERM: the daemon's own
+            # process group (its session, see spawn) still names it.
+            try:
+                os.killpg(group, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+    for daemon, _, _, _ in victims:
         daemon.pidfile.unlink(missing_ok=True)
+
+
+def _own_group(proc: psutil.Process) -> int | None:
+    """The daemon's process group when it leads one of its own (started by spawn), else ``None``."""
+    try:
+        pgid = os.getpgid(proc.pid)
+    except (ProcessLookupError, PermissionError):
+        return None
+    return pgid if pgid == proc.pid and pgid != os.getpgrp() else None
 
 
 def _is_alive(proc: psutil.Process) -> bool:
