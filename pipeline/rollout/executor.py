@@ -665,8 +665,8 @@ class _Executor:
                          and any(m not in bp.step(st).results for st, _, _ in group)]
                 if stray:
                     raise RolloutStateError(
-                        f"journal: step {'+'.join(st.value for st, _, _ in group)} of batch {batch} has results pending for minions it was "
-                        f"not published to ({', '.join(stray[:5])})",
+                        f"journal: step {'+'.join(st.value for st, _, _ in group)} of batch {batch} has results "
+                        f"pending for minions it was not published to ({', '.join(stray[:5])})",
                         hint="the journal was edited; restore it",
                     )
                 if todo:
@@ -728,11 +728,12 @@ class _Executor:
         health: bool,
         wait: float = 0.0,
     ) -> None:
-        """Record each of ``todo``'s returns for ``jid`` (one result per step of ``parts``; ``job``: the job's functions); a minion still without one after the lookup rounds is
-        recorded missing. ``fresh``: the job was just published here, so wait up to the job timeout for returns
-        first. ``wait`` (resume): how much of the job timeout is left since the dead process published it - a job
-        published just before the crash may not even have reached its minions yet, so it is waited for like a
-        fresh one before anything is counted missing."""
+        """Record each of ``todo``'s returns for ``jid``, one result per step of ``parts`` (``job``: the functions
+        of the job, in order); a minion still without one after the lookup rounds is recorded missing.
+        ``fresh``: the job was just published here, so wait up to the job timeout for returns first. ``wait``
+        (resume): how much of the job timeout is left since the dead process published it - a job published just
+        before the crash may not even have reached its minions yet, so it is waited for like a fresh one before
+        anything is counted missing."""
         pending = set(todo)
         step = parts[0][0]  # names the job in lookup records
         rec = self.recovery
