@@ -24,7 +24,7 @@ from pipeline.lint.statefuncs import build_index
 from pipeline.lint.structure import LINT_RULES
 from pipeline.policy.config import DEFAULT_POLICY, PolicyConfig, load_policy
 from pipeline.policy.engine import META_RULES, PolicyEngine, finalize
-from pipeline.policy.rules import rule_ids
+from pipeline.policy.rules import all_rules, rule_ids
 
 
 def known_rule_ids() -> set[str]:
@@ -82,7 +82,7 @@ def run_lint(options: LintOptions) -> LintResult:
         selection = select(tree, changes_since(repo, options.changed_since), policy_shown)
     else:
         selection = Selection(full=True, reason="full run")
-    engine = PolicyEngine(policy)
+    engine = PolicyEngine(policy, all_rules())
     out = Analysis()
     if policy.source is None:
         out.notes.append(f"no {policy_shown}: the built-in policy defaults apply")

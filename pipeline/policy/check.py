@@ -21,6 +21,7 @@ from pipeline.lint.fixtures import environment_minions
 from pipeline.lint.run import resolve_policy
 from pipeline.lint.sources import STATES_DIR, TEMPLATE_SUFFIXES, SourceTree, sls_name
 from pipeline.policy.engine import PolicyEngine, finalize
+from pipeline.policy.rules import all_rules
 
 _SKIP = frozenset({".git", "__pycache__", ".tox", ".venv", "node_modules"})
 
@@ -88,7 +89,7 @@ def check_paths(options: PolicyCheckOptions) -> Report:
         paths = tuple(p for p in [repo / STATES_DIR, *sorted(repo.glob("_*"))] if p.is_dir() and p.name != "__pycache__")
     sls, python, templates = classify(paths)
     tree = SourceTree(repo=repo, states_root=repo / STATES_DIR)
-    engine = PolicyEngine(policy)
+    engine = PolicyEngine(policy, all_rules())
     out = Analysis()
     check_python(engine, (tree.source(p) for p in python), out, report_syntax=True)
     sources = [(tree.source(p), tree.pipe_of(p)) for p in sls] + [(tree.source(p), ("jinja",)) for p in templates]

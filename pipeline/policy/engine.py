@@ -1,7 +1,8 @@
 """The policy engine: runs every rule on every document, isolates crashing rules, applies the policy file.
 
-A rule is a small class (:class:`Rule`) with a stable kebab-case ``id``, a default ``severity``, a one-line
-docstring, and one or more ``match_*`` hooks. The engine turns the rule's :class:`~pipeline.policy.model.Hit`
+A rule is a small class (:class:`~pipeline.policy.rule.Rule`) with a stable kebab-case ``id``, a default
+``severity``, a one-line docstring, and one or more ``match_*`` hooks; the engine is given the rules it runs
+(``pipeline.policy.rules.all_rules()``), so it never imports them. The engine turns the rule's :class:`~pipeline.policy.model.Hit`
 objects into :class:`~pipeline.findings.Finding` objects. A rule that raises becomes one ``internal-error``
 finding for that file and the run goes on. :func:`finalize` then applies the policy file to *all* findings of
 a run (lint's included): severity overrides, waivers, expired and unused waivers, and the security-review
@@ -12,16 +13,13 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
-import inspect
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import ClassVar
 
 from pipeline.findings import Finding, Severity, WaivedFinding
 from pipeline.policy.config import PolicyConfig
-from pipeline.policy.functions import FunctionPolicy
 from pipeline.policy.model import Hit, PythonDoc, SlsDoc, StateDecl, TemplateDoc
+from pipeline.policy.rule import Rule, RuleContext
 
 INTERNAL_ERROR = "internal-error"
 EXPIRED_WAIVER = "expired-waiver"
@@ -38,69 +36,11 @@ META_RULES: dict[str, str] = {
 _UNWAIVABLE = frozenset(META_RULES)
 
 
-@dataclass(frozen=True)
-class RuleContext:
-    """What rules may consult besides the document: the policy file and its compiled function globs."""
-
-    policy: PolicyConfig
-    functions: FunctionPolicy
-
-    @classmethod
-    def of(cls, policy: PolicyConfig) -> RuleContext:
-        return cls(policy=policy, functions=FunctionPolicy.of(policy.forbidden_functions))
-
-
-class Rule:
-    """Base of every policy rule. Subclasses set ``id`` and ``severity`` and override the hooks they need.
-
-    Hooks yield :class:`Hit` objects and must not raise on odd input (the engine survives it anyway, but a
-    crash costs the file every finding of that rule).
-    """
-
-    id: ClassVar[str]
-    severity: ClassVar[Severity] = Severity.ERROR
-    tags: ClassVar[tuple[str, ...]] = ()
-
-    @classmethod
-    def description(cls) -> str:
-        """The first line of the class docstring."""
-        return (inspect.getdoc(cls) or "").splitlines()[0] if cls.__doc__ else ""
-
-    @classmethod
-    def rationale_path(cls) -> Path:
-        """The markdown file beside the rule's module that explains why the rule exists."""
-        return Path(inspect.getfile(cls)).with_suffix(".md")
-
-    @classmethod
-    def fixtures_dir(cls) -> Path:
-        """``rules/fixtures/<id>/`` with ``good/`` and ``bad/`` examples (bad lines carry ``expect: <id>``)."""
-        return Path(inspect.getfile(cls)).parent / "fixtures" / cls.id
-
-    def match_sls(self, doc: SlsDoc, ctx: RuleContext) -> Iterable[Hit]:
-        """Called once per SLS document (its render pipe, its render-time calls)."""
-        return ()
-
-    def match_state(self, decl: StateDecl, ctx: RuleContext) -> Iterable[Hit]:
-        """Called for every state declaration of every SLS document."""
-        return ()
-
-    def match_template(self, doc: TemplateDoc, ctx: RuleContext) -> Iterable[Hit]:
-        """Called once per Jinja source (SLS rendered with jinja, ``.jinja``/``.j2`` files)."""
-        return ()
-
-    def match_python(self, doc: PythonDoc, ctx: RuleContext) -> Iterable[Hit]:
-        """Called once per Python file (``_modules/``, ``_states/``, ``#!py`` SLS...)."""
-        return ()
-
-
 class PolicyEngine:
     """Runs rules on documents. Stateless between calls; the same engine serves a whole run."""
 
-    def __init__(self, policy: PolicyConfig, rules: Sequence[type[Rule]] | None = None) -> None:
-        if rules is None:
-            from pipeline.policy.rules import all_rules
-
-            rules = all_rules()
+    def __init__(self, policy: PolicyConfig, rules: Sequence[type[Rule]]) -> None:
+        """``rules`` are the rule classes to run (``pipeline.policy.rules.all_rules()`` for the policy)."""
         self.policy = policy
         self.ctx = RuleContext.of(policy)
         self.rules: tuple[Rule, ...] = tuple(cls() for cls in rules)

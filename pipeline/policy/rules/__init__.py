@@ -12,7 +12,7 @@ import pkgutil
 import re
 from functools import cache
 
-from pipeline.policy.engine import Rule
+from pipeline.policy.rule import Rule
 
 _ID_RE = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 

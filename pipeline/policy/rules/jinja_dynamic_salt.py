@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from pipeline.policy.engine import Rule, RuleContext
+from pipeline.policy.rule import Rule, RuleContext
 from pipeline.policy.functions import DISPATCHERS
 from pipeline.policy.jinja import call_argument, salt_refs
 from pipeline.policy.model import Hit, TemplateDoc

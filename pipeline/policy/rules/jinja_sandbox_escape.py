@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from jinja2 import nodes
 
-from pipeline.policy.engine import Rule, RuleContext
+from pipeline.policy.rule import Rule, RuleContext
 from pipeline.policy.jinja import const_str, walk
 from pipeline.policy.model import Hit, TemplateDoc
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from pipeline.policy.engine import Rule, RuleContext
+from pipeline.policy.rule import Rule, RuleContext
 from pipeline.policy.model import Hit, StateDecl
 from pipeline.policy.rules._common import forbidden_calls, split_args
 

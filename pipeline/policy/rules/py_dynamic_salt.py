@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterable
 
-from pipeline.policy.engine import Rule, RuleContext
+from pipeline.policy.rule import Rule, RuleContext
 from pipeline.policy.model import Hit, PythonDoc
 from pipeline.policy.rules._pyast import SALT_DUNDERS, const_str, parents
 

@@ -13,7 +13,8 @@ from pipeline.errors import ConfigError
 from pipeline.findings import Finding, Severity
 from pipeline.lint.run import known_rule_ids
 from pipeline.policy.config import PolicyConfig, load_policy
-from pipeline.policy.engine import PolicyEngine, Rule, RuleContext, finalize
+from pipeline.policy.engine import PolicyEngine, finalize
+from pipeline.policy.rule import Rule, RuleContext
 from pipeline.policy.model import Hit, SlsDoc, SourceText, StateDecl
 from pipeline.policy.rules.no_cmd_module import NoCmdModule
 from pipeline.policy.states import states_from_high
@@ -150,3 +151,27 @@ def test_invalid_policy_file_names_file_line_and_key(tmp_path: Path, body: str, 
 def test_bundled_policy_file_is_valid() -> None:
     policy = load_policy(Path(__file__).resolve().parents[3] / "salt" / "policy.yaml", known_rule_ids())
     assert "cmd.*" in policy.forbidden_functions and policy.renderers == ("jinja", "yaml")
+
+
+
+def _imports(path: Path) -> set[str]:
+    import ast
+
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):  # function-level imports count too
+        if isinstance(node, ast.ImportFrom) and node.module:
+            out.add(node.module)
+        elif isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+    return out
+
+
+def test_no_import_cycle_between_the_engine_and_the_rules() -> None:
+    """The engine is given its rules; Rule/RuleContext live in policy/rule.py, which imports neither."""
+    import pipeline.policy
+
+    root = Path(pipeline.policy.__file__).parent
+    assert not {m for m in _imports(root / "engine.py") if m.startswith("pipeline.policy.rules")}
+    assert not {m for m in _imports(root / "rule.py") if m.startswith(("pipeline.policy.rules", "pipeline.policy.engine"))}
+    for module in sorted((root / "rules").glob("*.py")):
+        assert "pipeline.policy.engine" not in _imports(module), module.name

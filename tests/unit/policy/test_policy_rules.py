@@ -12,7 +12,7 @@ import re
 import pytest
 
 from pipeline.findings import Severity
-from pipeline.policy.engine import Rule
+from pipeline.policy.rule import Rule
 from pipeline.policy.rules import all_rules
 from policy_helpers import check_dir, expected, found
 
