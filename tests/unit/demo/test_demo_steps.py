@@ -6,7 +6,9 @@ import urllib.request
 from pathlib import Path
 
 from pipeline.demo import default_workdir, steps
-from pipeline.demo_flow import FlowState, HealthServer, teardown
+from pipeline.demo.flow import teardown
+from pipeline.demo.health import HealthServer
+from pipeline.demo.model import FlowState
 
 
 def test_steps_in_the_order_of_the_flow() -> None:

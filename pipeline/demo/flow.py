@@ -6,25 +6,19 @@ Every stage runs as the ``saltpipe`` command an operator would type (``python -m
 each syndic master, so no command needs a Salt flag. Each step judges what happened from the commands' JSON
 (release, sync, status, the rollout reports) and from the minions' sandboxes, never from exit codes alone.
 
-Steps are functions ``(DemoContext, DemoState) -> (ok, lines)`` appended by :func:`pipeline.demo.steps`.
+Steps are :data:`pipeline.demo.model.Step` functions, listed in order in :data:`FLOW_STEPS`.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:  # pragma: no cover - typing only; pipeline.demo imports this module lazily
-    from pipeline.demo import DemoContext, DemoState
-    from pipeline.topology import Topology
+from pipeline.demo.health import HealthServer
+from pipeline.demo.invoke import Ran, failed, flow_of, root_of, saltpipe, topology_of
+from pipeline.demo.model import DemoContext, DemoState, FlowState, Step
 
 #: Who approves the releases for production in the demo (``saltpipe rollout production --approve NAME``).
 REVIEWER = "demo-reviewer"
@@ -46,133 +40,8 @@ CHRONY_FILE = "etc/chrony/sources.d/saltpipe.sources"
 #: Waiting for returns: the local minions answer in seconds; a lost one is looked up quickly.
 ROLLOUT_TUNING = ("--job-timeout", "120", "--lookup-retries", "2", "--lookup-interval", "2", "--poll-interval", "0.5")
 
-#: Environment variables that would override the derived config's way to Salt (an operator's shell may set them).
-_SALT_ENV_VARS = ("SALTPIPE_MASTER_CONFIG", "SALTPIPE_SALT_API_URL", "SALTPIPE_SALT_API_USER", "SALTPIPE_SALT_API_EAUTH")
-
-
-@dataclass
-class FlowState:
-    """What the delivery steps hand each other (kept on :class:`pipeline.demo.DemoState`)."""
-
-    topology: Topology | None = None
-    health: HealthServer | None = None
-    releases: dict[str, str] = field(default_factory=dict)  # label -> release id
-    reports: list[tuple[str, Path, Path]] = field(default_factory=list)  # (what, json, html)
-    canary: str | None = None
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# The health endpoint production's gate asks (ops_app.health reads ops:app:health_url from pillar).
-
-
-class HealthServer:
-    """A tiny HTTP server on loopback answering ``GET /health/<minion>`` with 200 and counting the probes, so the
-    production gate's ``ops_app.health`` has an application to ask (the fixture's URL answers nothing here)."""
-
-    def __init__(self) -> None:
-        hits: dict[str, int] = {}
-        lock = threading.Lock()
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-                minion = self.path.rstrip("/").rsplit("/", 1)[-1]
-                with lock:
-                    hits[minion] = hits.get(minion, 0) + 1
-                body = b'{"status": "ok"}'
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - keep the demo output clean
-                return
-
-        self.hits = hits
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="demo-health", daemon=True)
-        self._thread.start()
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
-
-    def url(self, minion: str) -> str:
-        return f"http://127.0.0.1:{self.port}/health/{minion}"
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # Helpers
-
-
-def _flow(state: DemoState) -> FlowState:
-    return state.flow
-
-
-def _root(state: DemoState) -> Path:
-    assert state.repo is not None and state.repo.working_tree_dir is not None
-    return Path(state.repo.working_tree_dir)
-
-
-def _topology(state: DemoState) -> Topology:
-    topo = _flow(state).topology
-    assert topo is not None, "the topology step runs first"
-    return topo
-
-
-@dataclass(frozen=True)
-class Ran:
-    """One ``saltpipe`` command the demo ran: its words, exit code, stdout (JSON when asked) and stderr."""
-
-    words: tuple[str, ...]
-    returncode: int
-    stdout: str
-    stderr: str
-
-    def json(self) -> Any:
-        return json.loads(self.stdout)
-
-    @property
-    def shown(self) -> str:
-        return "saltpipe " + " ".join(self.words)
-
-
-def saltpipe(ctx: DemoContext, state: DemoState, *words: str) -> Ran:
-    """Run ``saltpipe --repo <throwaway repo> --config <topology>/pipeline.yaml WORDS`` in a subprocess.
-
-    stderr (a rollout's progress) is passed to ``ctx.progress`` line by line as it comes."""
-    topo = _topology(state)
-    argv = [sys.executable, "-m", "pipeline", "--repo", str(_root(state)), "--config", str(topo.pipeline_config),
-            *words]
-    env = {k: v for k, v in os.environ.items() if k not in _SALT_ENV_VARS}
-    env["COLUMNS"] = "110"
-    if ctx.progress:
-        ctx.progress("$ saltpipe " + " ".join(words))
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    err_lines: list[str] = []
-
-    def pump() -> None:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            err_lines.append(line)
-            if ctx.progress:
-                ctx.progress("  " + line.rstrip())
-
-    reader = threading.Thread(target=pump, daemon=True)
-    reader.start()
-    out = proc.stdout.read() if proc.stdout else ""
-    proc.wait()
-    reader.join()
-    return Ran(tuple(words), proc.returncode, out, "".join(err_lines))
-
-
-def _failed(ran: Ran, why: str) -> tuple[bool, list[str]]:
-    tail = (ran.stderr.strip().splitlines() or ran.stdout.strip().splitlines() or ["(no output)"])[-6:]
-    return False, [f"{ran.shown}: {why} (exit {ran.returncode})", *(f"  {line}" for line in tail)]
 
 
 def _status_lines(ctx: DemoContext, state: DemoState, environments: Sequence[str]) -> tuple[dict[str, str | None], list[str]]:
@@ -202,7 +71,7 @@ def _rollout(
     ctx: DemoContext, state: DemoState, env: str, label: str, *, approve: bool
 ) -> tuple[Ran, dict[str, Any] | None, list[str]]:
     """``saltpipe rollout ENV --release ID`` (with the approval for production); the report and summary lines."""
-    flow = _flow(state)
+    flow = flow_of(state)
     release = flow.releases[label]
     json_path, html_path = _report_paths(ctx, f"{len(flow.reports) + 1:02d}-{label}-{env}")
     words = ["rollout", env, "--release", release, "--report-json", str(json_path), "--report-html", str(html_path),
@@ -249,9 +118,9 @@ def topology_up(ctx: DemoContext, state: DemoState) -> tuple[bool, list[str]]:
     """Start the local topology from the throwaway repo's salt/; point production's health URL at a local server."""
     from pipeline.topology import up
 
-    flow = _flow(state)
+    flow = flow_of(state)
     workdir = ctx.workdir / "topo"
-    topo = up(workdir, repo=_root(state), timeout=ctx.topology_timeout, progress=ctx.progress or (lambda _: None))
+    topo = up(workdir, repo=root_of(state), timeout=ctx.topology_timeout, progress=ctx.progress or (lambda _: None))
     flow.topology = topo
     health = HealthServer()
     flow.health = health
@@ -284,9 +153,9 @@ def release_first(ctx: DemoContext, state: DemoState) -> tuple[bool, list[str]]:
 def _build(ctx: DemoContext, state: DemoState, label: str, rev: str) -> tuple[bool, list[str]]:
     ran = saltpipe(ctx, state, "release", "build", "--rev", rev, "--format", "json")
     if ran.returncode != 0:
-        return _failed(ran, "release build failed")
+        return failed(ran, "release build failed")
     data = ran.json()
-    _flow(state).releases[label] = data["release"]
+    flow_of(state).releases[label] = data["release"]
     return True, [
         f"$ {ran.shown}",
         f"release {data['release']} from commit {data['built_from'][:12]} ({rev}): {data['files']} files, "
@@ -297,10 +166,10 @@ def _build(ctx: DemoContext, state: DemoState, label: str, rev: str) -> tuple[bo
 
 def _sync(ctx: DemoContext, state: DemoState, env: str, label: str) -> tuple[bool, list[str]]:
     """Expose the release as its own saltenv on every syndic of ``env`` (base unchanged), then show every syndic."""
-    release = _flow(state).releases[label]
+    release = flow_of(state).releases[label]
     ran = saltpipe(ctx, state, "sync", env, "--release", release, "--canary", "--format", "json")
     if ran.returncode != 0:
-        return _failed(ran, "sync failed")
+        return failed(ran, "sync failed")
     data = ran.json()
     lines = [f"$ {ran.shown}"]
     att = data.get("attestation") or {}
@@ -312,7 +181,7 @@ def _sync(ctx: DemoContext, state: DemoState, env: str, label: str) -> tuple[boo
         + ", ".join(f"{s['syndic']} serves {s['release']}" for s in att.get("served", []))
         + (" - agreed" if att.get("ok") else " - DISAGREE")
     )
-    _, status = _status_lines(ctx, state, _topology(state).load_pipeline_config().promotion_order())
+    _, status = _status_lines(ctx, state, topology_of(state).load_pipeline_config().promotion_order())
     lines += ["what every syndic serves (saltpipe status):", *status]
     exposed_everywhere = bool(att.get("ok"))
     return exposed_everywhere, lines
@@ -325,7 +194,7 @@ def sync_test_first(ctx: DemoContext, state: DemoState) -> tuple[bool, list[str]
 def rollout_test_first(ctx: DemoContext, state: DemoState) -> tuple[bool, list[str]]:
     ran, report, lines = _rollout(ctx, state, "test", "first", approve=False)
     if report is None:
-        return _failed(ran, "no report")
+        return failed(ran, "no report")
     ok = ran.returncode == 0 and report["outcome"] == "succeeded" and bool(report.get("promoted"))
     return ok, lines
 
@@ -333,9 +202,9 @@ def rollout_test_first(ctx: DemoContext, state: DemoState) -> tuple[bool, list[s
 def approval(ctx: DemoContext, state: DemoState) -> tuple[bool, list[str]]:
     """Production requires a successful test rollout of the same release and one approval: without the approval
     the rollout is refused and touches nothing; the approval is then recorded with ``--approve``."""
-    cfg = _topology(state).load_pipeline_config()
+    cfg = topology_of(state).load_pipeline_config()
     prod = cfg.environment("production")
-    release = _flow(state).releases["first"]
+    release = flow_of(state).releases["first"]
     refused = saltpipe(ctx, state, "rollout", "production", "--release", release, *ROLLOUT_TUNING)
     why = [line.strip() for line in refused.stderr.splitlines() if "refused" in line or line.strip().startswith("- ")]
     lines = [
@@ -358,10 +227,10 @@ def sync_production_first(ctx: DemoContext, state: DemoState) -> tuple[bool, lis
 
 
 def rollout_production_first(ctx: DemoContext, state: DemoState) -> tuple[bool, list[str]]:
-    flow = _flow(state)
+    flow = flow_of(state)
     ran, report, lines = _rollout(ctx, state, "production", "first", approve=True)
     if report is None:
-        return _failed(ran, "no report")
+        return failed(ran, "no report")
     flow.canary = _canary(report)
     approvals = report.get("promotion", {}).get("approvals") or []
     lines.insert(1, "approved by " + ", ".join(f"{a['name']} at {a['at']}" for a in approvals))
@@ -376,7 +245,7 @@ def rollout_production_first(ctx: DemoContext, state: DemoState) -> tuple[bool, 
         and report["outcome"] == "succeeded"
         and bool(report.get("promoted"))
         and all(v == release for v in served.values())
-        and len(health) == len(_topology(state).env_minions("production"))
+        and len(health) == len(topology_of(state).env_minions("production"))
     )
     return ok, lines
 
@@ -384,12 +253,12 @@ def rollout_production_first(ctx: DemoContext, state: DemoState) -> tuple[bool, 
 def second_change(ctx: DemoContext, state: DemoState) -> tuple[bool, list[str]]:
     """Commit a change that breaks on the production canary only: its datacenter's file was forgotten."""
     assert state.repo is not None
-    flow = _flow(state)
-    topo = _topology(state)
+    flow = flow_of(state)
+    topo = topology_of(state)
     assert flow.canary is not None, "the production rollout ran first"
     canary_dc = topo.minion(flow.canary).datacenter
     datacenters = sorted({m.datacenter for m in topo.minions})
-    root = _root(state)
+    root = root_of(state)
     (root / "states" / "base" / "chrony.sls").write_text(CHRONY_SLS, encoding="utf-8")
     init = root / "states" / "base" / "init.sls"
     text = init.read_text(encoding="utf-8")
@@ -424,8 +293,8 @@ def second_through_test(ctx: DemoContext, state: DemoState) -> tuple[bool, list[
         return ok, lines
     ran, report, rollout_lines = _rollout(ctx, state, "test", "second", approve=False)
     if report is None:
-        return _failed(ran, "no report")
-    topo = _topology(state)
+        return failed(ran, "no report")
+    topo = topology_of(state)
     applied = [m for m in topo.env_minions("test") if (topo.minion(m).sandbox / CHRONY_FILE).is_file()]
     rollout_lines.append(f"chrony sources written on: {', '.join(applied) or 'none'}")
     ok = ran.returncode == 0 and report["outcome"] == "succeeded" and len(applied) == len(topo.env_minions("test"))
@@ -434,14 +303,14 @@ def second_through_test(ctx: DemoContext, state: DemoState) -> tuple[bool, list[
 
 def second_to_production(ctx: DemoContext, state: DemoState) -> tuple[bool, list[str]]:
     """Production, canary first: the canary fails, the rollout halts, the canary is rolled back, nobody else moves."""
-    flow = _flow(state)
-    topo = _topology(state)
+    flow = flow_of(state)
+    topo = topology_of(state)
     ok, sync_lines = _sync(ctx, state, "production", "second")
     if not ok:
         return ok, sync_lines
     ran, report, lines = _rollout(ctx, state, "production", "second", approve=True)
     if report is None:
-        return _failed(ran, "no report")
+        return failed(ran, "no report")
     results = _results(report)
     canary = flow.canary
     others = sorted(m for m in topo.env_minions("production") if m != canary)
@@ -474,7 +343,7 @@ def second_to_production(ctx: DemoContext, state: DemoState) -> tuple[bool, list
 
 def reports(ctx: DemoContext, state: DemoState) -> tuple[bool, list[str]]:  # pylint: disable=unused-argument
     """Where the reports are: the halted production rollout last."""
-    flow = _flow(state)
+    flow = flow_of(state)
     lines = []
     for what, json_path, html_path in flow.reports:
         lines.append(f"{what}: {html_path}  {json_path}")
@@ -501,10 +370,8 @@ def teardown(flow: FlowState, keep: bool) -> list[str]:
     return lines
 
 
-DemoStepFn = Callable[["DemoContext", "DemoState"], "tuple[bool, list[str]]"]
-
 #: The delivery steps in order, after the MR checks.
-FLOW_STEPS: tuple[tuple[str, DemoStepFn], ...] = (
+FLOW_STEPS: tuple[tuple[str, Step], ...] = (
     ("topology", topology_up),
     ("release", release_first),
     ("sync test", sync_test_first),

@@ -1,9 +1,9 @@
-"""``saltpipe demo``: the whole flow on throwaway material, end to end.
+"""Running the demo: the repository and config steps, the list of every step in order, and the runner.
 
 The demo builds a throwaway Git repository from the bundled content (``salt/``, ``states/``, ``_modules/``,
-``_states/``), commits it as an engineer would, and walks it through every pipeline stage that exists. Each
-stage is a :class:`DemoStep`; later stages append theirs to :func:`steps`.
-"""
+``_states/``), commits it as an engineer would, and walks it through every pipeline stage. Each stage is a
+:data:`pipeline.demo.model.Step`; :func:`steps` lists them (the MR checks from ``mr_checks``, the delivery from
+``flow``)."""
 
 from __future__ import annotations
 
@@ -11,75 +11,18 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import git
 
-from typing import TYPE_CHECKING
-
-from pipeline.config import PipelineConfig, load_config
+from pipeline.config import load_config
+from pipeline.demo.flow import FLOW_STEPS, teardown
+from pipeline.demo.model import DemoContext, DemoResult, DemoState, Step, StepResult
+from pipeline.demo.mr_checks import mr_checks
 from pipeline.errors import GitError
-
-if TYPE_CHECKING:  # pragma: no cover
-    from pipeline.demo_flow import FlowState
 
 #: What an operator's fork carries; copied into the throwaway repository.
 CONTENT_DIRS = ("salt", "states", "_modules", "_states")
-
-
-@dataclass(frozen=True)
-class DemoContext:
-    """Inputs of the demo: the checkout to take content from, a work directory to build in (short: the local
-    topology's Salt sockets live below it), whether to leave the topology running, and where live progress
-    lines go (a long step prints while it runs; ``None``: quiet)."""
-
-    source: Path
-    workdir: Path
-    keep_topology: bool = False
-    topology_timeout: float = 120.0
-    progress: Callable[[str], None] | None = None
-
-
-def _flow_state() -> FlowState:
-    from pipeline.demo_flow import FlowState  # the delivery steps' imports only when a demo runs
-
-    return FlowState()
-
-
-@dataclass
-class DemoState:
-    """What steps hand to later steps (the throwaway repo, its config, the commit)."""
-
-    repo: git.Repo | None = None
-    config: PipelineConfig | None = None
-    commits: dict[str, str] = field(default_factory=dict)
-    flow: FlowState = field(default_factory=_flow_state)
-
-
-@dataclass(frozen=True)
-class StepResult:
-    """One step's outcome: ``ok`` and a few human lines about what it did."""
-
-    name: str
-    ok: bool
-    lines: tuple[str, ...]
-    seconds: float
-
-
-@dataclass(frozen=True)
-class DemoResult:
-    """All steps in order; ``ok`` when every one passed."""
-
-    workdir: Path
-    steps: tuple[StepResult, ...]
-
-    @property
-    def ok(self) -> bool:
-        return all(s.ok for s in self.steps)
-
-
-Step = Callable[[DemoContext, DemoState], tuple[bool, list[str]]]
 
 
 def _make_repo(ctx: DemoContext, state: DemoState) -> tuple[bool, list[str]]:
@@ -129,9 +72,6 @@ def _check_config(ctx: DemoContext, state: DemoState) -> tuple[bool, list[str]]:
 
 def steps() -> list[tuple[str, Step]]:
     """The demo's steps, in order. Each later pipeline stage adds its own here."""
-    from pipeline.demo_flow import FLOW_STEPS
-    from pipeline.lint.demo_step import mr_checks
-
     return [
         ("repository", _make_repo),
         ("config", _check_config),
@@ -143,8 +83,6 @@ def steps() -> list[tuple[str, Step]]:
 def run_demo(ctx: DemoContext, on_step: Callable[[StepResult], None] | None = None) -> DemoResult:
     """Run every step in order, stopping after the first that fails; then tear down what the steps started
     (the topology unless ``ctx.keep_topology``), also when a step raised. Errors from a step propagate."""
-    from pipeline.demo_flow import teardown
-
     state = DemoState()
     results: list[StepResult] = []
     try:

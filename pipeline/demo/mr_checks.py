@@ -1,16 +1,13 @@
 """The demo's MR-checks step: the bundled content passes lint, a clean MR passes, an MR adding ``cmd.run`` is
-blocked with the finding. Appended to :func:`pipeline.demo.steps`; leaves the throwaway repo on ``main``."""
+blocked with the finding. Listed in :func:`pipeline.demo.run.steps`; leaves the throwaway repo on ``main``."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from pipeline.config import load_config
+from pipeline.demo.model import DemoContext, DemoState
 from pipeline.lint.run import LintOptions, LintResult, run_lint
-
-if TYPE_CHECKING:  # pragma: no cover - typing only; pipeline.demo imports this module lazily
-    from pipeline.demo import DemoContext, DemoState
 
 CLEAN_MR = (
     "states/base/issue.sls",
