@@ -419,6 +419,8 @@ class PipelineConfig(_Model):
             except ValueError as exc:
                 first = next(iter(self.environments))
                 problems.append((("environments", first, "requires"), str(exc)))
+        for name, env in self.environments.items():
+            problems += _schedule_problems(name, env.batches)
         owners: dict[str, str] = {}
         for name, env in self.environments.items():
             for i, syndic in enumerate(env.syndics):
@@ -478,6 +480,25 @@ class PipelineConfig(_Model):
             pillar=Path("salt/fixtures") / name / "pillar.yaml",
         )
         return Fixtures(grains=repo / fx.grains, pillar=repo / fx.pillar)
+
+
+def _schedule_problems(name: str, batches: tuple[Size, ...]) -> list[tuple[tuple[str | int, ...], str]]:
+    """A percentage is a cumulative share of the fleet (docs/rollout.md), so each must be above every earlier
+    one: ``50%, 25%`` would make the 25% batch add nobody - the schedule was surely meant otherwise."""
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    highest: Size | None = None
+    for i, size in enumerate(batches):
+        if size.percent is None:
+            continue
+        if highest is not None and highest.percent is not None and size.percent <= highest.percent:
+            problems.append((
+                ("environments", name, "batches", i),
+                f"batch {size} does not grow the rollout: percentages are cumulative shares of the fleet and "
+                f"{highest} came earlier; give increasing percentages (e.g. '5%', '25%', '100%') or a count",
+            ))
+        else:
+            highest = size
+    return problems
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -42,6 +42,7 @@ from pipeline.rollout import (
     resume_rollout,
     rollback_environment,
     start_rollout,
+    unfinished_rollout,
 )
 from pipeline.salt_access import mom_access, parse_pairs, syndic_configs
 from pipeline.salt_client.base import SaltClient
@@ -369,15 +370,18 @@ def resume(app: AppContext, environment: str, report_json: Path | None, report_h
 
     Finished batches are not run again; a step whose job was published is collected by its jid.
     """
+    app.config.environment(environment)
+    # Nothing to resume is said from the state directory alone, before a Salt client asks for credentials.
+    unfinished_rollout(RolloutStore(app.state_dir()), environment)
     with _view() as view:
         ctx = _context(app, environment, opts, view)
-        rollout_id = ctx.store.current(environment)
-        if rollout_id:
-            plan = ctx.store.load_plan(environment, rollout_id)
-            click.echo(f"resuming {rollout_id} ({plan.release} to {environment})")
+
+        def on_resume(plan: Plan) -> None:  # called once the lock is held
+            click.echo(f"resuming {plan.rollout_id} ({plan.release} to {environment})")
             view.start(plan)
+
         try:
-            result = resume_rollout(ctx)
+            result = resume_rollout(ctx, on_resume=on_resume)
         finally:
             ctx.client.close()
     _finish(result, report_json, report_html)

@@ -18,6 +18,7 @@ from pipeline.rollout.executor import (
     resume_rollout,
     rollback_environment,
     start_rollout,
+    unfinished_rollout,
 )
 from pipeline.rollout.journal import Progress, RolloutStore, load_progress, replay
 from pipeline.rollout.judge import Verdict, decide_gate, judge_return
@@ -77,4 +78,5 @@ __all__ = [
     "rollback_environment",
     "schedule",
     "start_rollout",
+    "unfinished_rollout",
 ]

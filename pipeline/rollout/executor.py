@@ -276,18 +276,30 @@ def _plan_rollout(ctx: RolloutContext, release: str, commit: str | None) -> Plan
     )
 
 
-def resume_rollout(ctx: RolloutContext) -> RolloutResult:
-    """Continue the environment's unfinished rollout from its journal (holding the lock)."""
+def unfinished_rollout(store: RolloutStore, environment: str) -> str:
+    """The id of ``environment``'s unfinished rollout; a :class:`RolloutStateError` when there is none (the state
+    directory only: the CLI asks this before it builds a Salt client or asks for credentials)."""
+    rollout_id = store.current(environment)
+    if not rollout_id:
+        raise RolloutStateError(
+            f"{environment} has no unfinished rollout to resume",
+            hint=f"`saltpipe rollout status {environment}` shows the last one",
+        )
+    return rollout_id
+
+
+def resume_rollout(ctx: RolloutContext, on_resume: Callable[[Plan], None] | None = None) -> RolloutResult:
+    """Continue the environment's unfinished rollout from its journal (holding the lock).
+
+    ``on_resume`` is called with its plan once the lock is held, before anything runs (the CLI says "resuming"
+    there, so a refusal by the lock is never preceded by it)."""
     env = ctx.environment
     lock = _lock(ctx, "rollout resume")
     try:
-        rollout_id = ctx.store.current(env.name)
-        if not rollout_id:
-            raise RolloutStateError(
-                f"{env.name} has no unfinished rollout to resume",
-                hint=f"`saltpipe rollout status {env.name}` shows the last one",
-            )
+        rollout_id = unfinished_rollout(ctx.store, env.name)
         progress = load_progress(ctx.store, env.name, rollout_id)
+        if on_resume:
+            on_resume(progress.plan)
         executor = _Executor(ctx, progress.plan, progress)
         executor.write("resumed", user=_user(), host=socket.gethostname(), state=progress.state())
         return executor.run()

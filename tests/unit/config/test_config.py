@@ -79,6 +79,11 @@ INVALID = [
         id="last-batch-not-100",
     ),
     pytest.param(
+        ('batches: [1, "5%", "25%", "100%"]', 'batches: ["50%", "25%", "100%"]'), 16,
+        "environments.production.batches[1]", "does not grow the rollout",
+        id="decreasing-percentages",
+    ),
+    pytest.param(
         ('batches: ["50%", "100%"]', 'batches: ["fifty", "100%"]'), 9, "environments.test.batches", "percentage",
         id="batch-not-a-size",
     ),

@@ -147,3 +147,45 @@ def test_status_and_resume_without_rollouts(world: World, capsys: pytest.Capture
     assert code == 2 and "no unfinished rollout" in err
     code, _, err = world.run(capsys, "rollout", "nosuchenv", "--release", RELEASE)
     assert code == 2 and "unknown environment" in err
+
+
+# -- `rollout resume`: what it says first (click's runner, the real CLI group and state directory) ----------------
+
+
+def _invoke(tmp_path: Path, *argv: str) -> Any:
+    from click.testing import CliRunner
+
+    from pipeline.cli import cli
+
+    config = tmp_path / "pipeline.yaml"
+    config.write_text(CONFIG.format(state=tmp_path / "state"))
+    return CliRunner().invoke(cli, ["--repo", str(tmp_path), "--config", str(config), *argv])
+
+
+def test_resume_with_nothing_to_resume_asks_for_no_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.rollout import RolloutStateError
+
+    monkeypatch.delenv("SALTPIPE_MASTER_CONFIG", raising=False)
+    monkeypatch.delenv("SALTPIPE_SALT_API_PASSWORD", raising=False)
+    monkeypatch.setenv("SALTPIPE_SALT_API_URL", "https://mom.example.net:8000")
+    monkeypatch.setenv("SALTPIPE_SALT_API_USER", "saltpipe")
+    result = _invoke(tmp_path, "rollout", "resume", "test")
+    # Before: salt-api's missing password was the error, although there was nothing to resume.
+    assert isinstance(result.exception, RolloutStateError), result.exception
+    assert "no unfinished rollout to resume" in str(result.exception)
+    assert "resuming" not in result.output
+
+
+def test_resume_refused_by_the_lock_never_says_resuming(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.errors import LockError
+    from pipeline.rollout import RolloutStore
+
+    monkeypatch.setenv("SALTPIPE_MASTER_CONFIG", str(tmp_path / "master"))
+    import pipeline.commands.rollout as cmd
+
+    monkeypatch.setattr(cmd, "_client", lambda app, env, opts: ScriptedSaltClient(TEST_FLEET))
+    RolloutStore(tmp_path / "state").set_current("test", "20261202T000000Z-rel-0123456789ab-0000")
+    with EnvironmentLock(tmp_path / "state", "test", "rollout"):
+        result = _invoke(tmp_path, "rollout", "resume", "test")
+    assert isinstance(result.exception, LockError), result.exception
+    assert "resuming" not in result.output  # before: "resuming <id>" was printed, then the lock refused
