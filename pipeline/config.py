@@ -20,6 +20,8 @@ from pydantic import (
 )
 
 from pipeline.errors import ConfigError
+from pipeline.freeze import FreezeWindow
+from pipeline.notify import NotifySettings
 from pipeline.yamlmodel import format_loc, problems_error, validation_problems
 from pipeline.yamlsrc import SourcedYaml, load_yaml
 
@@ -272,6 +274,8 @@ class Environment(_Model):
     approvals_required: int = Field(default=0, ge=0)
     requires: tuple[str, ...] = ()
     fixtures: Fixtures | None = None
+    #: Freeze windows (pipeline/freeze.py): no rollout and no sync of base while one is active.
+    freeze: tuple[FreezeWindow, ...] = ()
 
     @field_validator("batches", mode="before")
     @classmethod
@@ -297,6 +301,10 @@ class Environment(_Model):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"syndic listed twice: {', '.join(dupes)}")
+        windows = [w.name for w in self.freeze]
+        twice = sorted({n for n in windows if windows.count(n) > 1})
+        if twice:
+            raise ValueError(f"freeze window name used twice: {', '.join(twice)}")
         return self
 
     def describe_schedule(self) -> str:
@@ -375,6 +383,7 @@ class PipelineConfig(_Model):
     release: ReleaseSettings = ReleaseSettings()
     review: ReviewSettings = ReviewSettings()
     salt: SaltAccess | None = None
+    notifications: NotifySettings = NotifySettings()
     environments: dict[str, Environment]
     # Where the file was loaded from; set by load_config, not by the file.
     source: Path | None = Field(default=None, exclude=True)

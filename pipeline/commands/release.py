@@ -13,6 +13,7 @@ import click
 
 from pipeline.context import AppContext
 from pipeline.errors import SyncError, UsageError
+from pipeline.freeze import check_freeze, record_override
 from pipeline.lock import EnvironmentLock, read_lock
 from pipeline.release import BuildContext, ReleaseStore, build_release
 from pipeline.release.manifest import check_release_id
@@ -121,15 +122,19 @@ def _refuse_if_a_rollout_uses(app: AppContext, environment: str, release_id: str
 @click.option("--syndic-config", "syndic_config_args", multiple=True, metavar="SYNDIC=PATH",
               help="A syndic master's config on this host (overrides the syndic's master_config in the pipeline "
                    "config; the same option as rollout's). Repeatable.")
+@click.option("--override-freeze", "override_freeze", default=None, metavar="REASON",
+              help="Sync base inside a freeze window of ENVIRONMENT; REASON and who gave it are recorded.")
 @_FORMAT
 @click.pass_obj
 def sync(app: AppContext, environment: str, release_id: str | None, rev: str, rollback: bool, canary: bool,
-         remove_canary: str | None, attest: str, syndic_config_args: tuple[str, ...], fmt: str) -> None:
+         remove_canary: str | None, attest: str, syndic_config_args: tuple[str, ...], override_freeze: str | None,
+         fmt: str) -> None:
     """Deploy a release to every syndic of ENVIRONMENT: stage and verify everywhere, then switch everywhere.
 
     If any syndic cannot be staged, none is switched: each keeps serving its previous release, the command
     exits 2 naming the syndic and the cause, and running it again completes the sync. One sync or rollout per
-    environment at a time.
+    environment at a time. Inside a freeze window a sync of base (not --canary / --remove-canary, which change
+    nothing any minion applies by default) exits 1 naming the window, unless --override-freeze gives a reason.
     """
     cfg = app.config
     env = cfg.environment(environment)
@@ -147,6 +152,8 @@ def sync(app: AppContext, environment: str, release_id: str | None, rev: str, ro
                     raise SyncError("; ".join(str(e) for e in errors), hint="fix the cause and run this again")
                 click.echo(f"removed canary saltenv {saltenv_for(remove_canary)} from {len(targets)} syndics")
                 return
+            freeze = None if canary else check_freeze(environment, env.freeze, action="sync",
+                                                          override=override_freeze)
             if rollback:
                 rel = store.get(previous_release(targets))
             elif release_id:
@@ -162,6 +169,9 @@ def sync(app: AppContext, environment: str, release_id: str | None, rev: str, ro
                 saltenv=saltenv_for(rel.id) if canary else "base",
                 attestor=_attestor(targets, master_configs, [s.name for s in env.syndics], attest),
             )
+            if freeze is not None and freeze.overridden:
+                record_override(app.state_dir(), freeze, action="sync", release=rel.id)
+                click.echo(f"freeze window {freeze.to_json()['window']} overridden: {freeze.override}", err=True)
             result = sync_release(ctx)
     finally:
         close_targets(targets)

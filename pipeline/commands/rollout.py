@@ -44,6 +44,7 @@ from pipeline.rollout import (
     start_rollout,
     unfinished_rollout,
 )
+from pipeline.notify import notifier_from_environ
 from pipeline.salt_access import mom_access, parse_pairs, syndic_configs
 from pipeline.salt_client.base import SaltClient
 
@@ -152,6 +153,7 @@ def _context(app: AppContext, env_name: str, opts: dict[str, Any], observer: Any
         state_dir=app.state_dir(),
         recovery=recovery,
         observer=observer,
+        notifier=notifier_from_environ(app.config.notifications, os.environ),
     )
 
 
@@ -330,15 +332,18 @@ def rollout() -> None:
 @click.option("--approve", "approvers", multiple=True, metavar="NAME",
               help="Record NAME's approval of this release for this environment (who and when). Repeatable.")
 @click.option("--no-rollback", is_flag=True, help="On a failed gate, halt without rolling anything back.")
+@click.option("--override-freeze", "override_freeze", default=None, metavar="REASON",
+              help="Roll out inside a freeze window of ENVIRONMENT; REASON and who gave it are journaled.")
 @_report_options
 @_salt_options
 @click.pass_obj
 def run(app: AppContext, environment: str, release_id: str, approvers: tuple[str, ...], no_rollback: bool,
-        report_json: Path | None, report_html: Path | None, **opts: Any) -> None:
+        override_freeze: str | None, report_json: Path | None, report_html: Path | None, **opts: Any) -> None:
     """Roll RELEASE out to ENVIRONMENT, canary first, in gated batches.
 
-    Exit 0 when every batch passed and base serves the release; 1 when a gate failed (halted or rolled back)
-    or the promotion rules refused it; 2 on a usage, config or infrastructure error (then `rollout resume`).
+    Exit 0 when every batch passed and base serves the release; 1 when a gate failed (halted or rolled back),
+    the promotion rules refused it or a freeze window is active (named; see --override-freeze); 2 on a usage,
+    config or infrastructure error (then `rollout resume`).
     """
     from pipeline.release import ReleaseStore
 
@@ -354,7 +359,7 @@ def run(app: AppContext, environment: str, release_id: str, approvers: tuple[str
 
         try:
             result = start_rollout(ctx, release_id, commit=commit, approve=approvers, no_rollback=no_rollback,
-                                   on_plan=on_plan)
+                                   on_plan=on_plan, override_freeze=override_freeze)
         finally:
             ctx.client.close()
     _finish(result, report_json, report_html)

@@ -99,6 +99,10 @@ class GitLabClient(abc.ABC):
     def update_note(self, iid: int, note_id: int, body: str) -> Note:
         """Replace the body of note ``note_id`` on merge request ``iid``."""
 
+    def create_commit_comment(self, sha: str, body: str) -> None:
+        """Comment on commit ``sha`` (rollout notifications of a commit no merge request relates to)."""
+        raise GitLabError(f"{type(self).__name__} cannot comment on commits")
+
     @abc.abstractmethod
     def create_deployment(self, *, environment: str, sha: str, ref: str, tag: bool, status: str) -> Deployment:
         """Record a deployment of ``sha`` to ``environment`` (GitLab creates the environment if needed)."""
@@ -425,6 +429,12 @@ class PythonGitLabClient(GitLabClient):
         what = f"note {note_id} of merge request !{iid}"
         path = f"{self._project}/merge_requests/{iid}/notes/{note_id}"
         return _note(self._send(self._gl.http_put, path, what, {"body": body}))
+
+    def create_commit_comment(self, sha: str, body: str) -> None:
+        what = f"a new comment on commit {sha[:12]}"
+        path = f"{self._project}/repository/commits/{quote(sha, safe='')}/comments"
+        with self._errors(what):
+            self._json(self._gl.http_post(path, post_data={"note": body}), what)
 
     def create_deployment(self, *, environment: str, sha: str, ref: str, tag: bool, status: str) -> Deployment:
         if status not in DEPLOYMENT_STATUSES:

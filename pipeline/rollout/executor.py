@@ -37,6 +37,7 @@ from typing import Any, Protocol
 
 from pipeline.config import Canary, Environment, PipelineConfig, Size
 from pipeline.errors import SaltpipeError
+from pipeline.freeze import check_freeze, record_override
 from pipeline.lock import EnvironmentLock
 from pipeline.rollout.journal import (
     BatchProgress,
@@ -138,6 +139,8 @@ class RolloutContext:
     clock: Clock = field(default_factory=SystemClock)
     http_get: HttpGet = http_status
     observer: Observer | None = None
+    #: Rollout notifications (pipeline/notify.py); its failures are journaled as ``notify_failed``, never raised.
+    notifier: Any = None
 
     @property
     def store(self) -> RolloutStore:
@@ -189,10 +192,13 @@ def start_rollout(
     approve: Sequence[str] = (),
     no_rollback: bool = False,
     on_plan: Callable[[Plan], None] | None = None,
+    override_freeze: str | None = None,
 ) -> RolloutResult:
     """Check, plan and run a rollout of ``release`` to the context's environment (holding its lock throughout).
 
-    ``on_plan`` is called with the saved plan before the first batch (the CLI prints it).
+    ``on_plan`` is called with the saved plan before the first batch (the CLI prints it). Inside a freeze window
+    of the environment the rollout is refused (:class:`~pipeline.freeze.FreezeRefused`, before anything is
+    planned) unless ``override_freeze`` gives a reason, which is journaled (``freeze_overridden``).
     """
     env = ctx.environment
     lock = _lock(ctx, "rollout")
@@ -204,6 +210,7 @@ def start_rollout(
                 f"rollout {unfinished} of {env.name} is unfinished",
                 hint=f"continue it with `saltpipe rollout resume {env.name}` or undo it with `saltpipe rollback {env.name}`",
             )
+        freeze = check_freeze(env.name, env.freeze, action="rollout", override=override_freeze)
         for name in approve:
             ctx.approvals.record(env.name, release, name)
         check = check_promotion(ctx.config, env, release, store, ctx.approvals)
@@ -228,6 +235,9 @@ def start_rollout(
             client=ctx.client.name,
         )
         executor.write("promotion_checked", **check.to_json())
+        if freeze.overridden:
+            override = record_override(ctx.state_dir, freeze, action="rollout", release=release)
+            executor.write("freeze_overridden", **freeze.to_json(), by=override["by"])
         if on_plan:
             on_plan(plan)
         return executor.run()
@@ -450,6 +460,9 @@ class _Executor:
         apply_record(self.progress, record)
         if self.ctx.observer is not None:
             self.ctx.observer(record)
+        if self.ctx.notifier is not None and event != "notify_failed":
+            for failure in self.ctx.notifier.notify(record, self.plan):
+                self.write("notify_failed", **failure)
         return record
 
     # -- the state machine -----------------------------------------------------------------------------------------
