@@ -45,18 +45,30 @@ def demo(app: AppContext, workdir: Path | None, keep_topology: bool, topology_ti
     console.print(f"[bold]saltpipe demo[/bold] in {workdir}")
     started = time.monotonic()
 
+    # A step's live progress comes while it runs, its result after: its header goes first, printed with the
+    # first progress line (a step without progress gets only its result line).
+    current: dict[str, str | None] = {"step": None, "shown": None}
+
+    def start(name: str) -> None:
+        current["step"] = name
+
     def progress(line: str) -> None:
-        console.print(f"[dim]    {escape(line)}[/dim]", highlight=False)
+        if current["shown"] != current["step"]:
+            current["shown"] = current["step"]
+            console.print(f"\n[bold]{escape(current['step'] or '')}[/bold] ...")
+        console.print(f"[dim]    {escape(line)}[/dim]", highlight=False, soft_wrap=True)
 
     def show(step: StepResult) -> None:
         mark = "[green]ok[/green]" if step.ok else "[red]FAILED[/red]"
-        console.print(f"\n[bold]{step.name}[/bold] {mark} ({step.seconds:.1f}s)")
+        if current["shown"] != step.name:
+            console.print()
+        console.print(f"[bold]{escape(step.name)}[/bold] {mark} ({step.seconds:.1f}s)")
         for line in step.lines:
-            console.print(f"  {line}", highlight=False, markup=False)
+            console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
 
     ctx = DemoContext(source=app.repo, workdir=workdir, keep_topology=keep_topology,
                       topology_timeout=topology_timeout, progress=None if quiet else progress)
-    result = run_demo(ctx, on_step=show)
+    result = run_demo(ctx, on_step=show, on_start=start)
     passed = sum(s.ok for s in result.steps)
     console.print(f"\n[bold]summary[/bold]: {passed}/{len(result.steps)} steps passed in "
                   f"{time.monotonic() - started:.0f}s; work directory {workdir}")

@@ -206,7 +206,7 @@ class _ProgressView:
         row = self.rows.get(record.get("batch")) if isinstance(record.get("batch"), int) else None
         if event == "batch_started" and row:
             row["state"] = "running"
-            self._line(f"batch {row['name']}: {row['size']} minion(s)")
+            self._line(f"{row['name']}: {row['size']} minion(s)")
         elif event == "minion_result" and row and record["step"] in ("apply", "sync", "health"):
             if record["status"] == "failed":
                 row["failed"] += 1
@@ -216,7 +216,7 @@ class _ProgressView:
                 row["done"] += 1
         elif event == "gate" and row:
             row["state"] = "passed" if record["passed"] else "FAILED"
-            self._line(f"batch {row['name']}: gate {'passed' if record['passed'] else 'FAILED'} "
+            self._line(f"{row['name']}: gate {'passed' if record['passed'] else 'FAILED'} "
                        f"({record['failed']} failed, {record['missing']} missing of {record['size']})")
         elif event == "bake_started" and row:
             row["state"] = f"baking {record['seconds']:g}s"
@@ -227,8 +227,7 @@ class _ProgressView:
             self.phase = "rolling back"
             self._line(f"rolling back {record.get('minions')} minion(s) to {record.get('release')}")
         elif event.startswith("rollback_") and event != "rollback_started" and event != "rollback_requested":
-            self._line(f"{event.replace('_', ' ')}: " + ", ".join(
-                f"{k}={v}" for k, v in record.items() if k not in ("seq", "at", "event")))
+            self._line(_rollback_line(event, record))
         elif event == "promoted":
             self.phase = "promoted"
             self._line(f"base now serves {record.get('release')}")
@@ -241,6 +240,19 @@ class _ProgressView:
         if self.live is not None:
             self.live.stop()
             self.live = None
+
+
+def _rollback_line(event: str, record: dict[str, Any]) -> str:
+    """A rollback journal event as a sentence: counts, the names of the minions not rolled back, the reason."""
+    if event == "rollback_finished":
+        not_back = [*record.get("failed", []), *record.get("missing", [])]
+        return (f"rollback finished: {record.get('rolled_back', 0)} rolled back, {len(record.get('failed', []))} "
+                f"failed, {len(record.get('missing', []))} missing" + (f" ({', '.join(not_back)})" if not_back else ""))
+    fields = {k: v for k, v in record.items() if k not in ("seq", "at", "event")}
+    detail = fields.pop("reason", None)
+    words = "; ".join(f"{k.replace('_', ' ')} {', '.join(map(str, v)) if isinstance(v, list) else v}"
+                      for k, v in fields.items())
+    return f"{event.replace('_', ' ')}" + (f": {detail}" if detail else "") + (f" ({words})" if words else "")
 
 
 @contextmanager
@@ -275,7 +287,7 @@ def _finish(result: RolloutResult, report_json: Path | None, report_html: Path |
                f"{result.outcome.value.upper()}")
     click.echo("  " + ", ".join(f"{k} {v}" for k, v in totals.items() if v))
     if report.get("halted"):
-        click.echo(f"  halted at batch {report['halted']['batch']}: {report['halted']['reason']}")
+        click.echo(f"  halted at {report['halted']['batch_name']}: {report['halted']['reason']}")
         for batch in report["batches"]:
             for minion in batch["minions"]:
                 reasons = [r for s in minion.get("steps", {}).values() for r in s.get("reasons", [])]

@@ -83,18 +83,31 @@ def _rollout(
         return ran, None, []
     flow.reports.append((f"{label} -> {env}", json_path, html_path))
     report = json.loads(json_path.read_text(encoding="utf-8"))
-    lines = [f"$ {ran.shown}", f"rollout {report['rollout_id']}: {report['outcome']}"]
-    for batch in report["batches"]:
-        results = ", ".join(f"{m['id']} {m['result']}" for m in batch["minions"])
-        lines.append(f"  {batch['name']:<12} {batch['status']:<8} {results}")
-    if report.get("halted"):
-        lines.append(f"  halted at batch {report['halted']['batch']}: {report['halted']['reason']}")
+    lines = [f"$ {ran.shown}", f"rollout {report['rollout_id']}: {report['outcome']}", *batch_rows(report)]
     rollback = report.get("rollback") or {}
     if rollback.get("status") == "done":
         lines.append(f"  rolled back {rollback.get('rolled_back')} to {rollback.get('release')}")
     if report.get("promoted"):
         lines.append(f"  base promoted to {release} on every {env} syndic")
     return ran, report, lines
+
+
+def batch_rows(report: dict[str, Any]) -> list[str]:
+    """One aligned row per batch (name, status, each minion's result), the batches the schedule skipped, and where
+    the rollout halted, named as its batch is (``canary``, ``batch 1 (1)``)."""
+    batches = report["batches"]
+    name_w = max((len(b["name"]) for b in batches), default=0)
+    status_w = max((len(b["status"]) for b in batches), default=0)
+    rows = []
+    for batch in batches:
+        results = ", ".join(f"{m['id']} {m['result']}" for m in batch["minions"])
+        rows.append(f"  {batch['name']:<{name_w}}  {batch['status']:<{status_w}}  {results}")
+    for spec, why in report.get("skipped_schedule_entries") or []:
+        rows.append(f"  {spec:<{name_w}}  {'skipped':<{status_w}}  {why}")
+    halted = report.get("halted")
+    if halted:
+        rows.append(f"  halted at {halted['batch_name']}: {halted['reason']}")
+    return rows
 
 
 def _exposure(sync_lines: list[str]) -> list[str]:
@@ -132,7 +145,7 @@ def topology_up(ctx: DemoContext, state: DemoState) -> tuple[bool, list[str]]:
     lines = [
         f"{len(topo.daemons)} daemons in {workdir}: MoM {topo.mom.id}, "
         + ", ".join(f"{s.id} [{', '.join(s.minion_ids)}]" for s in topo.syndics),
-        f"ready in {topo.timings.get('ready_seconds', 0):.1f}s (every minion answered test.ping from the MoM)",
+        "every minion answered test.ping from the MoM",
         f"derived config {topo.pipeline_config}: salt.master_config = the MoM's, each syndic's master_config set",
         f"health endpoint {health.url('<minion>')} -> pillar ops:app:health_url of {len(production)} production minions",
     ]

@@ -80,13 +80,22 @@ def steps() -> list[tuple[str, Step]]:
     ]
 
 
-def run_demo(ctx: DemoContext, on_step: Callable[[StepResult], None] | None = None) -> DemoResult:
+def run_demo(
+    ctx: DemoContext,
+    on_step: Callable[[StepResult], None] | None = None,
+    on_start: Callable[[str], None] | None = None,
+) -> DemoResult:
     """Run every step in order, stopping after the first that fails; then tear down what the steps started
-    (the topology unless ``ctx.keep_topology``), also when a step raised. Errors from a step propagate."""
+    (the topology unless ``ctx.keep_topology``), also when a step raised. Errors from a step propagate.
+
+    ``on_start(name)`` is called before a step runs (before any of its ``ctx.progress`` lines), ``on_step`` with
+    its result after it ran."""
     state = DemoState()
     results: list[StepResult] = []
     try:
         for name, step in steps():
+            if on_start:
+                on_start(name)
             started = time.monotonic()
             ok, lines = step(ctx, state)
             result = StepResult(name=name, ok=ok, lines=tuple(lines), seconds=time.monotonic() - started)
@@ -96,6 +105,8 @@ def run_demo(ctx: DemoContext, on_step: Callable[[StepResult], None] | None = No
             if not ok:
                 break
     finally:
+        if on_start:
+            on_start("teardown")
         started = time.monotonic()
         lines = teardown(state.flow, ctx.keep_topology)
         if lines:

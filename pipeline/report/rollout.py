@@ -4,7 +4,7 @@ Shape (``schema: saltpipe-rollout-report/1``; docs/rollout.md lists every field)
 
     {release, commit, environment, kind, outcome: succeeded|halted|rolled_back|null, state, rollout_id,
      previous_release, saltenv, started_at, finished_at, started_by, population, schedule, gates,
-     promotion: {satisfied_by, approvals}, promoted, halted, rollback,
+     promotion: {satisfied_by, approvals}, promoted, halted: {batch, batch_name, reason}, rollback,
      totals: {succeeded, failed, missing, rolled_back, untouched, pending},
      batches: [{index, name, spec, status: passed|failed|running|not_run, size, reached, started_at, finished_at,
                 gate, jobs: {sync, apply, health, rollback_sync, rollback_apply},
@@ -169,14 +169,21 @@ def build_report(progress: Progress) -> dict[str, Any]:
             "approvals_required": promotion.get("approvals_required", 0),
         },
         "promoted": bool(progress.promoted) and plan.kind == "rollout",
-        "halted": (
-            {"batch": progress.halted.get("batch"), "reason": progress.halted.get("reason")} if progress.halted else None
-        ),
+        "halted": _halted(progress),
         "rollback": rollback,
         "totals": totals,
         "batches": batches,
         "audit": audit,
     }
+
+
+def _halted(progress: Progress) -> dict[str, Any] | None:
+    """Where the rollout halted: the batch's index and its name as the plan calls it (``canary``, ``batch 1``)."""
+    if not progress.halted:
+        return None
+    index = progress.halted.get("batch")
+    names = {b.index: b.name for b in progress.plan.batches}
+    return {"batch": index, "batch_name": names.get(index, f"batch {index}"), "reason": progress.halted.get("reason")}
 
 
 def _clean_gate(gate: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -105,7 +105,7 @@ def test_failed_canary_exits_1_with_a_summary(world: World, capsys: pytest.Captu
     code, out, _ = world.run(capsys, "rollout", "test", "--release", RELEASE, "--job-timeout", "1",
                              "--poll-interval", "0")
     assert code == 1
-    assert "ROLLED_BACK" in out and "halted at batch 0" in out and "test-web-1: service.running" in out
+    assert "ROLLED_BACK" in out and "halted at canary" in out and "test-web-1: service.running" in out
     assert world.clients[-1].touched() == {"test-web-1"}
     code, out, _ = world.run(capsys, "rollout", "status", "test")
     assert "rolled_back" in out
