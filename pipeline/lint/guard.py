@@ -21,7 +21,37 @@ from pipeline.policy.model import RenderCall
 
 
 class Placeholder(str):
-    """What a stubbed function returns: an empty string that also answers the dict methods templates use."""
+    """What a stubbed function returns: an empty string that also answers the dict methods templates use,
+    and compares with a number as 0 would (``salt['pkg.version_cmp'](...) >= 0`` must render, not raise)."""
+
+    def _number(self, other: Any) -> Any:
+        return 0 if isinstance(other, (int, float)) and not isinstance(other, bool) else None
+
+    def __lt__(self, other: Any) -> bool:
+        return 0 < other if self._number(other) is not None else str.__lt__(self, other)
+
+    def __le__(self, other: Any) -> bool:
+        return 0 <= other if self._number(other) is not None else str.__le__(self, other)
+
+    def __gt__(self, other: Any) -> bool:
+        return 0 > other if self._number(other) is not None else str.__gt__(self, other)
+
+    def __ge__(self, other: Any) -> bool:
+        return 0 >= other if self._number(other) is not None else str.__ge__(self, other)
+
+    def __eq__(self, other: Any) -> bool:
+        return other == 0 if self._number(other) is not None else str.__eq__(self, other)
+
+    def __ne__(self, other: Any) -> bool:
+        return not self.__eq__(other)
+
+    __hash__ = str.__hash__
+
+    def __int__(self) -> int:
+        return 0
+
+    def __float__(self) -> float:
+        return 0.0
 
     def items(self) -> list[Any]:
         return []

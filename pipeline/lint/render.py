@@ -76,6 +76,7 @@ class SaltRenderer:
             import salt.config
             import salt.fileclient
             import salt.loader
+            import salt.syspaths
         except ImportError as exc:  # pragma: no cover - salt is a dependency
             raise SaltError(f"cannot import Salt: {exc}", hint="install saltpipe's dependencies (pip install -e .)") from exc
         self._unpatch = _cache_jinja_compilation()
@@ -88,6 +89,9 @@ class SaltRenderer:
         opts.update(
             {
                 "id": "saltpipe-lint",
+                # minion_config(None) reads no file, so it leaves out what Salt derives from the file's path;
+                # templates (and config.get) read config_dir as on a minion with the default layout.
+                "config_dir": salt.syspaths.CONFIG_DIR,
                 "file_client": "local",
                 "master_type": "disable",
                 "fileserver_backend": ["roots"],

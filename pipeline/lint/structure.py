@@ -20,7 +20,7 @@ from pipeline.lint.render import RenderOutcome
 from pipeline.lint.sources import SourceTree
 from pipeline.lint.statefuncs import StateFunctionIndex
 from pipeline.policy.model import StateDecl
-from pipeline.policy.states import RESERVED_KEYS
+from pipeline.policy.states import RESERVED_KEYS, state_body
 
 SLS_RENDER_ERROR = "sls-render-error"
 SLS_STRUCTURE = "sls-structure"
@@ -202,6 +202,7 @@ class StructureChecker:
             if state_id in RESERVED_KEYS or (isinstance(state_id, str) and state_id.startswith("__")):
                 continue
             line = source.locate_key(str(state_id)) or 1
+            body = state_body(body)  # the short form `ID: pkg.installed` is valid Salt
             if not isinstance(body, Mapping):
                 out.append(
                     _finding(SLS_STRUCTURE, path, line, f"state ID {state_id!r} must map to state declarations, got {type(body).__name__}", str(state_id))

@@ -31,6 +31,15 @@ _JINJA_TAG_RE = re.compile(r"\{%.*?%\}|\{#.*?#\}", re.DOTALL)
 _JINJA_EXPR_RE = re.compile(r"\{\{.*?\}\}", re.DOTALL)
 
 
+def state_body(body: Any) -> Any:
+    """A state ID's body as Salt's state compiler reads it: the short form ``ID: pkg.installed`` (a bare
+    ``module.function`` string) is ``{pkg: [installed]}``; anything else is returned as it is."""
+    if isinstance(body, str) and "." in body:
+        module, _, function = body.partition(".")
+        return {module: [function]}
+    return body
+
+
 def states_from_high(
     data: Mapping[str, Any], source: SourceText, sls: str | None, origin: Origin = "rendered"
 ) -> list[StateDecl]:
@@ -46,6 +55,7 @@ def states_from_high(
                     line = source.locate_key(str(ext_id), after=extend_line) or extend_line
                     out += _decls(str(ext_id), ext_body, source, sls, origin, line, in_extend=True)
             continue
+        body = state_body(body)
         if state_id in RESERVED_KEYS or not isinstance(body, Mapping):
             continue
         out += _decls(state_id, body, source, sls, origin, None, in_extend=False)

@@ -7,6 +7,20 @@ from collections.abc import Iterable
 from pipeline.policy.rule import Rule, RuleContext
 from pipeline.policy.model import Hit, SlsDoc, StateDecl
 
+#: Salt 3006 state functions whose ``template`` argument is not a renderer (a database, directory, stack or
+#: VM template), found by reading every state function with a ``template`` parameter. Every other state's
+#: ``template`` is judged as a render engine (custom states included: fail closed).
+TEMPLATE_NOT_RENDERER = frozenset(
+    {
+        "postgres_database.present",  # the database to copy (template0, template1)
+        "git.present",  # the directory git init --template copies
+        "heat.deployed",  # the Heat orchestration template
+        "lxc.present",  # the LXC template the container is created from
+        "esxvm.vm_configured",  # the VM template
+        "azurearm_resource.policy_definition_present",  # a policy definition document
+    }
+)
+
 
 class ForbiddenRenderer(Rule):
     """SLS renderers (#!py, #!pyobjects, #!mako, ...) or file templates the policy does not allow."""
@@ -30,7 +44,7 @@ class ForbiddenRenderer(Rule):
 
     def match_state(self, decl: StateDecl, ctx: RuleContext) -> Iterable[Hit]:
         template = decl.args.get("template")
-        if not isinstance(template, str) or not template:
+        if not isinstance(template, str) or not template or decl.fun in TEMPLATE_NOT_RENDERER:
             return
         engine = template.split("|")[0].strip()
         if engine not in ctx.policy.templates:
