@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 
 __virtualname__ = "ops_lb"
 
+# The loader's reason when the shared utils module has not been synced to this minion.
+_NEEDS_UTILS = "needs _utils/ops_common.py on the minion: run saltutil.sync_all (it syncs utils with the modules)"
+
 DEFAULT_DRAIN_DIR = "/etc/ops/lb-drain"
 DEFAULT_REASON = "saltpipe"
 FLAG_SUFFIX = ".drain"
@@ -50,38 +53,20 @@ FLAG_SUFFIX = ".drain"
 _POOL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
-def __virtual__() -> str:
+def __virtual__() -> str | tuple[bool, str]:
     """
     Always available: the module only needs Salt's ``file`` and ``config``
     execution modules, which every minion has.
+    Needs ``_utils/ops_common.py`` (synced with the modules).
     """
+    if "ops_common.answered" not in __utils__:
+        return False, f"{__virtualname__}: {_NEEDS_UTILS}"
     return __virtualname__
 
 
-def _test_mode(test: Any) -> bool:
-    """A dry run was asked for explicitly, or the minion runs with ``test: True``."""
-    return bool(test) or bool(__opts__.get("test", False))
-
-
 def _answer_is_the_return(func: Callable[..., Any]) -> Callable[..., Any]:
-    """
-    Clear the job's retcode after ``func`` returns: its outcome is its return value.
-
-    Salt's shell-backed functions (the ``service`` and ``pkg`` providers' probes)
-    record their exit code in ``__context__["retcode"]``, and that value leaks:
-    ``salt-call`` exits with it even when the answer is fine, and a state's
-    ``unless``/``onlyif`` ``fun:`` check reads it instead of the function's
-    return, even when an earlier state of the run left it. A falsy ``result``
-    still makes Salt exit 1; an exception still fails the call.
-    """
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        ret = func(*args, **kwargs)
-        __context__["retcode"] = 0
-        return ret
-
-    return wrapper
+    """Clear the job's retcode once ``func`` has returned (why: ``ops_common.answered``)."""
+    return functools.wraps(func)(lambda *a, **kw: __utils__["ops_common.answered"](__context__, func(*a, **kw)))
 
 
 def _drain_dir() -> str:
@@ -200,7 +185,7 @@ def pull_out(pool: str, reason: str = DEFAULT_REASON, test: bool = False) -> dic
             f"(flag {flag}, reason: {current['reason'] or 'unknown'})",
         }
     changes = {"pool": {"old": "in", "new": "out"}, "flag": flag, "reason": reason}
-    if _test_mode(test):
+    if __utils__["ops_common.test_mode"](test, __opts__):
         return {
             "result": None,
             "changes": changes,
@@ -258,7 +243,7 @@ def pull_in(pool: str, test: bool = False) -> dict[str, Any]:
             "comment": f"Node is already in pool {pool}",
         }
     changes = {"pool": {"old": "out", "new": "in"}, "flag": flag}
-    if _test_mode(test):
+    if __utils__["ops_common.test_mode"](test, __opts__):
         return {
             "result": None,
             "changes": changes,

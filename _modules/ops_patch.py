@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 
 __virtualname__ = "ops_patch"
 
+# The loader's reason when the shared utils module has not been synced to this minion.
+_NEEDS_UTILS = "needs _utils/ops_common.py on the minion: run saltutil.sync_all (it syncs utils with the modules)"
+
 LATEST = "latest"
 
 # A patch set name is also a config key component: no ':' (config.get's delimiter).
@@ -50,38 +53,20 @@ _PKG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+:~-]*$")
 _VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+:~-]*$")
 
 
-def __virtual__() -> str:
+def __virtual__() -> str | tuple[bool, str]:
     """
     Always loadable; the functions need a ``pkg`` provider, which Salt
     resolves per OS when they are called.
+    Needs ``_utils/ops_common.py`` (synced with the modules).
     """
+    if "ops_common.answered" not in __utils__:
+        return False, f"{__virtualname__}: {_NEEDS_UTILS}"
     return __virtualname__
 
 
-def _test_mode(test: Any) -> bool:
-    """A dry run was asked for explicitly, or the minion runs with ``test: True``."""
-    return bool(test) or bool(__opts__.get("test", False))
-
-
 def _answer_is_the_return(func: Callable[..., Any]) -> Callable[..., Any]:
-    """
-    Clear the job's retcode after ``func`` returns: its outcome is its return value.
-
-    Salt's shell-backed functions (the ``service`` and ``pkg`` providers' probes)
-    record their exit code in ``__context__["retcode"]``, and that value leaks:
-    ``salt-call`` exits with it even when the answer is fine, and a state's
-    ``unless``/``onlyif`` ``fun:`` check reads it instead of the function's
-    return, even when an earlier state of the run left it. A falsy ``result``
-    still makes Salt exit 1; an exception still fails the call.
-    """
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        ret = func(*args, **kwargs)
-        __context__["retcode"] = 0
-        return ret
-
-    return wrapper
+    """Clear the job's retcode once ``func`` has returned (why: ``ops_common.answered``)."""
+    return functools.wraps(func)(lambda *a, **kw: __utils__["ops_common.answered"](__context__, func(*a, **kw)))
 
 
 def _patchset(name: Any) -> dict[str, str]:
@@ -237,7 +222,7 @@ def install(patchset: str, test: bool = False) -> dict[str, Any]:
         salt '*' ops_patch.install 2024-06-openssl test=True
     """
     spec = _patchset(patchset)
-    dry_run = _test_mode(test)
+    dry_run = __utils__["ops_common.test_mode"](test, __opts__)
     if not dry_run and __salt__["config.get"]("ops:patch:refresh", False):
         __salt__["pkg.refresh_db"]()
     missing = _missing(spec)

@@ -73,6 +73,18 @@ def ops_app() -> types.ModuleType:
 
 
 @pytest.fixture(scope="session")
+def ops_common() -> types.ModuleType:
+    """The ``_utils/ops_common.py`` utils module every ops module calls through ``__utils__``."""
+    return _load("_utils", "ops_common")
+
+
+@pytest.fixture
+def ops_utils(ops_common: types.ModuleType) -> dict[str, Callable[..., Any]]:
+    """The ``__utils__`` an ops module sees on a synced minion: the real ``ops_common`` functions."""
+    return {f"ops_common.{name}": getattr(ops_common, name) for name in ("test_mode", "answered")}
+
+
+@pytest.fixture(scope="session")
 def ops_node() -> types.ModuleType:
     """The ``_states/ops_node.py`` state module."""
     return _load("_states", "ops_node")

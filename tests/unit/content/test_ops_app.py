@@ -44,12 +44,13 @@ def http_query():
 
 
 @pytest.fixture
-def configure_loader_modules(ops_app, service, http_query, make_config_get):
+def configure_loader_modules(ops_app, service, http_query, make_config_get, ops_utils):
     config = make_config_get({"ops": {"app": {"health_url": URL, "health_timeout": 3}}})
     return {
         ops_app: {
             "__salt__": {"config.get": config, "http.query": http_query, **service},
             "__opts__": {"test": False},
+            "__utils__": ops_utils,
             "__context__": {},
         }
     }

@@ -20,7 +20,7 @@ def drain_dir(tmp_path):
 
 
 @pytest.fixture
-def configure_loader_modules(ops_lb, drain_dir, make_config_get):
+def configure_loader_modules(ops_lb, drain_dir, make_config_get, ops_utils):
     return {
         ops_lb: {
             "__salt__": {
@@ -32,6 +32,7 @@ def configure_loader_modules(ops_lb, drain_dir, make_config_get):
                 "file.remove": salt_file.remove,
             },
             "__opts__": {"test": False},
+            "__utils__": ops_utils,
         },
         # Salt's file module reads its own dunders when mkdir creates directories.
         salt_file: {"__opts__": {"test": False}, "__salt__": {}, "__grains__": {"kernel": "Linux"}},

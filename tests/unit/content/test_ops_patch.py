@@ -29,11 +29,12 @@ def config(make_config_get):
 
 
 @pytest.fixture
-def configure_loader_modules(ops_patch, packages, config):
+def configure_loader_modules(ops_patch, packages, config, ops_utils):
     return {
         ops_patch: {
             "__salt__": {"config.get": config, **packages.salt_functions()},
             "__opts__": {"test": False},
+            "__utils__": ops_utils,
         }
     }
 

@@ -45,7 +45,7 @@ def http_query():
 
 @pytest.fixture
 def configure_loader_modules(
-    ops_node, ops_lb, ops_patch, ops_app, drain_dir, packages, service, http_query, make_config_get
+    ops_node, ops_lb, ops_patch, ops_app, drain_dir, packages, service, http_query, make_config_get, ops_utils
 ):
     config = make_config_get(
         {
@@ -67,14 +67,17 @@ def configure_loader_modules(
                 "file.remove": salt_file.remove,
             },
             "__opts__": opts,
+            "__utils__": ops_utils,
         },
         ops_patch: {
             "__salt__": {"config.get": config, **packages.salt_functions()},
             "__opts__": opts,
+            "__utils__": ops_utils,
         },
         ops_app: {
             "__salt__": {"config.get": config, "http.query": http_query, **service},
             "__opts__": opts,
+            "__utils__": ops_utils,
             "__context__": {},
         },
         ops_node: {
