@@ -93,9 +93,6 @@ class Size(_Model):
         return f"{pct}%"
 
 
-SizeField = Annotated[Size, Field(description="a count (3) or a percentage ('5%')")]
-
-
 # --------------------------------------------------------------------------------------------------------------
 # How a syndic master's file_roots is reached.
 

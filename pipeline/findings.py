@@ -111,9 +111,6 @@ class Finding:
     def sort_key(self) -> tuple[str, int, int, str, str]:
         return (self.path, self.line, self.severity.rank, self.rule, self.message)
 
-    def location(self) -> str:
-        return f"{self.path}:{self.line}"
-
 
 @dataclass(frozen=True)
 class WaivedFinding:
