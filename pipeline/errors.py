@@ -78,6 +78,10 @@ class InfrastructureError(SaltpipeError):
     """Something saltpipe talks to (a Salt daemon, a syndic's file_roots, GitLab) failed or cannot be reached."""
 
 
+class CheckToolError(InfrastructureError):
+    """A check could not run (its tool is not installed or crashed): the check fails closed, never passes."""
+
+
 class SaltError(InfrastructureError):
     """A Salt daemon or client call failed in a way that is not a per-minion result."""
 

@@ -3,6 +3,10 @@
 pylint runs in a subprocess (its plugins and astroid caches stay out of saltpipe's process) that starts before
 SLS rendering and is collected after it, so on two cores the two overlap. Messages become findings with rule
 ``pylint-<symbol>``: ``fatal``/``error`` are errors, ``warning`` warnings, the rest info.
+
+Fail closed: pylint that cannot run (not installed, a plugin such as saltpylint that does not load, a crash
+without a report, a timeout) raises :class:`~pipeline.errors.CheckToolError` (exit 2 with what to install),
+never an empty report that would pass.
 """
 
 from __future__ import annotations
@@ -14,9 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.errors import ConfigError
+from pipeline.errors import CheckToolError, ConfigError
 from pipeline.findings import Finding, Severity
-from pipeline.policy.engine import internal_error
 
 #: Used when the checked repository has no .pylintrc of its own (mirrors the project's .pylintrc).
 FALLBACK_ARGS = (
@@ -27,17 +30,24 @@ FALLBACK_ARGS = (
     "--disable=R,C,fixme,import-error,no-member",
 )
 _SEVERITY = {"fatal": Severity.ERROR, "error": Severity.ERROR, "warning": Severity.WARNING}
+#: pylint messages that mean the check itself is incomplete (a plugin, e.g. saltpylint, did not load).
+_TOOL_BROKEN = frozenset({"bad-plugin-value"})
+INSTALL_HINT = (
+    "install pylint and saltpylint into the interpreter saltpipe runs with (pip install -e . installs the "
+    "pinned versions of pyproject.toml), or pass --no-pylint to skip pylint on purpose"
+)
 
 
 @dataclass
 class PylintRun:
     """A pylint subprocess over ``files`` (absolute paths inside ``repo``), with ``extra_args`` after the rcfile.
-    :meth:`collect` waits for it."""
+    ``python`` is the interpreter command (default: saltpipe's own). :meth:`collect` waits for it."""
 
     repo: Path
     files: Sequence[Path]
     extra_args: Sequence[str] = ()
     timeout: float = 600.0
+    python: Sequence[str] = ()
 
     def __post_init__(self) -> None:
         self._proc: subprocess.Popen[str] | None = None
@@ -45,14 +55,14 @@ class PylintRun:
             return
         rcfile = self.repo / ".pylintrc"
         args = [f"--rcfile={rcfile}"] if rcfile.is_file() else list(FALLBACK_ARGS)
-        cmd = [sys.executable, "-m", "pylint", *args, *self.extra_args, "--output-format=json", "--score=n", "--persistent=n"]
+        cmd = [*(self.python or (sys.executable,)), "-m", "pylint", *args, *self.extra_args, "--output-format=json", "--score=n", "--persistent=n"]
         cmd += [str(p.relative_to(self.repo)) if p.is_relative_to(self.repo) else str(p) for p in self.files]
         self._proc = subprocess.Popen(  # pylint: disable=consider-using-with  # collected in collect()
             cmd, cwd=self.repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
 
     def collect(self) -> list[Finding]:
-        """Wait for pylint and return its messages as findings (a pylint crash is an ``internal-error``)."""
+        """Wait for pylint and return its messages as findings; :class:`CheckToolError` when pylint did not run."""
         if self._proc is None:
             return []
         try:
@@ -60,14 +70,15 @@ class PylintRun:
         except subprocess.TimeoutExpired:
             self._proc.kill()
             self._proc.communicate()
-            return [internal_error(".pylintrc", "pylint", TimeoutError(f"no result after {self.timeout:.0f}s"))]
+            raise CheckToolError(f"pylint gave no result after {self.timeout:.0f}s: the Python files were not checked",
+                                 hint="run pylint on the files by hand to see where it hangs")
         if self._proc.returncode & 32:
             raise ConfigError(f"pylint refused its options: {err.strip()[-500:]}", path=self.repo / ".pylintrc",
                               hint="fix .pylintrc (pylint --rcfile=.pylintrc --help-msg shows valid options)")
-        try:
-            messages = json.loads(out or "[]")
-        except json.JSONDecodeError:
-            return [internal_error(".pylintrc", "pylint", RuntimeError((err or out).strip()[-500:] or "no output"))]
+        messages = _messages(out, err, self._proc.returncode)
+        broken = [m for m in messages if m.get("symbol") in _TOOL_BROKEN]
+        if broken:
+            raise CheckToolError(f"pylint ran without a plugin it needs: {broken[0].get('message', '').strip()}", hint=INSTALL_HINT)
         findings = []
         for msg in messages:
             path = Path(msg.get("path") or msg.get("module", "?"))
@@ -91,10 +102,24 @@ class PylintRun:
             return path.as_posix()
 
 
+def _messages(out: str, err: str, returncode: int) -> list[dict]:
+    """pylint's JSON report; :class:`CheckToolError` when there is none (pylint not installed - "No module
+    named pylint", exit 1, no output - or crashed before reporting)."""
+    parsed: object = None
+    try:
+        parsed = json.loads(out)
+    except json.JSONDecodeError:
+        pass
+    if isinstance(parsed, list):
+        return parsed
+    detail = (err or out).strip()[-500:] or f"exit code {returncode}, no output"
+    raise CheckToolError(f"pylint did not run, the Python files were not checked: {detail}", hint=INSTALL_HINT)
+
+
 #: saltpipe's own code is not loaded by Salt: salt.utils.files.fopen is not its rule.
 PROJECT_EXTRA_ARGS = ("--disable=resource-leakage",)
 
 
-def start_pylint(repo: Path, extension: Sequence[Path], project: Sequence[Path]) -> list[PylintRun]:
+def start_pylint(repo: Path, extension: Sequence[Path], project: Sequence[Path], python: Sequence[str] = ()) -> list[PylintRun]:
     """Start pylint on Salt extension modules and on saltpipe's own code (two processes, one rcfile)."""
-    return [PylintRun(repo, extension), PylintRun(repo, project, PROJECT_EXTRA_ARGS)]
+    return [PylintRun(repo, extension, python=python), PylintRun(repo, project, PROJECT_EXTRA_ARGS, python=python)]
