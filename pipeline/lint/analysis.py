@@ -25,6 +25,8 @@ from pipeline.policy.model import PythonDoc, SlsDoc, SourceText, TemplateDoc
 from pipeline.policy.states import states_from_high, states_from_text
 
 RENDER_STUBBED_CALL = "render-stubbed-call"
+TOP_MATCH_ERROR = "top-match-error"
+SYMLINK_OUTSIDE_REPO = "symlink-outside-repo"
 PYTHON_SYNTAX_ERROR = "python-syntax-error"
 _BLOCKING_TEMPLATE_RULES = frozenset({"jinja-sandbox-escape"})
 
@@ -176,6 +178,8 @@ def render_and_check(
                         out.findings += checker.check(run)
                     except Exception as exc:  # pylint: disable=broad-except  # crash isolation
                         out.findings.append(internal_error(tree.rel(root), f"structure checks for {minion.label}", exc))
+            if check_top and tree.top is not None and root == tree.states_root:
+                out.findings += _top_problems(tree, tree.top, renderer.top_problems)
     out.timings["render"] = out.timings.get("render", 0.0) + time.perf_counter() - started
     for (path, line, message), labels in render_errors.items():
         if report_render_errors:
@@ -203,6 +207,38 @@ def render_and_check(
         for finding in engine.check_sls(doc):
             if (finding.rule, finding.path, finding.line) not in reported:
                 out.findings.append(replace(finding, message=f"{finding.message} (in the template text: no fixture minion renders this part)"))
+
+
+def outside_link_findings(tree: SourceTree) -> list[Finding]:
+    """One finding per symlink that leaves the repository: it is not read, rendered or released as lint saw it."""
+    out = []
+    for link in tree.outside:
+        where_to = link.resolve()
+        out.append(
+            Finding(
+                SYMLINK_OUTSIDE_REPO, Severity.ERROR, tree.link_rel(link), 1,
+                f"symlink to {where_to} (outside the repository): lint does not read it and a release would not "
+                "contain what it points to; commit the file itself",
+                key=str(where_to),
+            )
+        )
+    return out
+
+
+def _top_problems(tree: SourceTree, top: Path, problems: Iterable[tuple[str, str, str]]) -> list[Finding]:
+    """Top file targets Salt cannot match, at the target's ``match:`` line (or the target's)."""
+    source = tree.source(top)
+    out = []
+    for target, matcher, problem in sorted(problems):
+        target_line = source.find(f"{target}:") or source.find(target) or 1
+        line = source.find("match:", after=target_line - 1) if problem.startswith("unknown match") else None
+        out.append(
+            Finding(
+                TOP_MATCH_ERROR, Severity.ERROR, source.path, line or target_line,
+                f"target {target!r} matches no minion: {problem}", key=f"{target}|{matcher}",
+            )
+        )
+    return out
 
 
 def _record_error(tree: SourceTree, outcome: RenderOutcome, minion: MinionFixture, errors: dict[tuple[str, int, str], list[str]]) -> None:

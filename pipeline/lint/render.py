@@ -62,6 +62,8 @@ class SaltRenderer:
     _cachedir: Path | None = field(default=None, repr=False)
     _loaders: list[Any] = field(default_factory=list, repr=False)
     _saved_level: int | None = field(default=None, repr=False)
+    #: ``(target, match type, problem)`` of top file targets Salt cannot match (see :meth:`top_matches`).
+    top_problems: set[tuple[str, str, str]] = field(default_factory=set, repr=False)
 
     def __enter__(self) -> SaltRenderer:
         self.start()
@@ -190,17 +192,24 @@ class SaltRenderer:
 
     def top_matches(self, target: str, data: list[Any]) -> bool:
         """Whether the current minion matches a top file target, by Salt's own matchers (``compound`` unless
-        the target's list says ``- match: <type>``, as in ``confirm_top``)."""
+        the target's list says ``- match: <type>``, as in ``confirm_top``). A target Salt cannot match (an
+        unknown ``match:`` type, a matcher that raises) matches nothing and is recorded in
+        :attr:`top_problems` as ``(target, match type, what is wrong)`` for lint to report."""
         matcher = "compound"
         for item in data:
             if isinstance(item, Mapping) and "match" in item:
                 matcher = str(item["match"])
         opts = self._minion_opts
+        if f"{matcher}_match.match" not in self._matchers:
+            known = ", ".join(sorted(k.removesuffix("_match.match") for k in self._matchers.keys() if k.endswith("_match.match")))
+            self.top_problems.add((target, matcher, f"unknown match type {matcher!r} (Salt has: {known})"))
+            return False
         try:
             if matcher == "nodegroup":
                 return bool(self._matchers["nodegroup_match.match"](target, opts.get("nodegroups", {}), opts=opts, minion_id=opts["id"]))
             return bool(self._matchers[f"{matcher}_match.match"](target, opts=opts, minion_id=opts["id"]))
-        except Exception:  # pylint: disable=broad-except  # a bad target matches nothing; lint reports it
+        except Exception as exc:  # pylint: disable=broad-except  # a bad target matches nothing; lint reports it
+            self.top_problems.add((target, matcher, f"the {matcher} matcher cannot read this target ({type(exc).__name__}: {exc})"))
             return False
 
     def close(self) -> None:

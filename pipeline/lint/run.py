@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pipeline.config import PipelineConfig
 from pipeline.findings import Report
-from pipeline.lint.analysis import Analysis, SlsTarget, check_python, check_templates, render_and_check
+from pipeline.lint.analysis import Analysis, SlsTarget, check_python, check_templates, outside_link_findings, render_and_check
 from pipeline.lint.changes import Selection, changes_since, select
 from pipeline.lint.fixtures import environment_minions
 from pipeline.lint.pylint_runner import start_pylint
@@ -84,6 +84,7 @@ def run_lint(options: LintOptions) -> LintResult:
         selection = Selection(full=True, reason="full run")
     engine = PolicyEngine(policy, all_rules())
     out = Analysis()
+    out.findings += outside_link_findings(tree)
     if policy.source is None:
         out.notes.append(f"no {policy_shown}: the built-in policy defaults apply")
     if not selection.full:

@@ -68,6 +68,8 @@ class SourceTree:
     templates: list[Path] = field(default_factory=list)
     extension_python: list[Path] = field(default_factory=list)
     project_python: list[Path] = field(default_factory=list)
+    #: Symlinks in the checked tree (files or directories) that point outside the repository: never read.
+    outside: list[Path] = field(default_factory=list)
     _texts: dict[Path, SourceText] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -75,7 +77,10 @@ class SourceTree:
         repo = repo.resolve()
         tree = cls(repo=repo, states_root=repo / states_dir)
         if tree.states_root.is_dir():
+            tree.outside += _outside_links(tree.states_root, repo)
             for path in sorted(_files(tree.states_root)):
+                if path in tree.outside:
+                    continue
                 if path.suffix == ".sls":
                     if path == tree.states_root / "top.sls":
                         tree.top = path
@@ -90,7 +95,9 @@ class SourceTree:
                     tree.extension_python.append(path)
         for top_dir in sorted(repo.iterdir()) if repo.is_dir() else ():
             if top_dir.is_dir() and top_dir.name.startswith("_") and top_dir.name not in _SKIP_DIRS:
-                tree.extension_python += sorted(p for p in _files(top_dir) if p.suffix == ".py")
+                links = _outside_links(top_dir, repo) if not top_dir.is_symlink() else [top_dir]
+                tree.outside += links
+                tree.extension_python += sorted(p for p in _files(top_dir) if p.suffix == ".py" and p not in links)
         pipeline_dir = repo / "pipeline"
         if pipeline_dir.is_dir():
             tree.project_python = sorted(p for p in _files(pipeline_dir, _PROJECT_SKIP_DIRS) if p.suffix == ".py")
@@ -102,6 +109,10 @@ class SourceTree:
             return path.resolve().relative_to(self.repo).as_posix()
         except ValueError:
             return path.as_posix()
+
+    def link_rel(self, path: Path) -> str:
+        """Display path of a symlink itself (:meth:`rel` shows where it points)."""
+        return path.relative_to(self.repo).as_posix()
 
     def source(self, path: Path) -> SourceText:
         """The file's text (read once), undecodable bytes replaced."""
@@ -162,6 +173,15 @@ class SourceTree:
             yield self.top
         yield from self.templates
         yield from self.extension_python
+
+
+def _outside_links(root: Path, repo: Path) -> list[Path]:
+    """Symlinks under ``root`` whose target (even a missing one) is outside ``repo``. A directory link is
+    reported once and not descended into (``rglob`` does not follow it)."""
+    return sorted(
+        p for p in root.rglob("*")
+        if p.is_symlink() and not p.resolve().is_relative_to(repo) and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    )
 
 
 def _files(root: Path, skip: frozenset[str] = _SKIP_DIRS) -> Iterator[Path]:
