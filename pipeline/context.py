@@ -29,6 +29,8 @@ class AppContext:
     repo: Path
     config_path: Path
     _config: PipelineConfig | None = field(default=None, repr=False)
+    #: ``--config`` was given (a missing file is then that option's mistake, not the checkout's).
+    config_given: bool = False
 
     @classmethod
     def create(cls, repo: Path | None, config: Path | None) -> "AppContext":
@@ -38,11 +40,16 @@ class AppContext:
         cfg = Path(config) if config else root / DEFAULT_CONFIG
         if not cfg.is_absolute():
             cfg = (Path.cwd() / cfg).resolve()
-        return cls(repo=root, config_path=cfg)
+        return cls(repo=root, config_path=cfg, config_given=config is not None)
 
     @property
     def config(self) -> PipelineConfig:
         if self._config is None:
+            if not self.config_given and not self.config_path.is_file():
+                raise UsageError(
+                    f"{self.repo}: not a saltpipe checkout (no {DEFAULT_CONFIG})",
+                    hint="cd into a saltpipe checkout or pass --repo DIR (or --config FILE for another pipeline config)",
+                )
             self._config = load_config(self.config_path)
         return self._config
 

@@ -186,9 +186,12 @@ def _check_served(ctx: ImpactContext) -> None:
         ctx.serving.attest(env, ctx.release_id)
     except SyncError as exc:
         # The dry run of a saltenv nobody serves would report "no top file match": refuse instead.
+        expose = f"saltpipe sync {env.name} --release {ctx.release_id} --canary"
+        unasked = "could not attest" in exc.message  # a syndic not asked at all: exposing again would not help
         raise SyncError(
             f"{ctx.release_id} is not exposed as saltenv {ctx.saltenv} on every syndic of {env.name}: {exc.message}",
-            hint=f"expose it first: saltpipe sync {env.name} --release {ctx.release_id} --canary",
+            hint=(f"fix what the syndic's line above says, then run again (expose the release with `{expose}` "
+                  "if it is not yet)") if unasked else f"expose it first: {expose}",
         ) from exc
     check_top_file(ctx.serving.top_file(ctx.release_id), ctx.release_id, ctx.saltenv)
 

@@ -184,8 +184,10 @@ def sync(app: AppContext, environment: str, release_id: str | None, rev: str, ro
         switched = "every syndic still serves its previous release" if not result.switched else (
             "check `saltpipe status " + environment + "`"
         )
+        # One syndic per line, each followed by its own hint (a failure's text is "message\n  hint: ...").
+        problems = "".join(f"\n  {line}" for failure in result.failures() for line in failure.splitlines())
         raise SyncError(
-            f"sync of {result.release} to {environment} failed: " + "; ".join(result.failures()),
+            f"sync of {result.release} to {environment} failed:{problems}",
             hint=f"fix the cause and run `saltpipe sync {environment} --release {result.release}` again; {switched}",
         )
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from pipeline.context import AppContext
-from pipeline.errors import EXIT_FINDINGS, UsageError
+from pipeline.errors import EXIT_FINDINGS, ConfigError, UsageError
 from pipeline.runtime_policy import (
     DEFAULT_POLICY,
     MasterTarget,
@@ -69,7 +69,15 @@ def verify_runtime_command(
         raise UsageError(
             "no master to verify", hint="pass --workdir DIR (local topology) or --master-config DIR (repeatable)"
         )
-    policy = load_runtime_policy(policy_path or app.repo / DEFAULT_POLICY)
+    policy_file = policy_path or app.repo / DEFAULT_POLICY
+    if not policy_file.is_file():
+        # --master-config names the masters; the policy they are checked against is a file of the checkout.
+        raise ConfigError(
+            "runtime policy not found",
+            path=policy_file,
+            hint=f"pass --policy FILE, or run from a saltpipe checkout (--repo DIR) holding {DEFAULT_POLICY}",
+        )
+    policy = load_runtime_policy(policy_file)
     report = verify_runtime(policy, masters, probe=not no_probe)
     click.echo(format_json(report) if fmt == "json" else format_text(report))
     if not report.ok:

@@ -155,6 +155,13 @@ class SaltMasterAttestor:
         path = self.master_configs.get(name)
         if path is None:
             return ServedRelease(name, None, error="no master config known for this syndic", method=self.method)
+        if not path.is_file():
+            # Salt would read no file and use its defaults: "not served" would hide the missing config.
+            return ServedRelease(
+                name, None, method=self.method,
+                error=f"master config {path} does not exist on this host: fix master_config of syndic {name} in "
+                f"the pipeline config, or pass --syndic-config {name}=PATH",
+            )
         try:
             return _from_marker(name, read_through_fileserver(path, saltenv), self.method)
         except Exception as exc:  # pylint: disable=broad-except

@@ -129,8 +129,8 @@ class LocalTarget(FileRootsTarget):
                     self.name,
                     "read file_roots directory",
                     f"{self.root} does not exist or is not a directory",
-                    hint="create it where the syndic master's file_roots points (docs/sync.md), or fix the path "
-                    "in salt/pipeline.yaml",
+                    hint=f"create it (mkdir -p {self.root}) where syndic {self.name}'s master points its "
+                    f"file_roots (docs/sync.md), or fix file_roots.path of syndic {self.name} in the pipeline config",
                 )
             self._releases().mkdir(exist_ok=True)
             (self.root / ENVS_DIR).mkdir(exist_ok=True)

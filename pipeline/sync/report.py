@@ -63,6 +63,8 @@ def sync_lines(result: SyncResult) -> list[str]:
         else:
             assert s.error is not None
             lines.append(f"  {s.syndic:<{width}}  FAILED    {s.error.step}: {s.error.cause}")
+            if s.error.hint:
+                lines.append(f"  {'':<{width}}  hint: {s.error.hint}")
     if not result.staged_everywhere:
         lines.append("  switched: none (every syndic keeps serving what it served)")
     elif result.switched:
