@@ -24,7 +24,9 @@ from pipeline.errors import EXIT_ERROR, SaltpipeError
 COMMAND_TABLE: dict[str, str] = {
     "config": "pipeline.commands.config:config",
     "demo": "pipeline.commands.demo:demo",
+    "fixtures": "pipeline.commands.fixtures:fixtures",
     "impact": "pipeline.commands.impact:impact",
+    "init": "pipeline.commands.init:init",
     "lint": "pipeline.commands.lint:lint",
     "policy": "pipeline.commands.policy:policy",
     "release": "pipeline.commands.release:release",

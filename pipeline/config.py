@@ -26,6 +26,8 @@ from pipeline.yamlmodel import format_loc, problems_error, validation_problems
 from pipeline.yamlsrc import SourcedYaml, load_yaml
 
 DEFAULT_CONFIG = Path("salt/pipeline.yaml")
+#: Where a lint-only config (no environments) finds its fixtures unless ``fixtures:`` says otherwise.
+LINT_FIXTURES = Path("salt/fixtures/lint")
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
 _MINION_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -257,6 +259,73 @@ class Fixtures(_Model):
     pillar: Path
 
 
+class Layout(_Model):
+    """Where the Salt tree lives in the repository: docs/configuration.md, "layout".
+
+    ``states_root`` is the directory Salt serves as ``salt://`` (the root of the release tree); ``roots`` are
+    more directories of the same saltenv after it, in Salt's file_roots order (their files are merged into the
+    release; a path that two roots both hold is refused rather than shadowed). ``extensions`` names the
+    ``_modules``/``_states``/``_utils``/``_grains``... directories released under their own name at the top of
+    the tree; empty means every ``_*/`` at the top of the repository (those inside a root are part of it
+    anyway). ``exclude`` keeps files under a root out of lint and releases: ``dir/`` a directory at that
+    repository path, ``*.md`` a glob on the repository path or the file name. saltpipe's own files
+    (``salt/pipeline.yaml``, ``salt/policy.yaml``, ``salt/fixtures/``) are always excluded. The defaults are
+    the saltpipe repository's own layout: ``states/``, ``_modules/``, ``_states/`` at the top.
+    """
+
+    states_root: str = "states"
+    roots: tuple[str, ...] = ()
+    extensions: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+
+    @field_validator("states_root")
+    @classmethod
+    def _root(cls, value: str) -> str:
+        return _repo_relative(value, "the directory Salt serves as salt://, e.g. states, salt or .")
+
+    @field_validator("roots")
+    @classmethod
+    def _roots(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_repo_relative(v, "a directory of the repository, e.g. formulas") for v in value)
+
+    @field_validator("extensions")
+    @classmethod
+    def _extensions(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        out = tuple(_repo_relative(v, "a directory like _modules or ext/_states") for v in value)
+        for item in out:
+            if not Path(item).name.startswith("_"):
+                raise ValueError(f"{item!r}: an extension directory's name starts with '_' (_modules, _states, ...)")
+        names = [Path(item).name for item in out]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"two extension directories both land on {', '.join(dupes)}/ in the release")
+        return out
+
+    @model_validator(mode="after")
+    def _distinct_roots(self) -> "Layout":
+        all_roots = self.file_roots()
+        if len(set(all_roots)) != len(all_roots):
+            raise ValueError("a directory is listed twice between states_root and roots")
+        for a in all_roots:
+            for b in all_roots:
+                if a != b and (a == "." or b.startswith(a + "/")):
+                    raise ValueError(f"root {b!r} is inside root {a!r}; list only one of them")
+        return self
+
+    def file_roots(self) -> tuple[str, ...]:
+        """Every root of saltenv ``base`` (repository-relative, POSIX), in Salt's order."""
+        return (self.states_root, *self.roots)
+
+
+def _repo_relative(value: str, what: str) -> str:
+    """A normalised POSIX path inside the repository (``.`` for the top)."""
+    path = Path(value.strip() or ".")
+    if path.is_absolute() or ".." in path.parts:
+        raise ValueError(f"must be a path inside the repository ({what}), got {value!r}")
+    return path.as_posix()
+
+
+
 class Environment(_Model):
     """One deployment environment (``test``, ``production``)."""
 
@@ -381,7 +450,10 @@ class PipelineConfig(_Model):
     review: ReviewSettings = ReviewSettings()
     salt: SaltAccess | None = None
     notifications: NotifySettings = NotifySettings()
-    environments: dict[str, Environment]
+    layout: Layout = Layout()
+    # Lint-only fixtures, used when no environment is defined yet (written by `saltpipe init`).
+    fixtures: Fixtures | None = None
+    environments: dict[str, Environment] = Field(default_factory=dict)
     # Where the file was loaded from; set by load_config, not by the file.
     source: Path | None = Field(default=None, exclude=True)
 
@@ -396,12 +468,6 @@ class PipelineConfig(_Model):
                 envs[name] = env
             value = {**value, "environments": envs}
         return value
-
-    @model_validator(mode="after")
-    def _check_environments(self) -> "PipelineConfig":
-        if not self.environments:
-            raise ValueError("define at least one environment under 'environments'")
-        return self
 
     def cross_check(self) -> list[tuple[tuple[str | int, ...], str]]:
         """Problems that span environments, each with the location it is about (for line numbers)."""
@@ -466,6 +532,13 @@ class PipelineConfig(_Model):
         """The environment called ``name``; a :class:`~pipeline.errors.UsageError` if there is none."""
         from pipeline.errors import UsageError
 
+        if not self.environments:
+            raise UsageError(
+                f"{self.source or DEFAULT_CONFIG} defines no environments yet (a lint-only config), so there is "
+                f"no {name!r} to deploy to",
+                hint="add an environment (syndics, target, canary, batches) under 'environments': docs/adopting.md, "
+                "step 6, and docs/configuration.md",
+            )
         try:
             return self.environments[name]
         except KeyError:
@@ -477,6 +550,11 @@ class PipelineConfig(_Model):
     def syndic_master_configs(self, name: str) -> dict[str, Path]:
         """Syndic name -> master config file, for the syndics of environment ``name`` that set one."""
         return {s.name: s.master_config for s in self.environment(name).syndics if s.master_config is not None}
+
+    def lint_fixtures(self, repo: Path) -> Fixtures:
+        """The fixture files of a lint-only config (no environments), resolved against ``repo``."""
+        fx = self.fixtures or Fixtures(grains=LINT_FIXTURES / "grains.yaml", pillar=LINT_FIXTURES / "pillar.yaml")
+        return Fixtures(grains=repo / fx.grains, pillar=repo / fx.pillar)
 
     def fixtures_for(self, name: str, repo: Path) -> Fixtures:
         """The grains/pillar fixture files of environment ``name``, resolved against ``repo``."""

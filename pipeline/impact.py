@@ -197,19 +197,24 @@ def _check_served(ctx: ImpactContext) -> None:
 
 
 def _collect(ctx: ImpactContext, clock: Clock, jid: str, targets: Sequence[str]) -> dict[str, MinionReturn]:
+    return collect_returns(ctx.client, jid, targets, timeout=ctx.timeout, poll_interval=ctx.poll_interval, clock=clock)
+
+
+def collect_returns(client: SaltClient, jid: str, targets: Sequence[str], *, timeout: float, poll_interval: float,
+                    clock: Clock) -> dict[str, MinionReturn]:
     """Poll returns until every target answered or ``timeout`` passed; then look the rest up in the MoM cache."""
-    deadline = clock.monotonic() + ctx.timeout
+    deadline = clock.monotonic() + timeout
     got: dict[str, MinionReturn] = {}
     wanted = set(targets)
     while True:
-        got.update({m: r for m, r in ctx.client.returns(jid).items() if m in wanted})
+        got.update({m: r for m, r in client.returns(jid).items() if m in wanted})
         if wanted <= got.keys() or clock.monotonic() >= deadline:
             break
-        ctx.client.wait(min(ctx.poll_interval, max(0.0, deadline - clock.monotonic())), clock.sleep)
+        client.wait(min(poll_interval, max(0.0, deadline - clock.monotonic())), clock.sleep)
     if not wanted <= got.keys():
         # A return published through a syndic can miss the event bus and still reach the MoM's job cache.
         try:
-            cached = ctx.client.lookup_job(jid)
+            cached = client.lookup_job(jid)
         except SaltError:
             cached = {}
         got.update({m: r for m, r in cached.items() if m in wanted and m not in got})

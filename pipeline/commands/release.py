@@ -14,6 +14,7 @@ import click
 from pipeline.context import AppContext
 from pipeline.errors import SyncError, UsageError
 from pipeline.freeze import check_freeze, record_override
+from pipeline.layout import RepoLayout
 from pipeline.lock import EnvironmentLock, read_lock
 from pipeline.release import BuildContext, ReleaseStore, build_release
 from pipeline.release.manifest import check_release_id
@@ -50,12 +51,13 @@ def release() -> None:
 @_FORMAT
 @click.pass_obj
 def build(app: AppContext, rev: str, fmt: str) -> None:
-    """Build the release of a commit: states/ plus _modules/, _states/ and every other _*/ directory.
+    """Build the release of a commit: states/ plus _modules/, _states/ and every other _*/ directory (or
+    wherever layout: in the pipeline config puts them).
 
     The id is derived from the content, so the same commit always gives the same id; building it again reuses
     the stored release. Exit 2 naming the path when the commit holds something that cannot be released.
     """
-    result = build_release(BuildContext(repo=app.repo, rev=rev, store=_store(app)))
+    result = build_release(BuildContext(repo=app.repo, rev=rev, store=_store(app), layout=RepoLayout.of(app.config.layout)))
     if fmt == "json":
         click.echo(json.dumps({**release_json(result.release, result.created), "built_from": result.commit}, indent=2))
     else:
@@ -159,7 +161,7 @@ def sync(app: AppContext, environment: str, release_id: str | None, rev: str, ro
             elif release_id:
                 rel = store.get(check_release_id(release_id))
             else:
-                rel = build_release(BuildContext(repo=app.repo, rev=rev, store=store)).release
+                rel = build_release(BuildContext(repo=app.repo, rev=rev, store=store, layout=RepoLayout.of(app.config.layout))).release
             ctx = SyncContext(
                 environment=environment,
                 release=rel,

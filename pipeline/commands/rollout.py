@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -106,6 +106,11 @@ def _client(app: AppContext, env_name: str, opts: dict[str, Any]) -> SaltClient:
     hc = env.gates.health_check
     if hc is not None and hc.function:
         extra.append(hc.function)
+    return mom_client(app, opts, extra, syndic_configs(app.config, env_name, opts["syndic_configs"]))
+
+
+def mom_client(app: AppContext, opts: dict[str, Any], extra: Sequence[str] = (), syndics: dict[str, Path] | None = None) -> SaltClient:
+    """The client to the MoM that the config and the ``_salt_options`` flags choose (also ``fixtures import``)."""
     access = mom_access(
         app.config,
         master_config=opts["master_config"],
@@ -119,7 +124,7 @@ def _client(app: AppContext, env_name: str, opts: dict[str, Any]) -> SaltClient:
 
         return LocalSaltClient(
             access.master_config,
-            syndic_configs=syndic_configs(app.config, env_name, opts["syndic_configs"]),
+            syndic_configs=syndics or {},
             extra_functions=extra,
         )
     from pipeline.salt_client.api import SaltApiClient
@@ -130,7 +135,7 @@ def _client(app: AppContext, env_name: str, opts: dict[str, Any]) -> SaltClient:
         username=access.api.user,
         password=access.password(),
         eauth=access.api.eauth,
-        syndic_urls=_pairs(opts["syndic_apis"], "--syndic-api"),
+        syndic_urls=_pairs(opts.get("syndic_apis", ()), "--syndic-api"),
         extra_functions=extra,
         verify=str(access.api.ca_bundle) if access.api.ca_bundle else True,
     )

@@ -122,7 +122,8 @@ def render_and_check(
             if source.path in blocked or not set(pipe) <= set(allowed):
                 continue
             renderable.append(target)
-        with SaltRenderer(root, allowed, engine.policy.render_functions, tree.rel) as renderer:
+        extra = tree.extra_roots if root == tree.states_root else ()  # more roots of base: Salt merges them
+        with SaltRenderer(root, allowed, engine.policy.render_functions, tree.rel, extra_roots=extra) as renderer:
             for minion in minions:
                 renderer.use(minion)
                 run = MinionRender(minion)

@@ -14,7 +14,7 @@ from pathlib import Path
 import git
 
 from pipeline.errors import GitError
-from pipeline.lint.sources import STATES_DIR, SourceTree, sls_name
+from pipeline.lint.sources import SourceTree, sls_name
 
 #: Changes to these force a full run (everything depends on them).
 GLOBAL_INPUTS = ("salt/policy.yaml", "salt/pipeline.yaml", "salt/fixtures/", ".pylintrc")
@@ -89,7 +89,7 @@ def select(tree: SourceTree, changes: ChangeSet, policy_rel: str = "salt/policy.
     for name, path in tree.sls.items():
         node_of[path] = f"sls:{name}"
     for path in tree.templates:
-        node_of[path] = f"file:{path.relative_to(states).as_posix()}"
+        node_of[path] = f"file:{path.relative_to(tree.root_of(path) or states).as_posix()}"
     if tree.top:
         node_of[tree.top] = "file:top.sls"
     down: dict[str, set[str]] = {}
@@ -103,8 +103,9 @@ def select(tree: SourceTree, changes: ChangeSet, policy_rel: str = "salt/policy.
     files: set[Path] = set()
     for rel in changes.all:
         path = (tree.repo / rel).resolve()
-        if rel.startswith(f"{STATES_DIR}/"):
-            inner = Path(rel).relative_to(STATES_DIR)
+        root = tree.root_of(path)
+        if root is not None:
+            inner = path.relative_to(root)
             touched.add(f"file:{inner.as_posix()}")
             if inner.suffix == ".sls":
                 touched.add(f"sls:{sls_name(Path('.'), inner)}")

@@ -1,6 +1,6 @@
 """The grains and pillar that lint renders SLS against, per environment and fixture minion.
 
-``salt/fixtures/<env>/grains.yaml`` is either ``{minions: {<id>: {<grain>: value}}}`` (render once per minion)
+``salt/fixtures/<env>/grains.yaml`` (``salt/fixtures/lint/`` for a lint-only config) is either ``{minions: {<id>: {<grain>: value}}}`` (render once per minion)
 or a plain grains mapping (one minion); ``pillar.yaml`` is the environment's pillar data. The paths come from
 :meth:`pipeline.config.PipelineConfig.fixtures_for`.
 """
@@ -14,6 +14,10 @@ from typing import Any
 from pipeline.config import PipelineConfig
 from pipeline.errors import ConfigError
 from pipeline.yamlsrc import load_yaml
+
+
+#: The environment label of the fixture minions of a lint-only config (no environments yet).
+LINT_ENV = "lint"
 
 
 @dataclass(frozen=True)
@@ -30,7 +34,15 @@ class MinionFixture:
         return f"{self.env}/{self.minion_id}"
 
 
-def _mapping(path: Path) -> dict[str, Any]:
+def _mapping(path: Path, key: str) -> dict[str, Any]:
+    if not path.is_file():
+        # load_yaml's own hint is about --config; a fixture file is named by the config's fixtures key.
+        raise ConfigError(
+            "fixture file not found",
+            path=path,
+            hint=f"create it (`saltpipe init` writes lint fixtures, `saltpipe fixtures import` real ones), or set "
+            f"{key} in the pipeline config to the right file",
+        )
     src = load_yaml(path)
     if src.data is None:
         return {}
@@ -39,10 +51,13 @@ def _mapping(path: Path) -> dict[str, Any]:
     return src.data
 
 
-def load_minions(env: str, grains_path: Path, pillar_path: Path) -> list[MinionFixture]:
-    """The fixture minions of one environment (ConfigError naming the file when one is missing or bad)."""
-    grains = _mapping(grains_path)
-    pillar = _mapping(pillar_path)
+def load_minions(env: str, grains_path: Path, pillar_path: Path, key: str | None = None) -> list[MinionFixture]:
+    """The fixture minions of one environment (ConfigError naming the file when one is missing or bad).
+
+    ``key`` is where the config names these files (``environments.<env>.fixtures``), for the hint."""
+    key = key or f"environments.{env}.fixtures"
+    grains = _mapping(grains_path, f"{key}.grains")
+    pillar = _mapping(pillar_path, f"{key}.pillar")
     if set(grains) == {"minions"}:
         minions = grains["minions"]
         if not isinstance(minions, dict) or not minions:
@@ -65,6 +80,9 @@ def environment_minions(cfg: PipelineConfig | None, repo: Path, environments: tu
     (``policy check`` outside a repository) one anonymous minion with empty grains and pillar."""
     if cfg is None:
         return [MinionFixture("none", "saltpipe-lint", {"id": "saltpipe-lint"}, {})]
+    if not cfg.environments:
+        fx = cfg.lint_fixtures(repo)
+        return load_minions(LINT_ENV, fx.grains, fx.pillar, key="fixtures")
     names = list(environments) or cfg.promotion_order()
     out: list[MinionFixture] = []
     for name in names:

@@ -58,6 +58,8 @@ class SaltRenderer:
     renderers: tuple[str, ...]
     render_functions: tuple[str, ...]
     display: Callable[[Path], str]
+    #: More directories of saltenv base after ``file_root``, in Salt's order (``layout.roots``).
+    extra_roots: tuple[Path, ...] = ()
     _opts: dict[str, Any] = field(default_factory=dict, repr=False)
     _cachedir: Path | None = field(default=None, repr=False)
     _loaders: list[Any] = field(default_factory=list, repr=False)
@@ -97,7 +99,7 @@ class SaltRenderer:
                 "file_client": "local",
                 "master_type": "disable",
                 "fileserver_backend": ["roots"],
-                "file_roots": {"base": [str(self.file_root)]},
+                "file_roots": {"base": [str(self.file_root), *(str(r) for r in self.extra_roots)]},
                 "pillar_roots": {"base": []},
                 "cachedir": str(self._cachedir),
                 "extension_modules": str(self._cachedir / "extmods"),

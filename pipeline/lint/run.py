@@ -19,6 +19,7 @@ from pipeline.lint.analysis import Analysis, SlsTarget, check_python, check_temp
 from pipeline.lint.changes import Selection, changes_since, select
 from pipeline.lint.fixtures import environment_minions
 from pipeline.lint.pylint_runner import start_pylint
+from pipeline.layout import RepoLayout
 from pipeline.lint.sources import SourceTree
 from pipeline.lint.statefuncs import build_index
 from pipeline.lint.structure import LINT_RULES
@@ -77,7 +78,7 @@ def run_lint(options: LintOptions) -> LintResult:
     started = time.perf_counter()
     repo = options.repo.resolve()
     policy, policy_shown = resolve_policy(repo, options.policy_path)
-    tree = SourceTree.scan(repo)
+    tree = SourceTree.scan(repo, layout=RepoLayout.of(options.config.layout if options.config else None))
     if options.changed_since:
         selection = select(tree, changes_since(repo, options.changed_since), policy_shown)
     else:

@@ -1,8 +1,10 @@
 """The checked tree: which files are SLS, templates and Python, and how SLS names map to files.
 
-Layout (the operator's fork of saltpipe): ``states/`` is the Salt file_roots (``top.sls``, formulas, their
-``.jinja`` templates); Salt extension modules live in ``_modules/``, ``_states/`` and any other ``_*/``
-directory at the top of the repository (or under ``states/``); saltpipe's own code is ``pipeline/``.
+Layout (``layout:`` in salt/pipeline.yaml, :mod:`pipeline.layout`): by default ``states/`` is the Salt file_roots
+(``top.sls``, formulas, their ``.jinja`` templates) and Salt extension modules live in ``_modules/``, ``_states/``
+and any other ``_*/`` directory at the top of the repository (or under ``states/``); an adopted repository may
+serve its top or ``salt/`` instead, with more roots and extension directories anywhere. saltpipe's own code is
+``pipeline/``.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.layout import RepoLayout
 from pipeline.policy.model import SourceText
 
 STATES_DIR = "states"
@@ -63,6 +66,8 @@ class SourceTree:
 
     repo: Path
     states_root: Path
+    #: More roots of saltenv base after ``states_root``, in Salt's order (``layout.roots``).
+    extra_roots: tuple[Path, ...] = ()
     sls: dict[str, Path] = field(default_factory=dict)
     top: Path | None = None
     templates: list[Path] = field(default_factory=list)
@@ -73,35 +78,58 @@ class SourceTree:
     _texts: dict[Path, SourceText] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def scan(cls, repo: Path, states_dir: str = STATES_DIR) -> SourceTree:
+    def scan(cls, repo: Path, states_dir: str = STATES_DIR, layout: RepoLayout | None = None) -> SourceTree:
+        """Scan ``repo`` by ``layout`` (default: ``states_dir`` as the only root, ``_*/`` at the top)."""
         repo = repo.resolve()
-        tree = cls(repo=repo, states_root=repo / states_dir)
-        if tree.states_root.is_dir():
-            tree.outside += _outside_links(tree.states_root, repo)
-            for path in sorted(_files(tree.states_root)):
-                if path in tree.outside:
+        layout = layout or RepoLayout(roots=(states_dir,))
+        roots = [repo / r if r != "." else repo for r in layout.roots]
+        tree = cls(repo=repo, states_root=roots[0], extra_roots=tuple(roots[1:]))
+        for root in roots:
+            if not root.is_dir():
+                continue
+            tree.outside += _outside_links(root, repo)
+            for path in sorted(_files(root)):
+                if path in tree.outside or layout.excludes(path.relative_to(repo).as_posix()):
                     continue
                 if path.suffix == ".sls":
-                    if path == tree.states_root / "top.sls":
-                        tree.top = path
+                    if path == root / "top.sls":
+                        # Salt uses the first top file in file_roots order.
+                        tree.top = tree.top or path
                         continue
-                    name = sls_name(tree.states_root, path)
+                    name = sls_name(root, path)
+                    if name in tree.sls and tree.sls[name].is_relative_to(root) is False:
+                        continue  # an earlier root serves this name (Salt's first-wins order)
                     # Salt prefers web.sls over web/init.sls.
                     if name not in tree.sls or path.name != "init.sls":
                         tree.sls[name] = path
                 elif path.suffix in TEMPLATE_SUFFIXES:
                     tree.templates.append(path)
-                elif path.suffix == ".py" and any(p.startswith("_") for p in path.relative_to(tree.states_root).parts[:-1]):
+                elif path.suffix == ".py" and any(p.startswith("_") for p in path.relative_to(root).parts[:-1]):
                     tree.extension_python.append(path)
-        for top_dir in sorted(repo.iterdir()) if repo.is_dir() else ():
-            if top_dir.is_dir() and top_dir.name.startswith("_") and top_dir.name not in _SKIP_DIRS:
-                links = _outside_links(top_dir, repo) if not top_dir.is_symlink() else [top_dir]
+        top_names = [d.name for d in repo.iterdir() if d.is_dir()] if repo.is_dir() else []
+        for ext in layout.auto_extensions(top_names):
+            ext_dir = repo / ext
+            if ext_dir.is_dir() and ext_dir.name not in _SKIP_DIRS:
+                links = _outside_links(ext_dir, repo) if not ext_dir.is_symlink() else [ext_dir]
                 tree.outside += links
-                tree.extension_python += sorted(p for p in _files(top_dir) if p.suffix == ".py" and p not in links)
+                tree.extension_python += sorted(
+                    p for p in _files(ext_dir)
+                    if p.suffix == ".py" and p not in links and not layout.excludes(p.relative_to(repo).as_posix())
+                )
         pipeline_dir = repo / "pipeline"
         if pipeline_dir.is_dir():
             tree.project_python = sorted(p for p in _files(pipeline_dir, _PROJECT_SKIP_DIRS) if p.suffix == ".py")
         return tree
+
+    @property
+    def roots(self) -> tuple[Path, ...]:
+        """Every root of saltenv base, in Salt's order."""
+        return (self.states_root, *self.extra_roots)
+
+    def root_of(self, path: Path) -> Path | None:
+        """The root holding ``path`` (the most specific one), or None."""
+        held = [r for r in self.roots if path.is_relative_to(r)]
+        return max(held, key=lambda r: len(r.parts)) if held else None
 
     def rel(self, path: Path) -> str:
         """Display path: relative to the repository when inside it, POSIX separators."""
@@ -121,7 +149,9 @@ class SourceTree:
         return self._texts[path]
 
     def name_of(self, path: Path) -> str | None:
-        return sls_name(self.states_root, path) if path.suffix == ".sls" else None
+        if path.suffix != ".sls":
+            return None
+        return sls_name(self.root_of(path) or self.states_root, path)
 
     def pipe_of(self, path: Path) -> tuple[str, ...]:
         return render_pipe(self.source(path).shebang)

@@ -16,6 +16,7 @@ from pathlib import Path
 from pipeline.config import PipelineConfig
 from pipeline.errors import UsageError
 from pipeline.findings import Report
+from pipeline.layout import RepoLayout
 from pipeline.lint.analysis import Analysis, SlsTarget, check_python, check_templates, render_and_check
 from pipeline.lint.fixtures import environment_minions
 from pipeline.lint.run import resolve_policy
@@ -28,7 +29,7 @@ _SKIP = frozenset({".git", "__pycache__", ".tox", ".venv", "node_modules"})
 
 @dataclass(frozen=True)
 class PolicyCheckOptions:
-    """``paths`` to check (empty: the repository's ``states/`` and ``_*/``); ``repo`` for display paths,
+    """``paths`` to check (empty: the repository's Salt tree by its layout, as lint sees it); ``repo`` for display paths,
     fixtures and the default policy file."""
 
     paths: tuple[Path, ...]
@@ -84,11 +85,15 @@ def check_paths(options: PolicyCheckOptions) -> Report:
     """Run the policy over the given paths and return the report (waivers and severities applied)."""
     repo = options.repo.resolve()
     policy, policy_shown = resolve_policy(repo, options.policy_path)
+    layout = RepoLayout.of(options.config.layout if options.config else None)
     paths = options.paths
     if not paths:
-        paths = tuple(p for p in [repo / STATES_DIR, *sorted(repo.glob("_*"))] if p.is_dir() and p.name != "__pycache__")
+        # The layout's own files: what lint checks and a release holds (excluded files left out).
+        scanned = SourceTree.scan(repo, layout=layout)
+        paths = tuple(scanned.all_checked_files())
     sls, python, templates = classify(paths)
-    tree = SourceTree(repo=repo, states_root=repo / STATES_DIR)
+    roots = [repo / r if r != "." else repo for r in layout.roots]
+    tree = SourceTree(repo=repo, states_root=roots[0], extra_roots=tuple(roots[1:]))
     engine = PolicyEngine(policy, all_rules())
     out = Analysis()
     check_python(engine, (tree.source(p) for p in python), out, report_syntax=True)
@@ -98,8 +103,9 @@ def check_paths(options: PolicyCheckOptions) -> Report:
     for path in sls:
         if path.name == "top.sls":
             continue  # top data, not states: its Jinja was checked above
-        root = tree.states_root if path.is_relative_to(tree.states_root) else _file_root(path)
-        targets.append(SlsTarget(sls_name(root, path), path, root))
+        held = tree.root_of(path)
+        root = tree.states_root if held is not None else _file_root(path)
+        targets.append(SlsTarget(sls_name(held or root, path), path, root))
     if targets:
         minions = environment_minions(options.config, repo, options.environments)
         render_and_check(engine, tree, targets, minions, out, blocked=blocked, report_render_errors=False)

@@ -6,7 +6,9 @@ Contract:
   or ignored files cannot leak into a release, and the same commit always gives the same bytes.
 * The release tree is the commit's ``states/`` at the root of the tree, plus every top-level directory whose
   name starts with ``_`` (``_modules/``, ``_states/``, ``_grains/``, ...) under its own name - exactly what
-  Salt's ``file_roots`` must serve for ``salt://top.sls`` and ``saltutil.sync_*`` to work.
+  Salt's ``file_roots`` must serve for ``salt://top.sls`` and ``saltutil.sync_*`` to work. ``layout:`` in the
+  config (:mod:`pipeline.layout`) moves that root (the repository's top, ``salt/``), adds roots merged into it,
+  names extension directories anywhere and excludes files (docs, tests, saltpipe's own ``salt/pipeline.yaml``).
 * Symlinks are materialised as the files they point to, so a syndic's tree holds only regular files (what the
   manifest can describe and a hard link can share). A symlink is refused when it is absolute, leaves the
   repository, ends outside the release tree, dangles, or loops. Submodules (gitlinks) are refused, and so are
@@ -28,6 +30,7 @@ import git
 from gitdb.exc import BadName, BadObject
 
 from pipeline.errors import GitError
+from pipeline.layout import RepoLayout
 from pipeline.release.manifest import ALLOWED_MODES, MARKER_NAME, Manifest, ManifestEntry
 from pipeline.release.store import TREE_DIR, Release, ReleaseStore
 
@@ -52,6 +55,7 @@ class BuildContext:
     repo: Path
     rev: str
     store: ReleaseStore
+    layout: RepoLayout = RepoLayout()
 
 
 @dataclass(frozen=True)
@@ -76,7 +80,7 @@ def build_release(ctx: BuildContext) -> BuildResult:
             f"{ctx.repo}: revision {ctx.rev!r} does not name a commit",
             hint="give a branch, tag or commit SHA that exists locally (`git fetch` first if it is new)",
         ) from None
-    files = collect_files(commit)
+    files = collect_files(commit, ctx.layout)
     objects = _Objects(repo)
 
     build_dir = ctx.store.new_build_dir()
@@ -174,39 +178,54 @@ def _parse_tree(raw: bytes, sha_len: int) -> list[_Entry]:
     return entries
 
 
-def collect_files(commit: git.Commit) -> list[SourceFile]:
+def collect_files(commit: git.Commit, layout: RepoLayout | None = None) -> list[SourceFile]:
     """Every file of the release tree of ``commit``, symlinks resolved; raises :class:`ReleaseContentError`."""
+    layout = layout or RepoLayout()
     objects = _Objects(commit.repo)
     root = _Entry(commit.tree.binsha, 0o040000, "")
-    top = {e.name: e for e in objects.entries(root.binsha)}
-    states = top.get(STATES_DIR)
-    if states is None:
-        raise ReleaseContentError(
-            f"{STATES_DIR}/", f"commit {commit.hexsha[:12]} has no {STATES_DIR}/ directory",
-            hint="a release is built from states/ (and _modules/, _states/, ...); commit them first",
-        )
-    if not states.is_tree:
-        raise ReleaseContentError(STATES_DIR, "must be a directory")
-    sources: list[tuple[_Entry, str]] = [(states, "")]
-    for entry in objects.entries(root.binsha):
-        if entry.name.startswith("_"):
-            _check_name(entry.name, entry.name)
-            if entry.kind == _KIND_GITLINK:
-                raise ReleaseContentError(entry.name, "is a submodule (gitlink); releases hold plain files only",
-                                          hint="vendor the files into the repository instead")
-            if entry.is_tree:
-                sources.append((entry, entry.name))
-    walker = _Walker(objects, root, tuple(e.name for e, _ in sources))
+    walker_root = _Walker(objects, root, ("",), layout)
+    sources: list[tuple[_Entry, str, str]] = []  # (tree, its repository path, where it lands in the release)
+    for i, root_path in enumerate(layout.roots):
+        entry = root if root_path == "." else walker_root.lookup(root_path.split("/"))
+        if entry is None:
+            if i > 0 or len(layout.roots) > 1:
+                raise ReleaseContentError(
+                    f"{root_path}/", f"commit {commit.hexsha[:12]} has no {root_path}/ directory (a root in layout.roots)",
+                    hint="commit it, or remove it from layout in the pipeline config",
+                )
+            raise ReleaseContentError(
+                f"{root_path}/", f"commit {commit.hexsha[:12]} has no {root_path}/ directory",
+                hint=f"a release is built from {root_path}/ (and _modules/, _states/, ...); commit them first, or set "
+                "layout.states_root in the pipeline config (`saltpipe init` detects it)",
+            )
+        if not entry.is_tree:
+            raise ReleaseContentError(root_path, "must be a directory")
+        sources.append((entry, "" if root_path == "." else root_path, ""))
+    top_entries = objects.entries(root.binsha)
+    for ext in layout.auto_extensions([e.name for e in top_entries if e.is_tree or e.kind == _KIND_GITLINK]):
+        parts = ext.split("/")
+        for depth, part in enumerate(parts):
+            _check_name(part, "/".join(parts[: depth + 1]))
+        entry = walker_root.lookup(parts)
+        if entry is not None and entry.kind == _KIND_GITLINK:
+            raise ReleaseContentError(ext, "is a submodule (gitlink); releases hold plain files only",
+                                      hint="vendor the files into the repository instead")
+        if entry is not None and entry.is_tree:
+            sources.append((entry, ext, parts[-1]))
+        elif layout.extensions:
+            raise ReleaseContentError(f"{ext}/", f"commit {commit.hexsha[:12]} has no {ext}/ directory (in layout.extensions)",
+                                      hint="commit it, or remove it from layout.extensions")
+    walker = _Walker(objects, root, tuple(path for _, path, _ in sources), layout)
     out: dict[str, SourceFile] = {}
-    for entry, release_prefix in sources:
-        for sf in walker.walk(entry, entry.name, release_prefix, frozenset()):
+    for entry, repo_path, release_prefix in sources:
+        for sf in walker.walk(entry, repo_path, release_prefix, frozenset()):
             if sf.release_path == MARKER_NAME:
                 raise ReleaseContentError(sf.origin, f"{MARKER_NAME} is reserved for saltpipe's release marker")
             if sf.release_path in out:
                 raise ReleaseContentError(
                     sf.origin,
                     f"lands on {sf.release_path} in the release tree, as {out[sf.release_path].origin} does",
-                    hint=f"{STATES_DIR}/ is the root of file_roots; rename one of them",
+                    hint=f"{layout.states_root}/ is the root of file_roots; rename one of them",
                 )
             out[sf.release_path] = sf
     return sorted(out.values(), key=lambda s: s.release_path)
@@ -215,14 +234,21 @@ def collect_files(commit: git.Commit) -> list[SourceFile]:
 class _Walker:
     """Walks Git trees, checking names and following symlinks inside the commit."""
 
-    def __init__(self, objects: _Objects, root: _Entry, sources: tuple[str, ...]) -> None:
+    def __init__(self, objects: _Objects, root: _Entry, sources: tuple[str, ...], layout: RepoLayout) -> None:
         self.objects = objects
         self.root = root
         self.sources = sources
+        self.layout = layout
+
+    def lookup(self, parts: list[str]) -> _Entry | None:
+        """The entry at ``parts`` below the root, symlinks not followed."""
+        return self._lookup(parts)
 
     def walk(self, tree: _Entry, repo_dir: str, release_dir: str, expanding: frozenset[str]) -> Iterator[SourceFile]:
         for item in self.objects.entries(tree.binsha):
-            repo_path = f"{repo_dir}/{item.name}"
+            repo_path = f"{repo_dir}/{item.name}" if repo_dir else item.name
+            if self.layout.excludes(repo_path):
+                continue
             _check_name(item.name, repo_path)
             release_path = f"{release_dir}/{item.name}" if release_dir else item.name
             yield from self._entry(item, repo_path, release_path, expanding)
@@ -279,7 +305,7 @@ class _Walker:
         target_path = "/".join(resolved)
         if not target_path:
             raise ReleaseContentError(link_path, "symlink points at the repository root, outside the release tree")
-        if not any(target_path == s or target_path.startswith(s + "/") for s in self.sources):
+        if not any(s == "" or target_path == s or target_path.startswith(s + "/") for s in self.sources):
             raise ReleaseContentError(
                 link_path,
                 f"symlink leaves the release tree (points to {target_path}; only "

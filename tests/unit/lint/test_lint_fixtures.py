@@ -27,8 +27,10 @@ def test_plain_mapping_is_one_minion(tmp_path: Path) -> None:
 
 def test_missing_or_bad_fixture_names_the_file(tmp_path: Path) -> None:
     (tmp_path / "p.yaml").write_text("{}\n")
-    with pytest.raises(ConfigError, match="g.yaml: file not found"):
+    with pytest.raises(ConfigError, match="g.yaml: fixture file not found") as excinfo:
         load_minions("test", tmp_path / "g.yaml", tmp_path / "p.yaml")
+    # The hint names the config key that points at the file, not --config (issue 12).
+    assert "environments.test.fixtures.grains" in str(excinfo.value) and "--config" not in str(excinfo.value)
     (tmp_path / "g.yaml").write_text("minions:\n  web-1: [not, a, mapping]\n")
     with pytest.raises(ConfigError, match="minions.web-1"):
         load_minions("test", tmp_path / "g.yaml", tmp_path / "p.yaml")

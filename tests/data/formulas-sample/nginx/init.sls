@@ -1,0 +1,4 @@
+include:
+  - nginx.pkg
+  - nginx.config
+  - nginx.service

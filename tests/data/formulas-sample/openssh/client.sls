@@ -1,0 +1,5 @@
+{% from "openssh/map.jinja" import openssh with context %}
+
+openssh-client:
+  pkg.installed:
+    - name: {{ openssh.client }}

@@ -1,0 +1,8 @@
+base:
+  '*':
+    - openssh
+    - chrony
+    - users
+  'os_family:Debian':
+    - match: grain
+    - nginx
