@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from pipeline.context import AppContext
-from pipeline.errors import SyncError, UsageError
+from pipeline.errors import EXIT_FINDINGS, SyncError, UsageError
 from pipeline.freeze import check_freeze, record_override
 from pipeline.layout import RepoLayout
 from pipeline.lock import EnvironmentLock, read_lock
@@ -32,7 +32,7 @@ from pipeline.sync import (
     targets_for,
     unexpose_release,
 )
-from pipeline.sync.report import release_json, release_lines, status_json, status_lines, sync_json, sync_lines
+from pipeline.sync.report import release_json, release_lines, status_json, status_lines, store_entry_json, sync_json, sync_lines
 
 _FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 
@@ -67,15 +67,30 @@ def build(app: AppContext, rev: str, fmt: str) -> None:
 
 @release.command("list")
 @_FORMAT
+@click.option("--verify", is_flag=True, help="Also hash every stored file against its manifest (reads the whole store).")
 @click.pass_obj
-def list_releases(app: AppContext, fmt: str) -> None:
-    """The releases in the local store, oldest first."""
-    releases = _store(app).list()
+def list_releases(app: AppContext, fmt: str, verify: bool) -> None:
+    """The releases in the local store, oldest first, then any damaged entry with what is wrong.
+
+    Exit 0 when every entry is intact, 1 when one is damaged (remove it and rebuild with `release build`)."""
+    entries = _store(app).entries(verify=verify)
     if fmt == "json":
-        click.echo(json.dumps([release_json(r) for r in releases], indent=2))
-        return
-    for r in releases:
-        click.echo(f"{r.id}  {r.built_at or '?':25}  {(r.commit or '?')[:12]}  {len(r.manifest.entries)} files")
+        click.echo(json.dumps([store_entry_json(e) for e in entries], indent=2))
+    else:
+        for e in entries:
+            if e.release is not None and not e.damaged:
+                r = e.release
+                click.echo(f"{r.id}  {r.built_at or '?':25}  {(r.commit or '?')[:12]}  {len(r.manifest.entries)} files")
+            else:
+                click.echo(f"{e.id}  DAMAGED: {e.problem} ({e.path})")
+    damaged = [e for e in entries if e.damaged]
+    if damaged:
+        click.echo(
+            f"{len(damaged)} damaged release(s) in {_store(app).root}: releases are immutable, so remove each one "
+            "and rebuild it with `saltpipe release build --rev <commit>`",
+            err=True,
+        )
+        raise click.exceptions.Exit(EXIT_FINDINGS)
 
 
 def _attestor(targets, master_configs: dict[str, Path], syndics: list[str], attest: str) -> Attestor | None:

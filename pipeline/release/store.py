@@ -59,6 +59,20 @@ class Release:
         return value if isinstance(value, str) else None
 
 
+@dataclass(frozen=True)
+class StoreEntry:
+    """One directory of the store as :meth:`ReleaseStore.entries` finds it: the release, or what is wrong."""
+
+    id: str
+    path: Path
+    release: Release | None
+    problem: str | None = None
+
+    @property
+    def damaged(self) -> bool:
+        return self.problem is not None
+
+
 class ReleaseStore:
     """Releases under ``root`` (normally ``<state_dir>/releases``)."""
 
@@ -92,18 +106,39 @@ class ReleaseStore:
         return Release(release_id, manifest, path, _read_meta(path / META_FILE))
 
     def list(self) -> list[Release]:
-        """Every release in the store, oldest build first. Damaged entries are skipped, not fatal."""
-        out: list[Release] = []
+        """Every intact release in the store, oldest build first (:meth:`entries` shows the damaged ones too)."""
+        return [e.release for e in self.entries() if e.release is not None and not e.damaged]
+
+    def entries(self, *, verify: bool = False) -> list[StoreEntry]:
+        """Every release directory of the store, oldest build first, damaged ones last with what is wrong: no
+        or an unreadable manifest, a manifest of another id, no ``tree/``; with ``verify`` also a tree whose
+        files differ from the manifest (reads every file)."""
+        good: list[StoreEntry] = []
+        damaged: list[StoreEntry] = []
         if not self.root.is_dir():
-            return out
-        for child in self.root.iterdir():
-            if child.name.startswith(".") or not (child / MANIFEST_FILE).is_file():
-                continue
-            try:
-                out.append(self.get(child.name))
-            except (UsageError, ManifestError, ReleaseStoreError):
-                continue
-        return sorted(out, key=lambda r: (r.built_at or "", r.id))
+            return good
+        for child in sorted(self.root.iterdir()):
+            if child.name.startswith(".") or not child.is_dir():
+                continue  # .build-* directories are builds in progress
+            entry = self._entry(child, verify)
+            (damaged if entry.damaged else good).append(entry)
+        good.sort(key=lambda e: ((e.release.built_at if e.release else None) or "", e.id))
+        return good + damaged
+
+    def _entry(self, child: Path, verify: bool) -> StoreEntry:
+        if not (child / MANIFEST_FILE).is_file():
+            return StoreEntry(child.name, child, None, f"no {MANIFEST_FILE}")
+        try:
+            release = self.get(child.name)
+        except (UsageError, ManifestError, ReleaseStoreError) as exc:
+            return StoreEntry(child.name, child, None, exc.message)
+        if not release.tree.is_dir():
+            return StoreEntry(child.name, child, release, f"no {TREE_DIR}/ directory")
+        if verify:
+            problems = self.verify(release)
+            if problems:
+                return StoreEntry(child.name, child, release, "tree changed after the build: " + describe_mismatches(problems))
+        return StoreEntry(child.name, child, release)
 
     def verify(self, release: Release) -> list[Mismatch]:
         """Differences between the stored tree and the manifest (empty when intact)."""

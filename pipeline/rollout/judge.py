@@ -11,6 +11,7 @@ the return is a string                 an error message instead of data ("'state
 ``result: False`` anywhere             a failed state, at any depth of a state's ``changes`` (module.run,
                                        orchestration) and of any other function's return
 a state entry is not a mapping         a malformed highstate return
+the return is ``False``                a function that answers False did not do its job (any function)
 (health) the return is falsy           ``ops_app.health`` and friends answer ``False`` when unhealthy
 =====================================  ===============================================================
 
@@ -147,6 +148,8 @@ def judge_return(fun: str, ret: MinionReturn, *, health: bool = False) -> Verdic
             reasons.append("health check returned nothing")
     elif health and not value:
         reasons.append(f"health check returned {value!r}")
+    elif value is False:
+        reasons.append("returned False")
     elif value is None and not health:
         reasons.append("empty return")
     return Verdict(ok=not reasons, reasons=tuple(reasons[:MAX_REASONS]), duration_ms=duration, changes=changes)

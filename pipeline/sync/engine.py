@@ -31,8 +31,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
-from pipeline.release.manifest import Manifest, ManifestEntry
-from pipeline.release.store import Release, ReleaseStore
+from pipeline.errors import SaltpipeError, UsageError
+from pipeline.release.manifest import Manifest, ManifestEntry, ManifestError
+from pipeline.release.store import Release, ReleaseStore, ReleaseStoreError
 from pipeline.release.tree import TreeScan, compare, describe_mismatches, sha256_file
 from pipeline.sync.attest import Attestation, Attestor, attest
 from pipeline.sync.layout import BASE_LINK, ENVS_DIR, HISTORY_KEEP, env_link, staging_name
@@ -216,7 +217,7 @@ def _stage(target: FileRootsTarget, snap: TargetSnapshot, release: Release, stor
         notes.append(f"{release.id} was present but damaged ({describe_mismatches(problems, 2)}); staged again")
         target.discard(release.id)
 
-    donor, keep, drop, to_copy = _plan(target, snap, release, store)
+    donor, keep, drop, to_copy = _plan(target, snap, release, store, notes)
     need = sum(expected[p].size for p in to_copy) + SPACE_MARGIN
     if snap.free_bytes is not None and snap.free_bytes < need:
         raise TargetError(
@@ -270,7 +271,7 @@ def _store_damaged(release: Release, entry: ManifestEntry) -> bool:
 
 
 def _plan(
-    target: FileRootsTarget, snap: TargetSnapshot, release: Release, store: ReleaseStore
+    target: FileRootsTarget, snap: TargetSnapshot, release: Release, store: ReleaseStore, notes: list[str]
 ) -> tuple[str | None, list[str], list[str], list[str]]:
     """Which release on the syndic to hard-link from, and which files to keep, drop and copy.
 
@@ -284,7 +285,7 @@ def _plan(
     if not candidates:
         return None, [], [], sorted(expected)
     donor = candidates[0]
-    files = _donor_files(target, donor, store)
+    files = _donor_files(target, donor, store, notes)
     keep, copy = [], []
     for path, entry in expected.items():
         if files.get(path) == (entry.sha256, entry.mode):
@@ -295,13 +296,22 @@ def _plan(
     return donor, sorted(keep), drop, sorted(copy)
 
 
-def _donor_files(target: FileRootsTarget, donor: str, store: ReleaseStore) -> dict[str, tuple[str, int]]:
+def _donor_files(target: FileRootsTarget, donor: str, store: ReleaseStore, notes: list[str]) -> dict[str, tuple[str, int]]:
+    """The donor release's files (sha256, mode): from the local store's manifest, else read on the syndic.
+
+    A damaged store entry is safe to work around - hard links are only kept for files whose hash the syndic's
+    own scan confirms, and the staged tree is verified against the new manifest - but it is said in the notes,
+    because the store is supposed to be immutable and someone has to look at it."""
     if store.exists(donor):
         try:
             manifest = store.get(donor).manifest
             return {p: (e.sha256, e.mode) for p, e in manifest.expected_files().items()}
-        except Exception:  # pylint: disable=broad-except
-            pass  # a damaged store entry: learn the donor's files from the syndic instead
+        except (ManifestError, ReleaseStoreError, UsageError, OSError) as exc:
+            what = exc.message if isinstance(exc, SaltpipeError) else str(exc)
+            notes.append(
+                f"the local release store's entry of {donor} is damaged ({what}): its files were read on the syndic "
+                f"instead; see `saltpipe release list` and remove or rebuild {store.path_of(donor)}"
+            )
     scan: TreeScan = target.scan(donor)
     return {p: (f.sha256, f.mode) for p, f in scan.files.items()}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline.lock import LockInfo
-from pipeline.release.store import Release
+from pipeline.release.store import Release, StoreEntry
 from pipeline.sync.attest import Attestation
 from pipeline.sync.engine import SyncResult, SyndicStatus
 
@@ -42,6 +42,12 @@ def release_json(release: Release, created: bool | None = None) -> dict[str, Any
         "path": str(release.path),
         **({} if created is None else {"created": created}),
     }
+
+
+def store_entry_json(entry: StoreEntry) -> dict[str, Any]:
+    """A store entry for ``release list --format json``: the release's fields and ``damaged`` (the problem or None)."""
+    base = release_json(entry.release) if entry.release is not None else {"release": entry.id, "path": str(entry.path)}
+    return {**base, "damaged": entry.problem}
 
 
 def sync_lines(result: SyncResult) -> list[str]:

@@ -37,6 +37,9 @@ CASES: list[tuple[str, Any, int | None, bool | None, bool, bool, str]] = [
     ("state.apply", {"test_|-t_|-t_|-nop": {"result": None, "changes": {}, "duration": 0}}, 0, None, False, True, ""),
     ("state.apply", OK_STATE, 0, False, False, False, "success False"),
     ("state.apply", None, 0, None, False, False, "empty return"),
+    ("ops_app.restart", False, 0, True, False, False, "returned False"),  # a bare False with a lying retcode
+    ("ops_app.restart", False, None, None, False, False, "returned False"),  # salt-api without retcodes
+    ("ops_app.restart", True, 0, True, False, True, ""),
     ("saltutil.sync_all", {"modules": ["modules.ops_app"], "states": []}, 0, True, False, True, ""),
     ("saltutil.sync_all", "Exception occurred in sync_all", 1, False, False, False, "error: Exception occurred"),
     ("ops_app.health", True, 0, True, True, True, ""),

@@ -167,3 +167,42 @@ def test_bad_release_id_and_unknown_environment(workspace, capsys):
     assert code == 2 and "is not a release id" in err
     code, _, err = run(capsys, repo_dir, "sync", "staging")
     assert code == 2 and "unknown environment 'staging'" in err
+
+
+def test_release_list_shows_damaged_entries_and_sync_says_when_it_works_around_one(workspace, capsys):
+    import shutil
+
+    repo_dir, repo, tmp = workspace
+    code, out, err = run(capsys, repo_dir, "sync", "test", "--format", "json")
+    assert code == 0, err
+    first = json.loads(out)["release"]
+    store = tmp / "state" / "releases"
+    # Three kinds of damage: a manifest that is not JSON, a directory without a manifest, a copy under a wrong id.
+    shutil.copytree(store / first, store / ("rel-" + "0" * 12))
+    (store / "rel-aaaaaaaaaaaa").mkdir()
+    code, out, err = run(capsys, repo_dir, "release", "list")
+    assert code == 1
+    assert f"{first}  " in out and "DAMAGED" not in out.split("\n")[0]
+    assert "rel-000000000000  DAMAGED: " in out and "does not match its manifest" in out
+    assert "rel-aaaaaaaaaaaa  DAMAGED: no manifest.json" in out
+    assert "2 damaged release(s)" in err and "rebuild" in err
+    shutil.rmtree(store / ("rel-" + "0" * 12))
+    shutil.rmtree(store / "rel-aaaaaaaaaaaa")
+
+    # A file changed in place after the build: only --verify reads the files.
+    (store / first / "tree" / "top.sls").write_text("base: {}\n")
+    code, out, _ = run(capsys, repo_dir, "release", "list", "--format", "json")
+    assert code == 0 and json.loads(out)[0]["damaged"] is None
+    code, out, _ = run(capsys, repo_dir, "release", "list", "--verify", "--format", "json")
+    assert code == 1 and "tree changed after the build" in json.loads(out)[0]["damaged"]
+
+    # Sync of the next release hard-links from the first (the donor): its store entry is unreadable now.
+    (store / first / "manifest.json").write_text("{not json")
+    (repo_dir / "states" / "web" / "init.sls").write_text("nginx:\n  pkg.latest\n")
+    repo.git.add(A=True)
+    repo.index.commit("upgrade")
+    code, out, err = run(capsys, repo_dir, "sync", "test")
+    assert code == 0, err
+    assert f"the local release store's entry of {first} is damaged" in out and "read on the syndic" in out
+    code, out, _ = run(capsys, repo_dir, "release", "list")
+    assert code == 1 and f"{first}  DAMAGED: " in out
