@@ -306,6 +306,10 @@ def _finish(result: RolloutResult, report_json: Path | None, report_html: Path |
     elif rb.get("status") == "done":
         click.echo(f"  rolled back {rb['rolled_back']} minion(s) to {rb['release']}"
                    + (f"; NOT rolled back: {', '.join(rb['failed'] + rb['missing'])}" if rb["failed"] or rb["missing"] else ""))
+    for minion, paths in sorted((rb.get("left_behind") or {}).items()):
+        click.echo(f"  left behind on {minion} (added by {result.plan.release}, not managed by {rb['release']}): "
+                   + ", ".join(paths[:5]) + (f" (+{len(paths) - 5} more)" if len(paths) > 5 else ""))
+    _echo_reconciled(report)
     if report.get("promoted"):
         click.echo(f"  base now serves {result.plan.release} on {result.plan.environment}")
     if result.progress.retire_failed:
@@ -318,6 +322,18 @@ def _finish(result: RolloutResult, report_json: Path | None, report_html: Path |
     if result.outcome is not Outcome.SUCCEEDED:
         # SystemExit, not click's Exit: pipeline.cli.main runs click with standalone_mode=False.
         sys.exit(EXIT_FINDINGS)
+
+
+def _echo_reconciled(report: dict[str, Any]) -> None:
+    """Which release the minions run, as they said after the halt (``reconciled`` in the report)."""
+    rec = report.get("reconciled")
+    if not rec:
+        return
+    click.echo(f"  running (grain {rec['grain']}, read from the minions at {rec['at']}):")
+    for release, minions in rec["by_release"].items():
+        click.echo(f"    {release}: {len(minions)} ({', '.join(minions[:8])}{', ...' if len(minions) > 8 else ''})")
+    if rec["unanswered"]:
+        click.echo(f"    did not answer: {', '.join(rec['unanswered'][:8])}")
 
 
 # -- commands ------------------------------------------------------------------------------------------------------------
@@ -449,6 +465,7 @@ def status(app: AppContext, environment: str, rollout_id: str | None, fmt: str, 
             counts[minion["result"]] = counts.get(minion["result"], 0) + 1
         click.echo(f"  {batch['name']:<18} {batch['status']:<8} " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     click.echo("  totals: " + ", ".join(f"{k} {v}" for k, v in report["totals"].items() if v))
+    _echo_reconciled(report)
 
 
 @click.command("rollback")

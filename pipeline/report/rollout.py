@@ -66,6 +66,19 @@ def _batch_status(bp: BatchProgress) -> str:
     return "passed" if bp.passed else "failed"
 
 
+def _left_behind(bp: BatchProgress, minion: str) -> list[str]:
+    """Files the forward apply put on ``minion`` that its rollback (the previous release applied) does not manage:
+    applying an older release never removes what only the newer one managed, so they stay (docs/rollout.md)."""
+    forward = bp.steps.get(Step.APPLY)
+    back = bp.steps.get(Step.ROLLBACK_APPLY)
+    done = back.results.get(minion) if back else None
+    fwd = forward.results.get(minion) if forward else None
+    if done is None or done.status is not StepStatus.OK or fwd is None or not fwd.files:
+        return []
+    managed = set(done.files)
+    return [path for path in fwd.files if path not in managed]
+
+
 def build_report(progress: Progress) -> dict[str, Any]:
     """The report of ``progress`` as plain data (JSON-serialisable, deterministic key order)."""
     plan = progress.plan
@@ -74,6 +87,8 @@ def build_report(progress: Progress) -> dict[str, Any]:
     totals = {r: 0 for r in ("succeeded", "failed", "missing", "rolled_back", "untouched", "pending")}
     batches = []
     audit = []
+    left_behind: dict[str, list[str]] = {}
+    running = (progress.reconciled or {}).get("releases") or {}
     for planned, bp in zip(plan.batches, progress.batches):
         minions = []
         step_results = [(step._value_, bp.steps[step].results) for step in _STEP_ORDER if step in bp.steps]
@@ -91,6 +106,11 @@ def build_report(progress: Progress) -> dict[str, Any]:
             entry: dict[str, Any] = {"id": minion, "syndic": plan.syndic_of.get(minion), "result": result, "jid": jid}
             if steps:
                 entry["steps"] = steps
+            left = _left_behind(bp, minion)
+            if left:
+                entry["left_behind"] = left_behind[minion] = left
+            if minion in running:
+                entry["running"] = running[minion]
             minions.append(entry)
         jobs = {step.value: bp.steps[step].jid for step in _STEP_ORDER if step in bp.steps and bp.steps[step].jid}
         for step in _STEP_ORDER:
@@ -138,6 +158,7 @@ def build_report(progress: Progress) -> dict[str, Any]:
             "rolled_back": rb.get("rolled_back", 0),
             "failed": rb.get("failed", []),
             "missing": rb.get("missing", []),
+            "left_behind": left_behind,
         }
     elif progress.rollback_started:
         rollback = {"status": "running", "release": plan.previous_release}
@@ -171,6 +192,7 @@ def build_report(progress: Progress) -> dict[str, Any]:
         "promoted": bool(progress.promoted) and plan.kind == "rollout",
         "halted": _halted(progress),
         "rollback": rollback,
+        "reconciled": _reconciled(progress.reconciled),
         "totals": totals,
         "batches": batches,
         "audit": audit,
@@ -184,6 +206,17 @@ def _halted(progress: Progress) -> dict[str, Any] | None:
     index = progress.halted.get("batch")
     names = {b.index: b.name for b in progress.plan.batches}
     return {"batch": index, "batch_name": names.get(index, f"batch {index}"), "reason": progress.halted.get("reason")}
+
+
+def _reconciled(rec: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Which release each minion runs, as the minions said after the halt (grain ``saltpipe_release``)."""
+    if rec is None:
+        return None
+    by_release: dict[str, list[str]] = {}
+    for minion, release in sorted((rec.get("releases") or {}).items()):
+        by_release.setdefault(str(release) if release else "unknown", []).append(minion)
+    return {"at": rec.get("at"), "grain": rec.get("grain"), "by_release": by_release,
+            "unanswered": list(rec.get("unanswered") or [])}
 
 
 def _clean_gate(gate: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -57,6 +57,8 @@ from pipeline.rollout.model import (
     PlanError,
     PlannedBatch,
     RolloutError,
+    RELEASE_GRAIN,
+    ROLLBACK_STEPS,
     RolloutStateError,
     Step,
     StepResult,
@@ -497,10 +499,15 @@ class _Executor:
 
     def _after_halt(self, force_rollback: bool) -> RolloutResult:
         p = self.progress
+        if self.plan.kind == "rollout" and not p.retired:
+            # First of all, before rolling back: a forward job still queued for a syndic that stopped answering
+            # (SIGSTOP, a partition) reaches its minions when the syndic resumes; with the release's saltenv gone
+            # it applies nothing (no top file matches) instead of the release the rollout just halted.
+            self._retire_canary()
         if p.rollback_finished:
-            return self._finish(_rollback_outcome(p.rollback_finished))
+            return self._finish_halted(_rollback_outcome(p.rollback_finished))
         if p.rollback_skipped and not force_rollback:
-            return self._finish(Outcome.HALTED)
+            return self._finish_halted(Outcome.HALTED)
         reason = None
         if self.plan.kind == "rollback":
             reason = "a rollback run is not itself rolled back; fix the cause and run `saltpipe rollback` again"
@@ -510,8 +517,39 @@ class _Executor:
             reason = "base served no release before this rollout (first release of the environment): nothing to roll back to"
         if reason and not p.rollback_started:
             self.write("rollback_skipped", reason=reason)
-            return self._finish(Outcome.HALTED)
+            return self._finish_halted(Outcome.HALTED)
         return self._rollback()
+
+    def _finish_halted(self, outcome: Outcome) -> RolloutResult:
+        if self.progress.reconciled is None and not self.progress.finished:
+            self._reconcile()
+        return self._finish(outcome)
+
+    def _reconcile(self) -> None:
+        """After a halt, ask every minion the rollout touched which release it runs (the grain
+        :data:`RELEASE_GRAIN` that the release's highstate records, docs/rollout.md) and journal the answers:
+        the journal's results say what saltpipe saw, this says what the minions hold - a late job, a return lost
+        both ways. One ``grains.item`` job; a minion that does not answer within the job timeout is listed as
+        unanswered (nothing is looked up: this is a report, not a gate)."""
+        minions = sorted({m for planned in self.plan.batches
+                          for m in _touched(self.progress.batches[planned.index], planned)})
+        if not minions:
+            return
+        pub = self.client.publish(minions, "grains.item", [RELEASE_GRAIN])
+        deadline = self.clock.monotonic() + self.recovery.job_timeout
+        got: dict[str, MinionReturn] = {}
+        while True:
+            got.update({m: r for m, r in self.client.returns(pub.jid).items() if m in set(minions)})
+            if len(got) >= len(minions) or self.clock.monotonic() >= deadline:
+                break
+            self.client.wait(min(self.recovery.poll_interval, max(0.0, deadline - self.clock.monotonic())),
+                             self.clock.sleep)
+        releases = {}
+        for minion, ret in sorted(got.items()):
+            value = ret.ret.get(RELEASE_GRAIN) if isinstance(ret.ret, Mapping) else None
+            releases[minion] = value if isinstance(value, str) and value else None
+        self.write("reconciled", jid=pub.jid, grain=RELEASE_GRAIN, releases=releases,
+                   unanswered=[m for m in minions if m not in got])
 
     def _finish(self, outcome: Outcome) -> RolloutResult:
         from pipeline.report import build_report, write_json
@@ -676,7 +714,8 @@ class _Executor:
                             kwarg=dict(kwarg or {}), targets=list(todo),
                             **({"job": funs} if len(group) > 1 else {}),
                         )
-                    self._collect(batch, group, funs, pub.jid, todo, fresh=True, health=health)
+                    self._collect(batch, group, funs, pub.jid, todo, fresh=True, health=health,
+                                  republish=_republishable(group, kwarg))
             else:
                 # Resumed after a crash: the job was published; its returns went to the dead process. Collect
                 # them by jid from the job caches (and find_job) instead of running the job again.
@@ -698,6 +737,7 @@ class _Executor:
                     self._collect(
                         batch, group, job, head.jid, todo, fresh=False, health=health,
                         wait=self.recovery.job_timeout - _age_seconds(head.published_at),
+                        republish=_republishable(group, kwarg),
                     )
             for st, _, _ in group:
                 self.write("step_finished", batch=batch, step=st.value, **_count(bp.step(st)))
@@ -731,6 +771,7 @@ class _Executor:
                 duration_ms=verdict.duration_ms,
                 changes=verdict.changes,
                 elapsed_s=elapsed,
+                files=_files_kept(step, verdict),
             )
             self.write("minion_result", sync=False, batch=batch, **result.to_json())
 
@@ -752,13 +793,17 @@ class _Executor:
         fresh: bool,
         health: bool,
         wait: float = 0.0,
+        republish: Mapping[str, Any] | None = None,
     ) -> None:
         """Record each of ``todo``'s returns for ``jid``, one result per step of ``parts`` (``job``: the functions
         of the job, in order); a minion still without one after the lookup rounds is recorded missing.
         ``fresh``: the job was just published here, so wait up to the job timeout for returns first. ``wait``
         (resume): how much of the job timeout is left since the dead process published it - a job published just
         before the crash may not even have reached its minions yet, so it is waited for like a fresh one before
-        anything is counted missing."""
+        anything is counted missing. ``republish`` (the job's kwargs; rollback steps only): a minion still without
+        a return after the rounds, and not running the job, gets the job once more (a new jid, journaled as
+        ``step_republished``) before it counts as missing - a syndic that stopped while the rollback was
+        published never forwards it, and Salt does not publish it again when the syndic comes back."""
         pending = set(todo)
         step = parts[0][0]  # names the job in lookup records
         rec = self.recovery
@@ -816,6 +861,18 @@ class _Executor:
                 attempt = 0
             poll_until(min(clock.monotonic() + rec.interval, give_up_at) if attempt == 0 else clock.monotonic() + rec.interval)
         done = self.progress.batches[batch]
+        if pending and republish is not None:
+            again = sorted(pending)
+            funs = [fun for _, fun, _ in parts]
+            if len(parts) == 1:
+                pub = self.client.publish(again, funs[0], parts[0][2], republish)
+            else:
+                pub = self.client.publish_chain(again, [(fun, a, dict(republish)) for _, fun, a in parts])
+            self.write("step_republished", batch=batch, steps=[st.value for st, _, _ in parts], jid=pub.jid,
+                       replaces=jid, fun=funs, kwarg=dict(republish), targets=again)
+            # Collected like a fresh job (its own missing results, if it is lost too); never re-published twice.
+            self._collect(batch, parts, funs, pub.jid, again, fresh=True, health=health)
+            pending = {m for m in pending if any(m not in done.step(st).results for st, _, _ in parts)}
         for minion in sorted(pending):
             for part_step, _, _ in parts:
                 if minion in done.step(part_step).results:
@@ -949,7 +1006,25 @@ class _Executor:
                 else:
                     missing.append(minion)
         self.write("rollback_finished", rolled_back=rolled, failed=sorted(failed), missing=sorted(missing))
-        return self._finish(_rollback_outcome(self.progress.rollback_finished or {}))
+        return self._finish_halted(_rollback_outcome(self.progress.rollback_finished or {}))
+
+
+def _republishable(
+    parts: Sequence[tuple[Step, str, tuple[Any, ...]]], kwarg: Mapping[str, Any] | None
+) -> Mapping[str, Any] | None:
+    """The kwargs to publish a lost job with again, for rollback steps only: a forward step is never sent twice
+    (a late forward job is what a halt must stop), a rollback is ``state.apply`` of base, idempotent."""
+    return dict(kwarg or {}) if all(st in ROLLBACK_STEPS for st, _, _ in parts) else None
+
+
+def _files_kept(step: Step, verdict: Any) -> tuple[str, ...]:
+    """What a return's file states tell the rollback report: the files the forward apply changed, and every file
+    the rollback's apply of the previous release manages (the difference stays behind on the minion)."""
+    if step is Step.APPLY:
+        return tuple(verdict.files_changed)
+    if step is Step.ROLLBACK_APPLY:
+        return tuple(verdict.files)
+    return ()
 
 
 def _rollback_outcome(finished: Mapping[str, Any]) -> Outcome:

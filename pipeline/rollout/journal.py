@@ -278,6 +278,7 @@ class Progress:
     promoted: dict[str, Any] | None = None
     retired: dict[str, Any] | None = None  # the canary saltenv was removed from the syndics
     retire_failed: dict[str, Any] | None = None  # ... or could not be (a warning; the outcome stands)
+    reconciled: dict[str, Any] | None = None  # after a halt: which release each minion runs, read from them
     finished: dict[str, Any] | None = None
     resumes: list[dict[str, Any]] = field(default_factory=list)
     lookups: list[dict[str, Any]] = field(default_factory=list)
@@ -368,10 +369,12 @@ def apply_record(progress: Progress, rec: Mapping[str, Any]) -> None:
         progress.retired = dict(rec)
     elif event == "canary_retire_failed":
         progress.retire_failed = dict(rec)
+    elif event == "reconciled":
+        progress.reconciled = dict(rec)
     elif event == "rollout_finished":
         progress.finished = dict(rec)
-    # Other events (promoting, error, rollback_requested, newer versions' records) stay in the file for the
-    # audit trail and change no state.
+    # Other events (promoting, error, rollback_requested, step_republished, newer versions' records) stay in the
+    # file for the audit trail and change no state.
 
 
 def replay(plan: Plan, records: Iterable[Mapping[str, Any]]) -> Progress:

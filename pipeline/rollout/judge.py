@@ -38,6 +38,10 @@ class Verdict(NamedTuple):
     reasons: tuple[str, ...] = ()
     duration_ms: float | None = None
     changes: int = 0
+    #: ``state.apply``: the paths of the ``file.*`` states in the return (``files_changed``: those with changes)
+    #: - what the rollback report compares to name the files a release added and its rollback left behind.
+    files: tuple[str, ...] = ()
+    files_changed: tuple[str, ...] = ()
 
 
 def _clip(text: str) -> str:
@@ -87,7 +91,14 @@ def _state_id(key: str) -> str:
     return str(key)
 
 
-def _judge_highstate(value: dict[str, Any], reasons: list[str]) -> tuple[float, int]:
+#: File states that leave something on the minion (``file.absent`` removes; it never leaves anything behind).
+_FILE_STATE = "file_|-"
+MAX_FILES = 100
+
+
+def _judge_highstate(
+    value: dict[str, Any], reasons: list[str], files: list[str], files_changed: list[str]
+) -> tuple[float, int]:
     duration = 0.0
     changes = 0
     for key, state in value.items():
@@ -97,6 +108,13 @@ def _judge_highstate(value: dict[str, Any], reasons: list[str]) -> tuple[float, 
         if state.get("result") is False:
             reasons.append(_clip(f"{_state_id(key)} failed: {state.get('comment', '')}"))
         changed = state.get("changes")
+        if key.startswith(_FILE_STATE) and not key.endswith("_|-absent") and len(files) < MAX_FILES:
+            # "file_|-<id>_|-<name>_|-<function>": the name is the path the state manages.
+            parts = key.split("_|-")
+            if len(parts) == 4:
+                files.append(parts[2])
+                if changed:
+                    files_changed.append(parts[2])
         if changed:
             changes += 1
             if type(changed) in _CONTAINERS:
@@ -121,6 +139,8 @@ def judge_return(fun: str, ret: MinionReturn, *, health: bool = False) -> Verdic
         reasons.append("success False")
     duration = None
     changes = 0
+    files: list[str] = []
+    files_changed: list[str] = []
     kind = type(value)
     if kind is list:
         if value and all(type(v) is str for v in value):  # pylint: disable=unidiomatic-typecheck
@@ -134,7 +154,7 @@ def judge_return(fun: str, ret: MinionReturn, *, health: bool = False) -> Verdic
             reasons.append(_clip(f"error: {value}"))
     elif kind is dict:
         if fun == "state.apply":
-            duration, changes = _judge_highstate(value, reasons)
+            duration, changes = _judge_highstate(value, reasons, files, files_changed)
         elif fun == "saltutil.sync_all":
             # {"modules": ["modules.ops_app"], "states": [], ...}: lists of synced module names cannot carry a
             # result; sync failures arrive as a string, a retcode or success False (checked above).
@@ -152,7 +172,8 @@ def judge_return(fun: str, ret: MinionReturn, *, health: bool = False) -> Verdic
         reasons.append("returned False")
     elif value is None and not health:
         reasons.append("empty return")
-    return Verdict(ok=not reasons, reasons=tuple(reasons[:MAX_REASONS]), duration_ms=duration, changes=changes)
+    return Verdict(ok=not reasons, reasons=tuple(reasons[:MAX_REASONS]), duration_ms=duration, changes=changes,
+                   files=tuple(files), files_changed=tuple(files_changed))
 
 
 def decide_gate(

@@ -53,6 +53,10 @@ class Step(str, Enum):
 FORWARD_STEPS = (Step.SYNC, Step.APPLY)
 ROLLBACK_STEPS = (Step.ROLLBACK_SYNC, Step.ROLLBACK_APPLY)
 
+#: The grain a release's highstate sets to the release id it applied (docs/rollout.md, "Reconcile"): what
+#: ``rollout status`` shows per minion after a halt, read from the minions themselves.
+RELEASE_GRAIN = "saltpipe_release"
+
 
 class StepStatus(str, Enum):
     OK = "ok"
@@ -97,6 +101,9 @@ class StepResult(NamedTuple):
     changes: int = 0
     #: Seconds from publish to the moment the return was seen.
     elapsed_s: float | None = None
+    #: Paths of the file states the return holds (``apply``: those that changed something; ``rollback_apply``:
+    #: every one) - the rollback report's "left behind" (docs/rollout.md, "What a rollback leaves behind").
+    files: tuple[str, ...] = ()
 
     def to_json(self, with_ids: bool = True) -> dict[str, Any]:
         """Plain data; ``with_ids=False`` leaves out ``minion`` and ``step`` (the report nests by both)."""
@@ -118,6 +125,8 @@ class StepResult(NamedTuple):
             data["changes"] = self.changes
         if self.elapsed_s is not None:
             data["elapsed_s"] = round(self.elapsed_s, 3)
+        if self.files:
+            data["files"] = list(self.files)
         return data
 
     @classmethod
@@ -133,6 +142,7 @@ class StepResult(NamedTuple):
             duration_ms=data.get("duration_ms"),
             changes=int(data.get("changes") or 0),
             elapsed_s=data.get("elapsed_s"),
+            files=tuple(data.get("files") or ()),
         )
 
 

@@ -117,9 +117,10 @@ def test_failing_canary_halts_and_rolls_back_touching_no_other_minion(harness: H
     assert report["batches"][0]["minions"][0]["steps"]["apply"]["reasons"]
     assert report["totals"] == {"succeeded": 0, "failed": 0, "missing": 0, "rolled_back": 1, "untouched": 2, "pending": 0}
     assert report["rollback"]["status"] == "done" and report["rollback"]["release"] == PREVIOUS
-    # The halted release's canary saltenv is removed after the rollback (which used base), not before.
+    # The halted release's canary saltenv is removed at the halt, before the rollback is published (a forward
+    # job still queued for a stopped syndic must find nothing to apply); the rollback uses base.
     events = [r["event"] for r in harness.records]
-    assert events.index("canary_retired") > events.index("rollback_finished")
+    assert events.index("halted") < events.index("canary_retired") < events.index("rollback_started")
     assert harness.serving.retired == [RELEASE] and RELEASE not in harness.serving.exposed
 
 
@@ -620,8 +621,9 @@ def test_recovery_settings_bound_the_waits(harness: Harness) -> None:
 
     start = harness.clock.now
     start_rollout(harness.ctx("test", ScriptedSaltClient(TEST_FLEET, script=script), recovery=rec), RELEASE)
-    # forward sync (7 s + 2 x 3 s) then the rollback's sync of the same missing minion (7 s + 2 x 3 s)
-    assert harness.clock.now - start == pytest.approx(2 * (7 + 2 * 3))
+    # forward sync (7 s + 2 x 3 s), the rollback's sync of the same missing minion (7 s + 2 x 3 s), the rollback
+    # published to it once more (7 s + 2 x 3 s), then the reconcile's grains.item waits the job timeout (7 s)
+    assert harness.clock.now - start == pytest.approx(3 * (7 + 2 * 3) + 7)
 
 
 def test_a_top_file_keyed_base_is_refused_before_anything_runs(harness: Harness) -> None:
@@ -662,6 +664,65 @@ def test_a_kill_around_the_halt_neither_reruns_the_batch_nor_duplicates_decision
     before = len(client.published)
     result = resume_rollout(harness.ctx("test", client))
     assert result.outcome is Outcome.HALTED
-    assert len(client.published) == before  # nothing published again
+    # nothing published again; only the reconcile asks the minions which release they run
+    assert [p.fun for p in client.published[before:]] == ["grains.item"]
     assert len(harness.events("halted")) == 1 and len(harness.events("rollback_skipped")) == 1
     assert len([g for g in harness.events("gate") if g["batch"] == 1]) == 1
+
+
+# -- a syndic that stops mid-batch (issue 17): retire at halt, re-publish the rollback, reconcile, leftovers ------
+
+
+def _file_state(path: str, changed: bool) -> dict[str, Any]:
+    return {f"file_|-{path}_|-{path}_|-managed": {"result": True, "comment": "", "duration": 1.0,
+                                                  "changes": {"diff": "New file"} if changed else {}}}
+
+
+def test_a_lost_rollback_is_published_again_and_the_minions_are_reconciled(harness: Harness) -> None:
+    """The canary's forward job is lost (its syndic stopped); the rollback's first job is lost too; the second
+    reaches it. The grain read afterwards says which release each touched minion runs."""
+    sent: dict[str, int] = {}
+
+    def script(minion: str, fun: str, arg: Any, kwarg: dict[str, Any]) -> Behavior | None:
+        if minion != "test-web-1":
+            return None
+        if fun == "grains.item":
+            return Behavior(ret={"saltpipe_release": PREVIOUS})
+        if kwarg.get("saltenv") == RELEASE:
+            return Behavior(delivery="never")
+        sent[fun] = sent.get(fun, 0) + 1
+        return Behavior(delivery="never") if sent[fun] == 1 else None
+
+    client = ScriptedSaltClient(TEST_FLEET, script=script)
+    result = start_rollout(harness.ctx("test", client), RELEASE)
+    assert result.outcome is Outcome.ROLLED_BACK
+    rollback_jobs = [r for r in client.calls("state.apply") if r.kwarg.get("saltenv") == "base"]
+    assert [r.targets for r in rollback_jobs] == [("test-web-1",), ("test-web-1",)]  # published twice
+    republished = harness.events("step_republished")
+    assert len(republished) == 1 and republished[0]["replaces"] == rollback_jobs[0].jid
+    assert republished[0]["jid"] == rollback_jobs[1].jid and republished[0]["targets"] == ["test-web-1"]
+    # The forward job (the halted release) is never sent twice.
+    assert len([r for r in client.calls("state.apply") if r.kwarg.get("saltenv") == RELEASE]) == 1
+    events = [r["event"] for r in harness.records]
+    assert events.index("canary_retired") < events.index("rollback_started")
+    assert events.index("rollback_finished") < events.index("reconciled") < events.index("rollout_finished")
+    report = json.loads(result.report_path.read_text(encoding="utf-8"))
+    assert report["reconciled"]["by_release"] == {PREVIOUS: ["test-web-1"]}
+    assert report["batches"][0]["minions"][0]["running"] == PREVIOUS
+
+
+def test_files_the_release_added_are_reported_left_behind_by_the_rollback(harness: Harness) -> None:
+    def script(minion: str, fun: str, arg: Any, kwarg: dict[str, Any]) -> Behavior | None:
+        if fun != "state.apply":
+            return None
+        if kwarg.get("saltenv") == RELEASE:  # the new release adds /etc/new.conf and fails a state
+            ret = {**_file_state("/etc/app.conf", True), **_file_state("/etc/new.conf", True),
+                   **failed_state_return()}
+            return Behavior(ret=ret, retcode=2)
+        return Behavior(ret=_file_state("/etc/app.conf", True))  # the previous release manages app.conf only
+
+    result = start_rollout(harness.ctx("test", ScriptedSaltClient(TEST_FLEET, script=script)), RELEASE)
+    assert result.outcome is Outcome.ROLLED_BACK
+    report = json.loads(result.report_path.read_text(encoding="utf-8"))
+    assert report["rollback"]["left_behind"] == {"test-web-1": ["/etc/new.conf"]}
+    assert report["batches"][0]["minions"][0]["left_behind"] == ["/etc/new.conf"]
