@@ -23,11 +23,14 @@ from pipeline.sync import (
     Attestor,
     FileRootsAttestor,
     SaltMasterAttestor,
+    SwitchJournal,
     SyncContext,
     close_targets,
     environment_status,
     previous_release,
+    recover_switch,
     saltenv_for,
+    switch_journal_path,
     sync_release,
     targets_for,
     unexpose_release,
@@ -125,6 +128,16 @@ def _refuse_if_a_rollout_uses(app: AppContext, environment: str, release_id: str
         )
 
 
+def _recover(app: AppContext, environment: str, targets) -> None:  # type: ignore[no-untyped-def]
+    """Finish (or undo) a switch a killed sync left half done, before anything else (docs/sync.md); the caller
+    holds the environment's lock."""
+    recovery = recover_switch(targets, SwitchJournal(switch_journal_path(app.state_dir(), environment)))
+    if recovery is not None:
+        click.echo(recovery.describe(), err=True)
+        for warning in recovery.warnings:
+            click.echo(f"warning: {warning}", err=True)
+
+
 @click.command()
 @click.argument("environment")
 @click.option("--release", "release_id", default=None, help="Release id to deploy (default: build --rev).")
@@ -162,6 +175,7 @@ def sync(app: AppContext, environment: str, release_id: str | None, rev: str, ro
     targets = targets_for(env)
     try:
         with EnvironmentLock(app.state_dir(), environment, "sync"):
+            _recover(app, environment, targets)
             if remove_canary:
                 _refuse_if_a_rollout_uses(app, environment, check_release_id(remove_canary))
                 errors = unexpose_release(targets, saltenv_for(check_release_id(remove_canary)))
@@ -185,6 +199,7 @@ def sync(app: AppContext, environment: str, release_id: str | None, rev: str, ro
                 keep=cfg.release.keep,
                 saltenv=saltenv_for(rel.id) if canary else "base",
                 attestor=_attestor(targets, master_configs, [s.name for s in env.syndics], attest),
+                switch_journal=switch_journal_path(app.state_dir(), environment),
             )
             if freeze is not None and freeze.overridden:
                 record_override(app.state_dir(), freeze, action="sync", release=rel.id)
@@ -219,9 +234,21 @@ def status(app: AppContext, environment: str, fmt: str) -> None:
     Exit 0 when every syndic answered and they serve the same release, 1 when they differ, 2 when one could not
     be read.
     """
+    from pipeline.errors import LockError  # pylint: disable=import-outside-toplevel
+
     env = app.config.environment(environment)
     targets = targets_for(env)
+    journal = SwitchJournal(switch_journal_path(app.state_dir(), environment))
     try:
+        if journal.path.exists():
+            # A sync killed mid-switch: finish it now if nobody else holds the environment (a running sync or
+            # rollout may be the one switching); otherwise the status below shows the split and says so.
+            try:
+                with EnvironmentLock(app.state_dir(), environment, "status (switch recovery)"):
+                    _recover(app, environment, targets)
+            except LockError as exc:
+                click.echo(f"an unfinished switch is journaled in {journal.path}; not recovered: {exc.message}",
+                           err=True)
         statuses = environment_status(targets)
     finally:
         close_targets(targets)

@@ -83,7 +83,7 @@ class SyncServing:
 
     def _sync(self, env: Environment, release_id: str, saltenv: str) -> Mapping[str, str]:
         from pipeline.release import ReleaseStore
-        from pipeline.sync import SyncContext, close_targets, sync_release, targets_for
+        from pipeline.sync import SyncContext, close_targets, switch_journal_path, sync_release, targets_for
 
         store = ReleaseStore.for_state_dir(self.state_dir)
         release = store.get(release_id)
@@ -98,6 +98,7 @@ class SyncServing:
                     keep=self.keep,
                     saltenv=saltenv,
                     attestor=self._attestor(env, targets),
+                    switch_journal=switch_journal_path(self.state_dir, env.name),
                 )
             )
         finally:

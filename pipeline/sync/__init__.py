@@ -37,6 +37,7 @@ from pipeline.sync.engine import (
 from pipeline.sync.layout import saltenv_for
 from pipeline.sync.local import LocalTarget
 from pipeline.sync.ssh import SshTarget
+from pipeline.sync.switchlog import SwitchJournal, SwitchRecovery, recover_switch, switch_journal_path
 from pipeline.sync.target import FileRootsTarget, TargetError, TargetSnapshot
 
 
@@ -79,7 +80,9 @@ __all__ = [
     "ServedRelease",
     "SshTarget",
     "StageOutcome",
+    "SwitchJournal",
     "SwitchOutcome",
+    "SwitchRecovery",
     "SyncContext",
     "SyncResult",
     "SyndicStatus",
@@ -90,7 +93,9 @@ __all__ = [
     "environment_status",
     "previous_release",
     "prune",
+    "recover_switch",
     "saltenv_for",
+    "switch_journal_path",
     "sync_release",
     "target_for",
     "targets_for",

@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, TypeVar
 
 from pipeline.errors import SaltpipeError, UsageError
@@ -37,6 +38,7 @@ from pipeline.release.store import Release, ReleaseStore, ReleaseStoreError
 from pipeline.release.tree import TreeScan, compare, describe_mismatches, sha256_file
 from pipeline.sync.attest import Attestation, Attestor, attest
 from pipeline.sync.layout import BASE_LINK, ENVS_DIR, HISTORY_KEEP, env_link, staging_name
+from pipeline.sync.switchlog import SwitchJournal
 from pipeline.sync.target import FileRootsTarget, TargetError, TargetSnapshot
 
 T = TypeVar("T")
@@ -61,6 +63,10 @@ class SyncContext:
     keep: int = 5
     saltenv: str = "base"
     attestor: Attestor | None = None
+    #: Where the switch journal goes (:func:`pipeline.sync.switchlog.switch_journal_path`): intent before the
+    #: first switch, one record per switched syndic, removed when done - so a sync killed mid-switch is finished
+    #: or undone by the next one. ``None``: no journal (unit tests of the engine alone).
+    switch_journal: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -152,7 +158,12 @@ def sync_release(ctx: SyncContext) -> SyncResult:
     if not all(s.ok for s in staged):
         return SyncResult(ctx.environment, ctx.release.id, ctx.saltenv, staged, seconds=time.monotonic() - started)
 
-    switched = switch_all(ctx.targets, ctx.release.id, link, {s.syndic: s.served_before for s in staged})
+    before = {s.syndic: s.served_before for s in staged}
+    journal = SwitchJournal(ctx.switch_journal) if ctx.switch_journal is not None else None
+    if journal is not None:
+        journal.begin(ctx.environment, ctx.release.id, link, ctx.saltenv,
+                      before if link == BASE_LINK else dict.fromkeys(before))
+    switched = switch_all(ctx.targets, ctx.release.id, link, before, journal=journal)
     warnings: list[str] = []
     pruned: dict[str, tuple[str, ...]] = {}
     if all(s.ok for s in switched):
@@ -170,6 +181,9 @@ def sync_release(ctx: SyncContext) -> SyncResult:
                     f"{exc} (files new in {ctx.release.id} may be missing from {target.name}'s file list until "
                     "fileserver_list_cache_time passes)"
                 )
+    undo_failed = any(s.error is not None and s.error.step == f"switch {link} back" for s in switched)
+    if journal is not None and not undo_failed:
+        journal.finish()  # one release everywhere again (switched, or switched back); else the next run recovers
     attestation = None
     if ctx.attestor is not None and all(s.ok for s in switched):
         attestation = attest(ctx.attestor, [t.name for t in ctx.targets], ctx.release.id, ctx.saltenv)
@@ -321,15 +335,22 @@ def _donor_files(target: FileRootsTarget, donor: str, store: ReleaseStore, notes
 
 
 def switch_all(
-    targets: Sequence[FileRootsTarget], release_id: str, link: str, before: dict[str, str | None]
+    targets: Sequence[FileRootsTarget], release_id: str, link: str, before: dict[str, str | None],
+    journal: SwitchJournal | None = None,
 ) -> tuple[SwitchOutcome, ...]:
-    """Point ``link`` at ``release_id`` on every target; if any fails, switch the others back."""
+    """Point ``link`` at ``release_id`` on every target; if any fails, switch the others back. ``journal`` gets
+    a record per switched target (the caller wrote the intent)."""
+    first = targets[0].name if targets else None
 
     def one(target: FileRootsTarget) -> SwitchOutcome:
         try:
+            if journal is not None:
+                journal.pause_point(first=target.name == first)
             target.set_link(link, release_id)
         except TargetError as exc:
             return SwitchOutcome(target.name, False, link, release_id, before.get(target.name), exc)
+        if journal is not None:
+            journal.switched(target.name)
         return SwitchOutcome(target.name, True, link, release_id, before.get(target.name))
 
     # For a canary link the "before" is that link's own target, not base's.
