@@ -34,6 +34,7 @@ COMMAND_TABLE: dict[str, str] = {
     "review": "pipeline.commands.review:review_command",
     "rollback": "pipeline.commands.rollout:rollback",
     "rollout": "pipeline.commands.rollout:rollout",
+    "serve": "pipeline.commands.serve:serve",
     "status": "pipeline.commands.release:status",
     "sync": "pipeline.commands.release:sync",
     "topology": "pipeline.commands.topology:topology",

@@ -26,8 +26,11 @@ from pipeline.errors import EXIT_FINDINGS
 @click.option("--topology-timeout", type=float, default=120.0, show_default=True,
               help="Seconds for the local topology to become ready.")
 @click.option("--quiet", is_flag=True, help="Only the per-step summaries, not the commands' live progress.")
+@click.option("--serve", "keep_serving", is_flag=True,
+              help="At the end, serve the run's status page on 127.0.0.1 until Ctrl-C (saltpipe serve).")
 @click.pass_obj
-def demo(app: AppContext, workdir: Path | None, keep_topology: bool, topology_timeout: float, quiet: bool) -> None:
+def demo(app: AppContext, workdir: Path | None, keep_topology: bool, topology_timeout: float, quiet: bool,
+         keep_serving: bool) -> None:
     """Run the whole saltpipe flow on a throwaway repository built from the bundled content.
 
     MR checks -> release -> sync test -> rollout test (canary first) -> approval -> sync production ->
@@ -72,6 +75,9 @@ def demo(app: AppContext, workdir: Path | None, keep_topology: bool, topology_ti
     passed = sum(s.ok for s in result.steps)
     console.print(f"\n[bold]summary[/bold]: {passed}/{len(result.steps)} steps passed in "
                   f"{time.monotonic() - started:.0f}s; work directory {workdir}")
+    from pipeline.commands.serve import demo_page  # pylint: disable=import-outside-toplevel
+
+    demo_page(app.repo, workdir, keep_serving, echo=console.print)
     if not result.ok:
         raise click.exceptions.Exit(EXIT_FINDINGS)
 COMMANDS = [demo]
