@@ -69,9 +69,10 @@ def serve(app: AppContext, bind: str, token_file: Path | None, master_config: Pa
     serve_forever(asgi, host, port)
 
 
-def demo_page(repo: Path, workdir: Path, keep_serving: bool, echo=click.echo) -> None:  # type: ignore[no-untyped-def]
+def demo_page(repo: Path, workdir: Path, keep_serving: bool, echo=click.echo, wait=None) -> None:  # type: ignore[no-untyped-def]
     """The end of ``saltpipe demo``: the URL of its run's page (the last production rollout), and with
-    ``keep_serving`` the page itself on loopback until Ctrl-C. Nothing when the demo made no topology config."""
+    ``keep_serving`` the page itself on loopback until Ctrl-C (``wait(url)`` instead, in tests). Nothing when the
+    demo made no topology config."""
     from pipeline.rollout import RolloutStore  # pylint: disable=import-outside-toplevel
     from pipeline.web.server import ServerThread  # pylint: disable=import-outside-toplevel
 
@@ -82,16 +83,22 @@ def demo_page(repo: Path, workdir: Path, keep_serving: bool, echo=click.echo) ->
     latest = RolloutStore(app.state_dir()).latest("production")
     path = f"/rollouts/production/{latest}" if latest else "/"
     if not keep_serving:
-        echo(f"status page of this run: `saltpipe --config {config} serve`, then http://{DEFAULT_BIND}{path}")
+        # Two short lines: a terminal (or rich, at 120 columns) must not wrap the URL.
+        echo(f"status page of this run: http://{DEFAULT_BIND}{path}")
+        echo(f"  (serve it: saltpipe --config {config} serve)")
         return
     try:
         server = ServerThread(status_app(app, None, None), "127.0.0.1", 8080).start()
     except Exception:  # pylint: disable=broad-except  # port 8080 taken: any free port will do
         server = ServerThread(status_app(app, None, None), "127.0.0.1", 0).start()
-    echo(f"status page of this run: {server.url}{path}  (Ctrl-C stops it)")
+    echo(f"status page of this run: {server.url}{path}")
+    echo("  (saltpipe demo --serve: Ctrl-C stops it)")
     try:
-        while server.thread.is_alive():
-            server.thread.join(1)
+        if wait is not None:
+            wait(server.url + path)
+        else:
+            while server.thread.is_alive():
+                server.thread.join(1)
     except KeyboardInterrupt:
         pass
     finally:

@@ -2,7 +2,7 @@
 
 :func:`record` (called by tests/integration/test_status_page.py when ``SALTPIPE_RECORD_STATUS_STATE`` names a
 directory) keeps what the status page reads: plans, journals, reports and history of every rollout, the release
-store's manifest.json + release.json (not the trees), approvals, freeze overrides, and each syndic's
+store's manifest.json + release.json (not the trees: :func:`load` makes empty ones), approvals, freeze overrides, and each syndic's
 saltpipe-state.json with its ``current`` / ``envs/*`` links. :func:`load` writes a pipeline.yaml whose syndics'
 file_roots point at the recorded syndic directories, so the page serves the recording exactly as it served the
 live run - without a daemon.
@@ -63,6 +63,8 @@ def load(tmp: Path, source: Path = RECORDED) -> Path:
     config = json.loads((root / "config.json").read_text())
     config["state_dir"] = str(root / "state")
     config.pop("salt", None)  # no MoM here: the page has no job cache
+    for release in (root / "state" / "releases").iterdir():
+        (release / "tree").mkdir(exist_ok=True)  # not recorded (the page reads manifests); the store wants one
     for env in config["environments"].values():
         for syndic in env["syndics"]:
             directory = root / "syndics" / syndic["name"]
