@@ -221,7 +221,7 @@ def collect_returns(client: SaltClient, jid: str, targets: Sequence[str], *, tim
     return got
 
 
-def _roles(ret: MinionReturn) -> tuple[str, ...]:
+def roles_of(ret: MinionReturn) -> tuple[str, ...]:
     value = ret.ret.get("roles") if isinstance(ret.ret, Mapping) else None
     if isinstance(value, str):
         value = [value]
@@ -335,7 +335,7 @@ def analyse_impact(ctx: ImpactContext) -> ImpactResult:
         )
     grains_job = ctx.client.publish(minions, "grains.item", ["roles"])
     grains = _collect(ctx, clock, grains_job.jid, minions)
-    roles = {m: _roles(r) for m, r in grains.items()}
+    roles = {m: roles_of(r) for m, r in grains.items()}
     sampled = sample_minions(roles, ctx.sample_per_role)
     targets = sorted({m for ids in sampled.values() for m in ids})
     job = ctx.client.publish(targets, "state.apply", kwarg={"test": True, "saltenv": ctx.saltenv})

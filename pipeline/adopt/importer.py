@@ -15,15 +15,19 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from pipeline.errors import ConfigError, UsageError
+from pipeline.errors import ConfigError, SaltError, UsageError
+from pipeline.salt_client.base import SaltClient
 from pipeline.topology.pillar import deep_merge
+
+#: Read-only functions ``fixtures import`` adds to the client's allow list.
+IMPORT_FUNCTIONS = ("grains.items", "pillar.items")
 
 REDACTED = "<redacted by saltpipe>"
 #: Pillar keys whose values are never written to a fixture (a substring match, any case).
@@ -147,3 +151,43 @@ def read_files(paths: Iterable[Path]) -> dict[str, dict[str, Any]]:
             raise UsageError(f"{path}: cannot read: {exc.strerror}") from exc
         out.update(parse_salt_json(text, str(path)))
     return out
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """Grains and pillar by minion, and (with a target) which minions were sampled for which role."""
+
+    grains: dict[str, dict[str, Any]]
+    pillars: dict[str, dict[str, Any]]
+    sampled: dict[str, tuple[str, ...]]
+
+
+def fetch_from_salt(client: SaltClient, clock: Any, *, minions: Sequence[str] = (), target: str | None = None,
+                    per_role: int = 1, timeout: float = 60.0, poll_interval: float = 1.0) -> Fetched:
+    """``grains.items`` and ``pillar.items`` of ``minions``, or of ``per_role`` minions per role (grain ``roles``)
+    of the compound ``target``, in one job published to exactly those ids. A minion that does not answer, or
+    answers something that is not a mapping, is a :class:`SaltError` naming it (fail closed: no partial import)."""
+    from pipeline.impact import collect_returns, roles_of, sample_minions
+
+    sampled: dict[str, tuple[str, ...]] = {}
+    if target is not None:
+        found = sorted(client.resolve(target, timeout=timeout).minions)
+        if not found:
+            raise UsageError(f"no minion answered for target {target!r}", hint="check the expression with salt -C ... test.ping")
+        job = client.publish(found, "grains.item", ["roles"])
+        roles = collect_returns(client, job.jid, found, timeout=timeout, poll_interval=poll_interval, clock=clock)
+        sampled = sample_minions({m: roles_of(r) for m, r in roles.items()}, per_role)
+        minions = sorted({m for ids in sampled.values() for m in ids})
+    published = client.publish_chain(list(minions), [(fun, (), {}) for fun in IMPORT_FUNCTIONS])
+    got = collect_returns(client, published.jid, minions, timeout=timeout, poll_interval=poll_interval, clock=clock)
+    missing = sorted(set(minions) - set(got))
+    if missing:
+        raise SaltError(f"no return from {', '.join(missing)} (jid {published.jid})",
+                        hint="check the ids (salt-key -L on the syndics) and that the minions are up, or use --from FILE")
+    grains = {m: r.part("grains.items", 0).ret for m, r in got.items()}
+    pillars = {m: r.part("pillar.items", 1).ret for m, r in got.items()}
+    bad = sorted(m for m in got if not isinstance(grains[m], dict) or not isinstance(pillars[m], dict))
+    if bad:
+        raise SaltError(f"grains.items / pillar.items failed on {', '.join(bad)} (jid {published.jid})",
+                        hint="run them on that minion with salt-call to see why")
+    return Fetched(grains, pillars, sampled)

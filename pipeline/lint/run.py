@@ -20,7 +20,7 @@ from pipeline.lint.changes import Selection, changes_since, select
 from pipeline.lint.fixtures import environment_minions
 from pipeline.lint.pylint_runner import start_pylint
 from pipeline.layout import RepoLayout
-from pipeline.lint.sources import SourceTree
+from pipeline.lint.sources import SourceTree, root_clash_findings
 from pipeline.lint.statefuncs import build_index
 from pipeline.lint.structure import LINT_RULES
 from pipeline.policy.config import DEFAULT_POLICY, PolicyConfig, load_policy
@@ -86,6 +86,7 @@ def run_lint(options: LintOptions) -> LintResult:
     engine = PolicyEngine(policy, all_rules())
     out = Analysis()
     out.findings += outside_link_findings(tree)
+    out.findings += root_clash_findings(tree)
     if policy.source is None:
         out.notes.append(f"no {policy_shown}: the built-in policy defaults apply")
     if not selection.full:

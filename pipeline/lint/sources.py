@@ -14,10 +14,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.findings import Finding, Severity
 from pipeline.layout import RepoLayout
 from pipeline.policy.model import SourceText
 
 STATES_DIR = "states"
+#: The finding of a path two roots of ``layout`` both hold.
+LAYOUT_ROOT_CLASH = "layout-root-clash"
 TEMPLATE_SUFFIXES = (".jinja", ".j2", ".jinja2", ".tmpl", ".tpl")
 #: Renderers whose SLS text is Python.
 PYTHON_RENDERERS = frozenset({"py", "pyobjects", "pydsl"})
@@ -75,6 +78,9 @@ class SourceTree:
     project_python: list[Path] = field(default_factory=list)
     #: Symlinks in the checked tree (files or directories) that point outside the repository: never read.
     outside: list[Path] = field(default_factory=list)
+    #: ``(file, the file of an earlier root at the same salt:// path)``: Salt would serve only the earlier one,
+    #: and ``release build`` refuses the commit (``layout.roots``).
+    clashes: list[tuple[Path, Path]] = field(default_factory=list)
     _texts: dict[Path, SourceText] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -84,6 +90,7 @@ class SourceTree:
         layout = layout or RepoLayout(roots=(states_dir,))
         roots = [repo / r if r != "." else repo for r in layout.roots]
         tree = cls(repo=repo, states_root=roots[0], extra_roots=tuple(roots[1:]))
+        served: dict[Path, Path] = {}
         for root in roots:
             if not root.is_dir():
                 continue
@@ -91,14 +98,16 @@ class SourceTree:
             for path in sorted(_files(root)):
                 if path in tree.outside or layout.excludes(path.relative_to(repo).as_posix()):
                     continue
+                first = served.setdefault(path.relative_to(root), path)
+                if first != path:
+                    tree.clashes.append((path, first))
+                    continue
                 if path.suffix == ".sls":
                     if path == root / "top.sls":
                         # Salt uses the first top file in file_roots order.
                         tree.top = tree.top or path
                         continue
                     name = sls_name(root, path)
-                    if name in tree.sls and tree.sls[name].is_relative_to(root) is False:
-                        continue  # an earlier root serves this name (Salt's first-wins order)
                     # Salt prefers web.sls over web/init.sls.
                     if name not in tree.sls or path.name != "init.sls":
                         tree.sls[name] = path
@@ -212,6 +221,18 @@ def _outside_links(root: Path, repo: Path) -> list[Path]:
         p for p in root.rglob("*")
         if p.is_symlink() and not p.resolve().is_relative_to(repo) and not any(part.startswith(".") for part in p.relative_to(root).parts)
     )
+
+
+def root_clash_findings(tree: SourceTree) -> list[Finding]:
+    """One finding per file that two roots of ``layout`` both hold (the release build refuses such a commit)."""
+    return [
+        Finding(
+            LAYOUT_ROOT_CLASH, Severity.ERROR, tree.rel(path), 1,
+            f"{tree.rel(first)} is at the same salt:// path in an earlier root: Salt would serve only that one and "
+            "`release build` refuses the commit; rename one, or drop a root from layout.roots",
+        )
+        for path, first in tree.clashes
+    ]
 
 
 def _files(root: Path, skip: frozenset[str] = _SKIP_DIRS) -> Iterator[Path]:

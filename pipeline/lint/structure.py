@@ -45,6 +45,7 @@ LINT_RULES: dict[str, str] = {
     "python-syntax-error": "a Python file (or #!py SLS) does not parse, so the policy cannot read it",
     "top-match-error": "a top.sls target Salt cannot match (unknown match: type, unreadable target)",
     "symlink-outside-repo": "a file in the checked tree is a symlink to a path outside the repository",
+    "layout-root-clash": "two roots of layout (salt/pipeline.yaml) hold a file at the same salt:// path",
 }
 
 REQUISITES = (

@@ -98,3 +98,48 @@ def test_layout_validation(data: dict, message: str) -> None:
 def test_excludes(rel: str, excluded: bool) -> None:
     layout = RepoLayout.of(Layout(states_root=".", exclude=("docs/", "test/", "*.md", ".*")))
     assert layout.excludes(rel) is excluded
+
+
+def test_policy_check_without_paths_checks_the_layout(tmp_path: Path) -> None:
+    from pipeline.policy.check import PolicyCheckOptions, check_paths
+
+    root = write(tmp_path, {
+        "salt/web/init.sls": "go:\n  cmd.run:\n    - name: id\n",
+        "vendor/ntp/init.sls": "ntp:\n  cmd.run:\n    - name: date\n",
+        "salt/docs/example.md": "x\n",
+        "docs/old.sls": "old:\n  cmd.run:\n    - name: id\n",   # not a root: not Salt content
+        "states/stale.sls": "s:\n  cmd.run:\n    - name: id\n",  # the default root, unused under this layout
+        "salt/fixtures/lint/grains.yaml": "os_family: Debian\n",
+        "salt/fixtures/lint/pillar.yaml": "{}\n",
+    })
+    cfg = PipelineConfig(layout=Layout(states_root="salt", roots=("vendor",)))
+    report = check_paths(PolicyCheckOptions(paths=(), repo=root, config=cfg))
+    assert sorted({f.path for f in report.findings if f.rule == "no-cmd-module"}) == ["salt/web/init.sls", "vendor/ntp/init.sls"]
+
+
+def test_changed_since_maps_a_change_in_a_second_root(tmp_path: Path) -> None:
+    from pipeline.lint.changes import ChangeSet, select
+
+    root = write(tmp_path, {
+        "salt/web/init.sls": "include:\n  - ntp\n",
+        "vendor/ntp/init.sls": "ntp:\n  test.nop\n",
+        "salt/db.sls": "db:\n  test.nop\n",
+    })
+    tree = SourceTree.scan(root, layout=RepoLayout.of(Layout(states_root="salt", roots=("vendor",))))
+    selection = select(tree, ChangeSet(ref="main", base="0" * 40, changed=frozenset({"vendor/ntp/init.sls"})))
+    assert not selection.full and selection.sls == frozenset({"ntp", "web"})
+
+
+def test_lint_reports_a_path_two_roots_hold(tmp_path: Path) -> None:
+    from pipeline.lint import LintOptions, run_lint
+
+    root = write(tmp_path, {
+        "salt/web/init.sls": "a:\n  test.nop\n",
+        "vendor/web/init.sls": "b:\n  test.nop\n",
+        "salt/fixtures/lint/grains.yaml": "os_family: Debian\n",
+        "salt/fixtures/lint/pillar.yaml": "{}\n",
+    })
+    cfg = PipelineConfig(layout=Layout(states_root="salt", roots=("vendor",)))
+    report = run_lint(LintOptions(repo=root, config=cfg, pylint=False)).report
+    assert [(f.rule, f.path) for f in report.findings] == [("layout-root-clash", "vendor/web/init.sls")]
+    assert "salt/web/init.sls" in report.findings[0].message and report.exit_code == 1
