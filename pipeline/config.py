@@ -324,6 +324,23 @@ def _repo_relative(value: str, what: str) -> str:
         raise ValueError(f"must be a path inside the repository ({what}), got {value!r}")
     return path.as_posix()
 
+#: GitLab's project roles by name (``approvers.min_access_level``).
+ACCESS_LEVELS = {"developer": 30, "maintainer": 40, "owner": 50}
+
+
+class Approvers(_Model):
+    """Who may approve a rollout to an environment, as GitLab says (checked through its API at every rollout):
+
+    * ``protected_environment`` (default): the users GitLab allows to deploy to the protected environment of
+      the same name (its deploy access levels: users, groups, roles) - the same people who may play its manual
+      gate job. Protected environments are a GitLab Premium feature.
+    * ``project_members``: project members with at least ``min_access_level`` (any tier).
+    """
+
+    source: Literal["protected_environment", "project_members"] = "protected_environment"
+    min_access_level: Literal["developer", "maintainer", "owner"] = "maintainer"
+    gate_job: str = Field(default="approve:{environment}", min_length=1,
+                          description="the manual job whose player is the approval in CI")
 
 
 class Environment(_Model):
@@ -338,6 +355,7 @@ class Environment(_Model):
     batches: tuple[Size, ...] = Field(min_length=1)
     gates: Gates = Gates()
     approvals_required: int = Field(default=0, ge=0)
+    approvers: Approvers = Approvers()
     requires: tuple[str, ...] = ()
     fixtures: Fixtures | None = None
     #: Freeze windows (pipeline/freeze.py): no rollout and no sync of base while one is active.

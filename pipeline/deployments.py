@@ -1,98 +1,94 @@
-"""Recording rollouts in GitLab's environments/deployments API when saltpipe runs in CI.
+"""Recording rollouts in GitLab's environments/deployments API (the "GitLab" link of the audit chain).
 
-A rollout (owned by :mod:`pipeline.rollout`) wraps its work in :func:`DeploymentRecorder.record`::
+Driven by the rollout's journal, so a rollout that crashes and is resumed by another process keeps *one*
+deployment record::
 
-    recorder = recorder_from_ci(ci)            # NullRecorder outside CI
-    with recorder.record("production", sha=release_sha, ref="main") as deployment:
-        result = run_rollout(...)
-        deployment.outcome(result.ok)           # a halted rollout is 'failed' even without an exception
+    start (before anything is exposed)  POST /projects/:id/deployments status=running   -> journal "deployment_recorded"
+    halted (a gate failed, or rollback)  PUT  /projects/:id/deployments/:id status=failed
+    rollout_finished                     PUT  ... status=success (succeeded) or failed (halted, rolled back)
+    resumed                              nothing: the record made at the start is still running
 
-GitLab shows the deployment ``running`` while the rollout goes, then ``success`` or ``failed``; an exception
-marks it ``failed`` (``canceled`` on Ctrl-C) and propagates. The deployment record is bookkeeping, not a
-gate: if GitLab cannot record the *final* status, the rollout's own outcome still decides the exit code and
-the error is reported as a warning (the rollout has already happened; failing it would lie). Creating the
-record is different: it happens before anything changes, so a failure there stops the rollout (fail closed -
-a production change must be visible in GitLab).
+Creating the record is a gate: it happens before anything changes, so a failure there stops the rollout with
+exit 2 (fail closed - a production change must be visible in GitLab). Updating it later is bookkeeping: the
+rollout has already happened, so a failure is journaled (``deployment_record_failed``), printed with the
+rollout's result and says how to set the status by hand; the outcome and exit code stay the rollout's own.
 
-The rollout job in ``.gitlab-ci.yml`` should declare ``environment: {name: ..., action: prepare}``: with the
-default ``action: start`` GitLab records a deployment for the job itself, and there would be two.
+Only when this run reaches GitLab (CI_SERVER_URL, CI_PROJECT_ID, SALTPIPE_GITLAB_TOKEN); without it nothing is
+recorded and the report says so. The rollout jobs of ``.gitlab-ci.yml`` declare ``environment: {name: ...,
+action: prepare}``: with the default ``action: start`` GitLab would record a second deployment for the job.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from pipeline.errors import GitLabError
-from pipeline.gitlab.ci import CiEnvironment
 from pipeline.gitlab.client import GitLabClient
 from pipeline.gitlab.models import Deployment
 
+#: What a journal record means for the deployment's status (``rollout_finished`` depends on its outcome).
+_FINAL = {"succeeded": "success", "halted": "failed", "rolled_back": "failed"}
 
-@dataclass
-class DeploymentHandle:
-    """The record being written for one rollout. ``deployment`` is ``None`` when nothing is recorded."""
-
-    environment: str
-    sha: str
-    deployment: Deployment | None = None
-    ok: bool | None = None
-    final: Deployment | None = None
-    warnings: list[str] = field(default_factory=list)
-
-    def outcome(self, ok: bool) -> None:
-        """Say how the rollout ended (without it, leaving the block normally means success)."""
-        self.ok = ok
+Write = Callable[..., Any]
 
 
-class DeploymentRecorder:
-    """Records deployments of this project through ``client``."""
+@dataclass(frozen=True)
+class DeploymentTrail:
+    """Deployment records of one project: ``ref`` is the branch or tag the released commits come from."""
 
-    def __init__(self, client: GitLabClient) -> None:
-        self.client = client
+    client: GitLabClient
+    ref: str
+    tag: bool = False
+    #: Shown in a failure's hint: where the project's deployments are (``<project URL>/-/environments``).
+    where: str = "GitLab (Operate > Environments)"
 
-    @contextmanager
-    def record(self, environment: str, *, sha: str, ref: str, tag: bool = False) -> Iterator[DeploymentHandle]:
-        """Create a ``running`` deployment of ``sha`` (built from ``ref``) to ``environment``, yield, and set
-        ``success``/``failed``/``canceled`` from the outcome. Creating it raises :class:`GitLabError`."""
-        handle = DeploymentHandle(environment=environment, sha=sha)
-        handle.deployment = self.client.create_deployment(
-            environment=environment, sha=sha, ref=ref, tag=tag, status="running"
-        )
-        status = "failed"
+    def open(self, environment: str, sha: str) -> Deployment:
+        """Create the ``running`` deployment of ``sha`` to ``environment``; :class:`GitLabError` when GitLab
+        cannot record it (the caller stops before changing anything)."""
         try:
-            yield handle
-            status = "success" if handle.ok is not False else "failed"
-        except KeyboardInterrupt:
-            status = "canceled"
-            raise
-        finally:
-            try:
-                handle.final = self.client.update_deployment(handle.deployment.id, status)
-            except GitLabError as exc:
-                message = f"could not mark deployment {handle.deployment.id} to {environment} as {status}: {exc}"
-                handle.warnings.append(message)  # the caller prints it with the rollout's result
+            return self.client.create_deployment(environment=environment, sha=sha, ref=self.ref, tag=self.tag,
+                                                  status="running")
+        except GitLabError as exc:
+            raise GitLabError(
+                f"cannot record the deployment of {sha[:12]} to {environment} in GitLab, so the rollout does not "
+                f"start: {exc.message}",
+                hint=exc.hint or "retry when GitLab answers; nothing was changed",
+            ) from None
+
+    def follow(self, record: Mapping[str, Any], recorded: Mapping[str, Any] | None, write: Write) -> None:
+        """Bring the deployment ``recorded`` (its journal record, ``None`` when none was made) in line with the
+        journal ``record`` just written; ``write`` journals what happened."""
+        if recorded is None:
+            return
+        event = record.get("event")
+        if event == "halted":
+            status = "failed"
+        elif event == "rollout_finished":
+            status = _FINAL.get(str(record.get("outcome")), "failed")
+        else:
+            return
+        if recorded.get("status") == status:
+            return
+        deployment_id = int(recorded["deployment_id"])
+        try:
+            final = self.client.update_deployment(deployment_id, status)
+        except GitLabError as exc:
+            write("deployment_record_failed", deployment_id=deployment_id, status=status, message=exc.message,
+                  hint=f"the rollout's own outcome stands; set deployment {deployment_id} to {status} by hand "
+                       f"(PUT /projects/:id/deployments/{deployment_id} status={status}) or see it in {self.where}")
+            return
+        write("deployment_updated", deployment_id=final.id, iid=final.iid, status=final.status)
 
 
-class NullRecorder(DeploymentRecorder):
-    """Records nothing: outside CI, or when no token is configured."""
+def trail_from_environ(environ: Mapping[str, str]) -> DeploymentTrail | None:
+    """A trail for the project the environment points at (a CI job's variables, or the same exported by
+    hand), ``None`` when it does not reach GitLab."""
+    from pipeline.gitlab import CiEnvironment, client_from_ci
 
-    def __init__(self) -> None:  # pylint: disable=super-init-not-called
-        pass
-
-    @contextmanager
-    def record(self, environment: str, *, sha: str, ref: str, tag: bool = False) -> Iterator[DeploymentHandle]:
-        yield DeploymentHandle(environment=environment, sha=sha)
-
-
-def recorder_from_ci(ci: CiEnvironment, client: GitLabClient | None = None) -> DeploymentRecorder:
-    """A real recorder when the job can reach GitLab (``CI_SERVER_URL``, ``CI_PROJECT_ID``,
-    ``SALTPIPE_GITLAB_TOKEN`` set), else a :class:`NullRecorder`."""
-    if client is not None:
-        return DeploymentRecorder(client)
+    ci = CiEnvironment.from_environ(environ)
     if not ci.can_reach_gitlab:
-        return NullRecorder()
-    from pipeline.gitlab import client_from_ci
-
-    return DeploymentRecorder(client_from_ci(ci))
+        return None
+    client = client_from_ci(ci)
+    return DeploymentTrail(client, ci.ref or client.default_branch(), ci.is_tag)

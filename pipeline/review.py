@@ -173,6 +173,8 @@ class ReviewResult:
     #: merge request brought it there).
     merged_sha: str | None = None
     branch: str | None = None
+    title: str = ""
+    web_url: str = ""
 
     @property
     def approved(self) -> bool:
@@ -194,6 +196,8 @@ class ReviewResult:
         return {
             "approved": self.approved,
             "merge_request": self.iid,
+            "title": self.title,
+            "web_url": self.web_url,
             "head_sha": self.head_sha,
             "merged_sha": self.merged_sha,
             "branch": self.branch,
@@ -583,6 +587,8 @@ def evaluate(ctx: ReviewContext) -> ReviewResult:
         security_paths=touched,
         merged_sha=ctx.merged.sha if ctx.merged is not None else None,
         branch=ctx.merged.branch if ctx.merged is not None else None,
+        title=ctx.facts.merge_request.title,
+        web_url=ctx.facts.merge_request.web_url,
     )
 
 

@@ -51,21 +51,62 @@ def release() -> None:
 
 @release.command("build")
 @click.option("--rev", default="HEAD", show_default=True, help="Git revision to build (never the working tree).")
+@click.option("--review", "review_json", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="The verdict of `saltpipe review --merged --output FILE` for this commit: record the merge "
+                   "request it names as where the release came from (the audit chain's first link).")
 @_FORMAT
 @click.pass_obj
-def build(app: AppContext, rev: str, fmt: str) -> None:
+def build(app: AppContext, rev: str, review_json: Path | None, fmt: str) -> None:
     """Build the release of a commit: states/ plus _modules/, _states/ and every other _*/ directory (or
     wherever layout: in the pipeline config puts them).
 
     The id is derived from the content, so the same commit always gives the same id; building it again reuses
-    the stored release. Exit 2 naming the path when the commit holds something that cannot be released.
+    the stored release. Exit 2 naming the path when the commit holds something that cannot be released, or
+    when --review is not an approved verdict for the commit built.
     """
+    verdict = _merged_verdict(review_json) if review_json else None
     result = build_release(BuildContext(repo=app.repo, rev=rev, store=_store(app), layout=RepoLayout.of(app.config.layout)))
+    merge_request = None
+    if verdict is not None:
+        if verdict.get("merged_sha") != result.commit:
+            raise UsageError(
+                f"{review_json}: the review verdict is for commit {str(verdict.get('merged_sha'))[:12]}, not "
+                f"{result.commit[:12]} (what --rev {rev} names)",
+                hint="run `saltpipe review --merged --output FILE` for the same commit as `release build --rev`",
+            )
+        merge_request = {
+            "iid": verdict["merge_request"],
+            "url": verdict.get("web_url"),
+            "title": verdict.get("title"),
+            "approvers": [a["username"] for a in verdict.get("approvers") or [] if a.get("counts")],
+            "branch": verdict.get("branch"),
+        }
+        _store(app).record_provenance(result.release, result.commit, merge_request)
     if fmt == "json":
-        click.echo(json.dumps({**release_json(result.release, result.created), "built_from": result.commit}, indent=2))
+        click.echo(json.dumps({**release_json(result.release, result.created), "built_from": result.commit,
+                               "merge_request": merge_request}, indent=2))
     else:
         for line in release_lines(result.release, result.created):
             click.echo(line)
+        if merge_request:
+            click.echo(f"  from merge request !{merge_request['iid']} (approved by "
+                       f"{', '.join(merge_request['approvers']) or 'nobody counted'})")
+
+
+def _merged_verdict(path: Path) -> dict[str, object]:
+    """The JSON of an approved ``review --merged``; :class:`UsageError` for anything else."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{path}: not a review verdict ({exc})",
+                         hint="write it with `saltpipe review --merged --output FILE`") from None
+    if not isinstance(data, dict) or not data.get("merged_sha") or not isinstance(data.get("merge_request"), int):
+        raise UsageError(f"{path}: not the verdict of `saltpipe review --merged` (no merged_sha / merge_request)",
+                         hint="write it with `saltpipe review --merged --output FILE`")
+    if data.get("approved") is not True:
+        raise UsageError(f"{path}: the review gate did not approve merge request !{data['merge_request']}",
+                         hint="a release is built only from a commit that passed `saltpipe review --merged`")
+    return data
 
 
 @release.command("list")
@@ -253,11 +294,19 @@ def status(app: AppContext, environment: str, fmt: str) -> None:
     finally:
         close_targets(targets)
     lock = read_lock(app.state_dir(), environment)
+    from pipeline.commands.rollout import describe_chain
+    from pipeline.rollout.audit import served_chain
+
+    served = sorted({s.served for s in statuses if not s.error and s.served})
+    chains = {rid: served_chain(app.state_dir(), environment, rid) for rid in served}
     if fmt == "json":
-        click.echo(json.dumps(status_json(environment, statuses, lock), indent=2))
+        click.echo(json.dumps({**status_json(environment, statuses, lock), "chain": chains}, indent=2))
     else:
         for line in status_lines(environment, statuses, lock):
             click.echo(line)
+        for rid, chain in chains.items():
+            click.echo(f"  {rid}: " + (describe_chain(chain) + f" ({chain.get('outcome')})" if chain
+                                       else "no rollout recorded (served by a plain sync)"))
     if any(s.error for s in statuses):
         raise click.exceptions.Exit(2)
     if len({s.served for s in statuses}) > 1:

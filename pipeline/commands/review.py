@@ -63,8 +63,12 @@ def _render_text(result: ReviewResult) -> str:
     "gate on it, at the head it was merged with (deploy pipelines).",
 )
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the verdict as JSON here, whatever it is (`release build --review FILE` records the "
+                   "merge request it names).")
 @click.pass_obj
-def review_command(app: AppContext, mr_iid: int | None, sha: str | None, merged: bool, fmt: str) -> None:
+def review_command(app: AppContext, mr_iid: int | None, sha: str | None, merged: bool, fmt: str,
+                   output: Path | None) -> None:
     """Gate a release on code review: approved for this exact head by enough users other than the author
     (one from the security group when security paths change), and the merge request pipeline passed.
 
@@ -96,6 +100,9 @@ def review_command(app: AppContext, mr_iid: int | None, sha: str | None, merged:
             pipeline_id=ci.pipeline_id,
             job_id=ci.job_id,
         )
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
     if fmt == "json":
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:

@@ -28,6 +28,7 @@ from typing import Any
 import click
 
 from pipeline.context import AppContext
+from pipeline.deployments import trail_from_environ
 from pipeline.errors import EXIT_FINDINGS, UsageError
 from pipeline.rollout import (
     Outcome,
@@ -159,7 +160,18 @@ def _context(app: AppContext, env_name: str, opts: dict[str, Any], observer: Any
         recovery=recovery,
         observer=observer,
         notifier=notifier_from_environ(app.config.notifications, os.environ),
+        authority=_authority(),
+        deployments=trail_from_environ(os.environ),
     )
+
+
+def _authority() -> Any:
+    """GitLab's word on approvals when this run reaches GitLab (CI_SERVER_URL, CI_PROJECT_ID, token), else None."""
+    from pipeline.gitlab import CiEnvironment, client_from_ci
+    from pipeline.rollout.approvals import GitLabApprovals
+
+    ci = CiEnvironment.from_environ(os.environ)
+    return GitLabApprovals(client_from_ci(ci), ci) if ci.can_reach_gitlab else None
 
 
 # -- progress display -------------------------------------------------------------------------------------------------
@@ -312,6 +324,10 @@ def _finish(result: RolloutResult, report_json: Path | None, report_html: Path |
     _echo_reconciled(report)
     if report.get("promoted"):
         click.echo(f"  base now serves {result.plan.release} on {result.plan.environment}")
+    click.echo("  chain: " + describe_chain(report.get("chain") or {}))
+    for failure in (report.get("chain") or {}).get("deployment_failures") or []:
+        click.echo(f"  WARNING: GitLab did not take the deployment status {failure['status']}: {failure['message']}"
+                   f"\n  ({failure['hint']})")
     if result.progress.retire_failed:
         warn = result.progress.retire_failed
         click.echo(f"  warning: {warn.get('message')}\n  ({warn.get('hint')})")
@@ -334,6 +350,25 @@ def _echo_reconciled(report: dict[str, Any]) -> None:
         click.echo(f"    {release}: {len(minions)} ({', '.join(minions[:8])}{', ...' if len(minions) > 8 else ''})")
     if rec["unanswered"]:
         click.echo(f"    did not answer: {', '.join(rec['unanswered'][:8])}")
+
+
+def describe_chain(chain: dict[str, Any]) -> str:
+    """``!42 -> commit 7d4e2a91c3b5 -> release rel-... -> 3 Salt job(s) -> succeeded 6 -> GitLab deployment
+    #87 (success)``: one line of the audit chain (``saltpipe status`` and the rollout's result)."""
+    mr = chain.get("merge_request") or {}
+    deployment = chain.get("deployment")
+    links = [
+        f"!{mr['iid']}" if mr.get("iid") else "no merge request recorded",
+        f"commit {(chain.get('commit') or '?')[:12]}",
+        f"release {chain.get('release') or '?'}",
+        f"rollout {chain.get('rollout_id')}" if chain.get("rollout_id") else "no rollout",
+        f"{len(chain.get('jobs') or [])} Salt job(s)" + (f" ({', '.join(chain['jobs'][:3])}"
+                                                          f"{', ...' if len(chain['jobs']) > 3 else ''})"
+                                                          if chain.get("jobs") else ""),
+        ", ".join(f"{k} {v}" for k, v in (chain.get("results") or {}).items()) or "no results",
+        f"GitLab deployment #{deployment['iid']} ({deployment['status']})" if deployment else "no GitLab deployment",
+    ]
+    return " -> ".join(links)
 
 
 # -- commands ------------------------------------------------------------------------------------------------------------
@@ -363,7 +398,8 @@ def rollout() -> None:
 @click.argument("environment")
 @click.option("--release", "release_id", required=True, help="The release id to roll out (saltpipe release list).")
 @click.option("--approve", "approvers", multiple=True, metavar="NAME",
-              help="Record NAME's approval of this release for this environment (who and when). Repeatable.")
+              help="In CI: the user who played the environment's gate job (approve:ENV), checked through GitLab "
+                   "and recorded. Outside CI approvals are given with `rollout approve`. Repeatable.")
 @click.option("--no-rollback", is_flag=True, help="On a failed gate, halt without rolling anything back.")
 @click.option("--override-freeze", "override_freeze", default=None, metavar="REASON",
               help="Roll out inside a freeze window of ENVIRONMENT; REASON and who gave it are journaled.")
@@ -381,7 +417,8 @@ def run(app: AppContext, environment: str, release_id: str, approvers: tuple[str
     from pipeline.release import ReleaseStore
 
     app.config.environment(environment)
-    commit = ReleaseStore.for_state_dir(app.state_dir()).get(release_id).commit
+    # The chain's first links: the commit and the merge request `release build --review` recorded for it.
+    commit, merge_request = ReleaseStore.for_state_dir(app.state_dir()).get(release_id).origin()
     with _view() as view:
         ctx = _context(app, environment, opts, view)
 
@@ -392,10 +429,42 @@ def run(app: AppContext, environment: str, release_id: str, approvers: tuple[str
 
         try:
             result = start_rollout(ctx, release_id, commit=commit, approve=approvers, no_rollback=no_rollback,
-                                   on_plan=on_plan, override_freeze=override_freeze)
+                                   on_plan=on_plan, override_freeze=override_freeze, merge_request=merge_request)
         finally:
             ctx.client.close()
     _finish(result, report_json, report_html)
+
+
+@rollout.command("approve")
+@click.argument("environment")
+@click.option("--release", "release_id", required=True, help="The release id to approve (saltpipe release list).")
+@click.pass_obj
+def approve(app: AppContext, environment: str, release_id: str) -> None:
+    """Approve RELEASE for ENVIRONMENT as the owner of SALTPIPE_GITLAB_TOKEN (outside CI).
+
+    GitLab says who you are (the token's user) and whether you may approve (approvers in salt/pipeline.yaml);
+    the approval is recorded and counts for a rollout someone else starts. Exit 0 recorded; 1 refused; 2 when
+    GitLab cannot be asked.
+    """
+    from pipeline.errors import GitLabError
+    from pipeline.release import ReleaseStore
+    from pipeline.rollout import ApprovalStore
+    from pipeline.rollout.approvals import GitLabApprovals
+
+    env = app.config.environment(environment)
+    ReleaseStore.for_state_dir(app.state_dir()).get(release_id)  # an unknown release is a usage error
+    authority = _authority()
+    if authority is None:
+        raise GitLabError("an approval is checked against GitLab, and this run cannot reach it",
+                          hint="export CI_SERVER_URL, CI_PROJECT_ID and SALTPIPE_GITLAB_TOKEN (your own token)")
+    assert isinstance(authority, GitLabApprovals)
+    if authority.in_ci:
+        raise UsageError("in CI an approval is the environment's played gate job, not `rollout approve`",
+                         hint=f"play {env.approvers.gate_job.format(environment=environment)} in the pipeline")
+    verified = authority.approver(env, None)
+    recorded = ApprovalStore(app.state_dir()).record(environment, release_id, verified)
+    click.echo(f"{recorded.name} approved {release_id} for {environment} at {recorded.at} "
+               f"({recorded.proof}; {recorded.allowed_by})")
 
 
 @rollout.command("resume")

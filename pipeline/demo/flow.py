@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.demo.health import HealthServer
-from pipeline.demo.invoke import Ran, failed, flow_of, root_of, saltpipe, topology_of
+from pipeline.demo.invoke import OPERATOR, Ran, failed, flow_of, root_of, saltpipe, topology_of
 from pipeline.demo.model import DemoContext, DemoState, FlowState, Step
 
-#: Who approves the releases for production in the demo (``saltpipe rollout production --approve NAME``).
+#: Who approves the releases for production in the demo (``saltpipe rollout approve production``, with their own
+#: GitLab token), and who runs the rollouts. The demo's GitLab is a loopback one (pipeline/gitlab/loopback.py)
+#: where both are Maintainers and production is a protected environment.
 REVIEWER = "demo-reviewer"
 
 #: The second change: time sources per datacenter, one file per datacenter - and the canary's is forgotten.
@@ -77,7 +79,9 @@ def _rollout(
     words = ["rollout", env, "--release", release, "--report-json", str(json_path), "--report-html", str(html_path),
              *ROLLOUT_TUNING]
     if approve:
-        words += ["--approve", REVIEWER]
+        given = saltpipe(ctx, state, "rollout", "approve", env, "--release", release, as_user=REVIEWER)
+        if given.returncode != 0:
+            return given, None, []
     ran = saltpipe(ctx, state, *words)
     if not json_path.is_file():
         return ran, None, []
@@ -137,6 +141,11 @@ def topology_up(ctx: DemoContext, state: DemoState) -> tuple[bool, list[str]]:
     flow.topology = topo
     health = HealthServer()
     flow.health = health
+    from pipeline.gitlab.loopback import LoopbackGitLab
+
+    flow.gitlab = LoopbackGitLab().start()
+    flow.tokens = {user: flow.gitlab.add_user(user, access_level=40) for user in (OPERATOR, REVIEWER)}
+    flow.gitlab.protect("production")
     production = topo.env_minions("production")
     for minion in production:
         topo.set_pillar(minion, {"ops": {"app": {"health_url": health.url(minion)}}})
@@ -227,11 +236,17 @@ def approval(ctx: DemoContext, state: DemoState) -> tuple[bool, list[str]]:
         f"  exit {refused.returncode}, nothing touched:",
         *(f"    {line}" for line in (why or [refused.stderr.strip()[-300:]])),
     ]
-    # The approval: who and when (plus the OS user and host that recorded it), kept in the state directory,
-    # recorded by the production rollout below (`--approve {REVIEWER}`).
-    lines.append(f"{REVIEWER} approves {release} for production: `saltpipe rollout production --release {release} "
-                 f"--approve {REVIEWER}` records it ({cfg.state_dir / 'approvals' / 'production'})")
-    ok = refused.returncode == 1 and "approval" in refused.stderr and "no successful rollout" not in refused.stderr
+    # An approval typed by the operator is not one: GitLab says who the token belongs to.
+    typed = saltpipe(ctx, state, "rollout", "production", "--release", release, "--approve", REVIEWER, *ROLLOUT_TUNING)
+    lines += [f"$ {typed.shown}   (run by {OPERATOR})",
+              f"  exit {typed.returncode}: " + next((ln.strip() for ln in typed.stderr.splitlines()
+                                                    if "outside CI" in ln), typed.stderr.strip()[-200:])]
+    # The approval: GitLab names the approver (their token) and says they may deploy to production; kept in the
+    # state directory with that proof, counted by the production rollout below (started by someone else).
+    lines.append(f"{REVIEWER} approves {release} for production with their own GitLab token: `saltpipe rollout "
+                 f"approve production --release {release}` ({cfg.state_dir / 'approvals' / 'production'})")
+    ok = (refused.returncode == 1 and "approval" in refused.stderr and "no successful rollout" not in refused.stderr
+          and typed.returncode == 1 and "outside CI" in typed.stderr)
     return ok, lines
 
 
@@ -367,11 +382,14 @@ def reports(ctx: DemoContext, state: DemoState) -> tuple[bool, list[str]]:  # py
 
 
 def teardown(flow: FlowState, keep: bool) -> list[str]:
-    """Stop the health server and, unless ``keep``, the topology. Returns lines for the summary."""
+    """Stop the health server, the demo's GitLab and, unless ``keep``, the topology. Returns lines for the summary."""
     lines = []
     if flow.health is not None:
         flow.health.close()
         flow.health = None
+    if flow.gitlab is not None:
+        flow.gitlab.stop()
+        flow.gitlab = None
     topo = flow.topology
     if topo is None:
         return lines

@@ -53,14 +53,23 @@ class Ran:
         return "saltpipe " + " ".join(self.words)
 
 
-def saltpipe(ctx: DemoContext, state: DemoState, *words: str) -> Ran:
-    """Run ``saltpipe --repo <throwaway repo> --config <topology>/pipeline.yaml WORDS`` in a subprocess.
+#: Who runs the demo's commands on its GitLab unless a step says otherwise (the operator; docs/demo.md).
+OPERATOR = "demo-operator"
+
+
+def saltpipe(ctx: DemoContext, state: DemoState, *words: str, as_user: str = OPERATOR) -> Ran:
+    """Run ``saltpipe --repo <throwaway repo> --config <topology>/pipeline.yaml WORDS`` in a subprocess, as
+    ``as_user`` of the demo's GitLab once it runs (outside CI: no CI_* job variables of the caller's shell).
 
     stderr (a rollout's progress) is passed to ``ctx.progress`` line by line as it comes."""
     topo = topology_of(state)
+    flow = flow_of(state)
     argv = [sys.executable, "-m", "pipeline", "--repo", str(root_of(state)), "--config", str(topo.pipeline_config),
             *words]
-    env = {k: v for k, v in os.environ.items() if k not in _SALT_ENV_VARS}
+    env = {k: v for k, v in os.environ.items()
+           if k not in _SALT_ENV_VARS and not k.startswith(("CI_", "GITLAB_", "SALTPIPE_GITLAB"))}
+    if flow.gitlab is not None:
+        env.update(flow.gitlab.environ(flow.tokens[as_user]))
     env["COLUMNS"] = "110"
     if ctx.progress:
         ctx.progress("$ saltpipe " + " ".join(words))

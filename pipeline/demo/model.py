@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import git
 
@@ -39,6 +39,8 @@ class FlowState:
 
     topology: Topology | None = None
     health: HealthServer | None = None
+    gitlab: Any = None  # pipeline.gitlab.loopback.LoopbackGitLab: the demo's GitLab
+    tokens: dict[str, str] = field(default_factory=dict)  # user -> token on the demo's GitLab
     releases: dict[str, str] = field(default_factory=dict)  # label -> release id
     reports: list[tuple[str, Path, Path]] = field(default_factory=list)  # (what, json, html)
     canary: str | None = None

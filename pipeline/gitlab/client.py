@@ -29,11 +29,13 @@ from pipeline.gitlab.models import (
     Approvals,
     ChangedFiles,
     Deployment,
+    DeployAccess,
     DiffVersion,
     Job,
     MergeRequest,
     Note,
     Pipeline,
+    ProtectedEnvironment,
     User,
 )
 
@@ -90,6 +92,24 @@ class GitLabClient(abc.ABC):
     @abc.abstractmethod
     def group_members(self, group: str) -> tuple[User, ...]:
         """Members of ``group`` (id or full path), inherited memberships included."""
+
+    @abc.abstractmethod
+    def pipeline(self, pipeline_id: int) -> Pipeline:
+        """Pipeline ``pipeline_id`` of the project, with the user who started it."""
+
+    @abc.abstractmethod
+    def user_by_username(self, username: str) -> User | None:
+        """The user whose username is ``username`` (``/users?username=``), ``None`` when there is none."""
+
+    @abc.abstractmethod
+    def member_access_level(self, user_id: int) -> int | None:
+        """The user's access level in the project, inherited memberships included (``/members/all/:id``);
+        ``None`` when the user is no member."""
+
+    @abc.abstractmethod
+    def protected_environment(self, name: str) -> ProtectedEnvironment | None:
+        """Who may deploy to environment ``name``; ``None`` when it is not protected (GitLab answers 404, as
+        it does on tiers without protected environments)."""
 
     @abc.abstractmethod
     def create_note(self, iid: int, body: str) -> Note:
@@ -207,6 +227,10 @@ def _merge_request(p: _Payload, *, listed: bool = False) -> MergeRequest:
     )
 
 
+def _optional_user(p: _Payload) -> User | None:
+    return _user(p.obj("user")) if isinstance(p.data.get("user"), Mapping) else None
+
+
 def _deployment(p: _Payload) -> Deployment:
     env = p.obj("environment")
     return Deployment(
@@ -217,6 +241,10 @@ def _deployment(p: _Payload) -> Deployment:
         ref=p.str("ref"),
         status=p.str("status"),
     )
+
+
+def _opt_int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _list(data: Any, where: str) -> list[_Payload]:
@@ -305,6 +333,17 @@ class PythonGitLabClient(GitLabClient):
         with self._errors(what):
             data = self._gl.http_list(path, query_data=query or {}, get_all=True, per_page=100)
         return _list(data, what)
+
+    def _get_or_none(self, path: str, what: str, query: dict[str, Any] | None = None) -> _Payload | None:
+        """Like :meth:`_get`, but a 404 is an answer (``None``): the thing does not exist."""
+        with self._errors(what):
+            try:
+                data = self._gl.http_get(path, query_data=query or {})
+            except gitlab.exceptions.GitlabHttpError as exc:
+                if exc.response_code == 404:
+                    return None
+                raise  # every other failure as _errors says
+        return _Payload(self._json(data, what), what)
 
     def _send(self, method: Callable[..., Any], path: str, what: str, body: dict[str, Any]) -> _Payload:
         with self._errors(what):
@@ -404,6 +443,7 @@ class PythonGitLabClient(GitLabClient):
                 status=p.str("status"),
                 allow_failure=bool(p.bool("allow_failure", optional=True)),
                 web_url=p.str("web_url", optional=True),
+                user=_optional_user(p),
             )
             for p in self._list(f"{self._project}/pipelines/{pipeline_id}/jobs", what)
         )
@@ -417,6 +457,52 @@ class PythonGitLabClient(GitLabClient):
             membership = p.str("membership_state", optional=True) or "active"
             members.append(user if membership == "active" else User(user.id, user.username, user.name, membership))
         return tuple(members)
+
+    def pipeline(self, pipeline_id: int) -> Pipeline:
+        what = f"pipeline {pipeline_id}"
+        p = self._get(f"{self._project}/pipelines/{pipeline_id}", what)
+        return Pipeline(
+            id=p.int("id"),
+            sha=p.str("sha"),
+            status=p.str("status"),
+            source=p.str("source", optional=True),
+            web_url=p.str("web_url", optional=True),
+            created_at=p.time("created_at", optional=True),
+            user=_optional_user(p),
+        )
+
+    def user_by_username(self, username: str) -> User | None:
+        what = f"the user {username!r}"
+        found = [_user(p) for p in self._list("/users", what, {"username": username})]
+        return next((u for u in found if u.username.lower() == username.lower()), None)
+
+    def member_access_level(self, user_id: int) -> int | None:
+        what = f"the project membership of user {user_id}"
+        p = self._get_or_none(f"{self._project}/members/all/{int(user_id)}", what)
+        if p is None:
+            return None
+        if (p.str("membership_state", optional=True) or "active") != "active":
+            return None  # an invitation not accepted yet grants nothing
+        return p.int("access_level")
+
+    def protected_environment(self, name: str) -> ProtectedEnvironment | None:
+        what = f"the protected environment {name!r}"
+        p = self._get_or_none(f"{self._project}/protected_environments/{quote(name, safe='')}", what)
+        if p is None:
+            return None
+        levels = _list(p.data.get("deploy_access_levels"), what + " (deploy_access_levels)")
+        return ProtectedEnvironment(
+            name=p.str("name"),
+            deploy_access=tuple(
+                DeployAccess(
+                    access_level=_opt_int(a.data.get("access_level")),
+                    user_id=_opt_int(a.data.get("user_id")),
+                    group_id=_opt_int(a.data.get("group_id")),
+                    description=a.str("access_level_description", optional=True),
+                )
+                for a in levels
+            ),
+        )
 
     # -- writes ------------------------------------------------------------------------------------------------
 

@@ -120,6 +120,7 @@ class Pipeline:
     source: str
     web_url: str
     created_at: datetime | None = None
+    user: User | None = None  # who started it (``/pipelines/:id``; listed pipelines may not say)
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,7 @@ class Job:
     status: str
     allow_failure: bool
     web_url: str = ""
+    user: User | None = None  # who started the job: for a manual job, who played it
 
 
 @dataclass(frozen=True)
@@ -144,3 +146,22 @@ class Deployment:
     sha: str
     ref: str
     status: str  # created, running, success, failed, canceled, blocked
+
+
+@dataclass(frozen=True)
+class DeployAccess:
+    """One entry of a protected environment's ``deploy_access_levels``: exactly one of a user, a group or a
+    project role (``access_level`` 30 Developer, 40 Maintainer, 60 Admin) may deploy and play its manual jobs."""
+
+    access_level: int | None
+    user_id: int | None
+    group_id: int | None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ProtectedEnvironment:
+    """``/projects/:id/protected_environments/:name`` (GitLab Premium): who may deploy to the environment."""
+
+    name: str
+    deploy_access: tuple[DeployAccess, ...]

@@ -28,6 +28,8 @@ from pipeline.release.tree import Mismatch, compare, describe_mismatches, scan_t
 
 MANIFEST_FILE = "manifest.json"
 META_FILE = "release.json"
+#: Which reviewed merge request each commit that built the release came from (append-only, beside the tree).
+PROVENANCE_FILE = "provenance.jsonl"
 TREE_DIR = "tree"
 
 
@@ -57,6 +59,33 @@ class Release:
     def built_at(self) -> str | None:
         value = self.meta.get("built_at")
         return value if isinstance(value, str) else None
+
+    def provenance(self) -> list[dict[str, Any]]:
+        """Where this content came from, oldest first: one entry per reviewed build (``commit``,
+        ``merge_request``: iid, url, title, approvers; ``recorded_at``). The same content built from two
+        commits has two entries; the release itself (tree, manifest, meta) never changes."""
+        try:
+            lines = (self.path / PROVENANCE_FILE).read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return []
+        out = []
+        for number, line in enumerate(lines, 1):
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                raise ReleaseStoreError(f"{self.path / PROVENANCE_FILE}:{number}: not a provenance record",
+                                        hint="the file was edited or damaged; restore it from a backup") from None
+            if isinstance(entry, dict):
+                out.append(entry)
+        return out
+
+    def origin(self) -> tuple[str | None, dict[str, Any] | None]:
+        """(commit, merge request) of the latest reviewed build, else (the first build's commit, None)."""
+        entries = self.provenance()
+        if entries:
+            mr = entries[-1].get("merge_request")
+            return entries[-1].get("commit"), mr if isinstance(mr, dict) else None
+        return self.commit, None
 
 
 @dataclass(frozen=True)
@@ -139,6 +168,18 @@ class ReleaseStore:
             if problems:
                 return StoreEntry(child.name, child, release, "tree changed after the build: " + describe_mismatches(problems))
         return StoreEntry(child.name, child, release)
+
+    def record_provenance(self, release: Release, commit: str, merge_request: dict[str, Any]) -> dict[str, Any]:
+        """Append that ``commit`` (which built ``release``) came from ``merge_request``; fsynced."""
+        from datetime import datetime, timezone
+
+        entry = {"commit": commit, "merge_request": merge_request,
+                 "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        with open(release.path / PROVENANCE_FILE, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(entry, sort_keys=True) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        return entry
 
     def verify(self, release: Release) -> list[Mismatch]:
         """Differences between the stored tree and the manifest (empty when intact)."""

@@ -4,12 +4,14 @@ Shape (``schema: saltpipe-rollout-report/1``; docs/rollout.md lists every field)
 
     {release, commit, environment, kind, outcome: succeeded|halted|rolled_back|null, state, rollout_id,
      previous_release, saltenv, started_at, finished_at, started_by, population, schedule, gates,
-     promotion: {satisfied_by, approvals}, promoted, halted: {batch, batch_name, reason}, rollback,
+     promotion: {started_by, satisfied_by, approvals, approvals_required}, promoted, halted: {batch, batch_name, reason}, rollback,
      totals: {succeeded, failed, missing, rolled_back, untouched, pending},
      batches: [{index, name, spec, status: passed|failed|running|not_run, size, reached, started_at, finished_at,
                 gate, jobs: {sync, apply, health, rollback_sync, rollback_apply},
                 minions: [{id, syndic, result, jid, steps: {step: {status, jid, retcode, reasons, ...}}}]}],
-     audit: [{commit, release, batch, step, jid, fun, minions, ok, failed, missing}]}
+     audit: [{commit, release, batch, step, jid, fun, minions, ok, failed, missing}],
+     chain: {merge_request: {iid, url, title, approvers} | null, commit, release, rollout_id, jobs: [jid],
+             results: {succeeded: n, ...}, deployment: {id, iid, status} | null, deployment_failures: [...]}}
 
 A minion's ``result``: ``succeeded`` (every step ok), ``failed`` (a step failed: its reasons are in ``steps``),
 ``missing`` (no return after every lookup), ``rolled_back`` (it ran the release, then the previous release was
@@ -23,6 +25,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from pipeline.rollout.audit import chain
 from pipeline.rollout.journal import BatchProgress, Progress
 from pipeline.rollout.model import ROLLBACK_STEPS, MinionResult, Step, StepStatus
 
@@ -185,6 +188,7 @@ def build_report(progress: Progress) -> dict[str, Any]:
         "skipped_schedule_entries": [list(s) for s in plan.skipped],
         "gates": dict(plan.gates),
         "promotion": {
+            "started_by": promotion.get("started_by"),
             "satisfied_by": promotion.get("satisfied_by", {}),
             "approvals": promotion.get("approvals", []),
             "approvals_required": promotion.get("approvals_required", 0),
@@ -196,6 +200,7 @@ def build_report(progress: Progress) -> dict[str, Any]:
         "totals": totals,
         "batches": batches,
         "audit": audit,
+        "chain": chain(progress, audit, totals),
     }
 
 

@@ -65,7 +65,9 @@ from pipeline.rollout.model import (
     StepStatus,
 )
 from pipeline.rollout.planner import build_plan, check_top_file, new_rollout_id
-from pipeline.rollout.promotion import ApprovalStore, check_promotion
+from pipeline.rollout.approvals import GitLabApprovals, check_approvals
+from pipeline.rollout.audit import DeploymentTrail, open_deployment, release_commit
+from pipeline.rollout.promotion import ApprovalStore
 from pipeline.rollout.serving import ReleaseServing
 from pipeline.salt_client.base import LookupUnavailable, MinionReturn, Resolution, SaltClient
 
@@ -143,6 +145,10 @@ class RolloutContext:
     observer: Observer | None = None
     #: Rollout notifications (pipeline/notify.py); its failures are journaled as ``notify_failed``, never raised.
     notifier: Any = None
+    #: Checks approvals through GitLab (None: GitLab not configured; an environment needing approvals refuses).
+    authority: GitLabApprovals | None = None
+    #: Records the rollout in GitLab's deployments API (None: GitLab not configured, nothing recorded).
+    deployments: DeploymentTrail | None = None
 
     @property
     def store(self) -> RolloutStore:
@@ -195,12 +201,15 @@ def start_rollout(
     no_rollback: bool = False,
     on_plan: Callable[[Plan], None] | None = None,
     override_freeze: str | None = None,
+    merge_request: Mapping[str, Any] | None = None,
 ) -> RolloutResult:
     """Check, plan and run a rollout of ``release`` to the context's environment (holding its lock throughout).
 
     ``on_plan`` is called with the saved plan before the first batch (the CLI prints it). Inside a freeze window
     of the environment the rollout is refused (:class:`~pipeline.freeze.FreezeRefused`, before anything is
     planned) unless ``override_freeze`` gives a reason, which is journaled (``freeze_overridden``).
+    ``merge_request`` (the release's provenance: the MR that brought ``commit``) is journaled as the first link
+    of the chain.
     """
     env = ctx.environment
     lock = _lock(ctx, "rollout")
@@ -213,15 +222,15 @@ def start_rollout(
                 hint=f"continue it with `saltpipe rollout resume {env.name}` or undo it with `saltpipe rollback {env.name}`",
             )
         freeze = check_freeze(env.name, env.freeze, action="rollout", override=override_freeze)
-        for name in approve:
-            ctx.approvals.record(env.name, release, name)
-        check = check_promotion(ctx.config, env, release, store, ctx.approvals)
+        check = check_approvals(ctx.authority, ctx.config, env, release, approve, store, ctx.approvals)
         plan = _plan_rollout(ctx, release, commit)
+        deployment = open_deployment(ctx.deployments, env.name, commit)  # fails closed before any batch
         store.save_plan(plan)
         store.set_current(env.name, plan.rollout_id)
         executor = _Executor(ctx, plan, new_progress(plan))
         executor.write(
             "rollout_started",
+            merge_request=dict(merge_request) if merge_request else None,
             kind=plan.kind,
             rollout_id=plan.rollout_id,
             environment=env.name,
@@ -240,6 +249,7 @@ def start_rollout(
         if freeze.overridden:
             override = record_override(ctx.state_dir, freeze, action="rollout", release=release)
             executor.write("freeze_overridden", **freeze.to_json(), by=override["by"])
+        executor.write(**deployment)
         if on_plan:
             on_plan(plan)
         return executor.run()
@@ -370,6 +380,7 @@ def rollback_environment(ctx: RolloutContext, on_plan: Callable[[Plan], None] | 
                 hint="roll forward with a fixed release instead",
             )
         plan = _plan_rollback_run(ctx, last_plan, reached, target)
+        deployment = open_deployment(ctx.deployments, env.name, release_commit(ctx.state_dir, target))
         store.save_plan(plan)
         store.set_current(env.name, plan.rollout_id)
         executor = _Executor(ctx, plan, new_progress(plan))
@@ -390,6 +401,7 @@ def rollback_environment(ctx: RolloutContext, on_plan: Callable[[Plan], None] | 
             no_rollback=True,
             client=ctx.client.name,
         )
+        executor.write(**deployment)
         if on_plan:
             on_plan(plan)
         return executor.run()
@@ -465,6 +477,8 @@ class _Executor:
         if self.ctx.notifier is not None and event != "notify_failed":
             for failure in self.ctx.notifier.notify(record, self.plan):
                 self.write("notify_failed", **failure)
+        if self.ctx.deployments is not None:  # GitLab's deployment record follows the journal
+            self.ctx.deployments.follow(record, self.progress.deployment, self.write)
         return record
 
     # -- the state machine -----------------------------------------------------------------------------------------

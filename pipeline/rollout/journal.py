@@ -282,6 +282,8 @@ class Progress:
     finished: dict[str, Any] | None = None
     resumes: list[dict[str, Any]] = field(default_factory=list)
     lookups: list[dict[str, Any]] = field(default_factory=list)
+    deployment: dict[str, Any] | None = None  # GitLab's deployment record of this rollout, its last status
+    deployment_failures: list[dict[str, Any]] = field(default_factory=list)  # updates GitLab did not take
 
     @property
     def no_rollback(self) -> bool:
@@ -373,6 +375,12 @@ def apply_record(progress: Progress, rec: Mapping[str, Any]) -> None:
         progress.reconciled = dict(rec)
     elif event == "rollout_finished":
         progress.finished = dict(rec)
+    elif event == "deployment_recorded":
+        progress.deployment = dict(rec)
+    elif event == "deployment_updated" and progress.deployment is not None:
+        progress.deployment["status"] = rec.get("status")
+    elif event == "deployment_record_failed":
+        progress.deployment_failures.append(dict(rec))
     # Other events (promoting, error, rollback_requested, step_republished, newer versions' records) stay in the
     # file for the audit trail and change no state.
 

@@ -5,9 +5,10 @@
   ``npm install --prefix`` when absent. It needs Node >= 18 (``node`` and ``npm`` on PATH) and rsync.
 * ``SALTPIPE_IT_WORKDIR=<dir>`` runs the deploy jobs against an already running topology (as in
   tests/integration) instead of starting one.
-* ``fake_gitlab`` serves the few GitLab API reads of ``saltpipe review --merged`` (the ``release`` job's gate)
-  on loopback, from the recorded payloads of tests/unit/gitlab: a commit is merged (approved, pipeline
-  passed) only once the test says so.
+* ``fake_gitlab`` serves on loopback the GitLab API reads of ``saltpipe review --merged`` (the ``release``
+  job's gate) from the recorded payloads of tests/unit/gitlab - a commit is merged (approved, pipeline passed)
+  only once the test says so - and what the rollouts ask and write: who started the pipeline, who played
+  its gate, who may deploy, the deployment records.
 """
 
 from __future__ import annotations
@@ -19,14 +20,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pipeline.gitlab.loopback import LoopbackGitLab
 from pipeline.topology import Topology
 from pipeline.topology import load as load_topology
 
@@ -102,31 +102,52 @@ PAYLOADS = REPO / "tests" / "unit" / "gitlab" / "payloads"
 FAKE_TOKEN = "glpat-gitlab-ci-local-0000"
 
 
-class FakeGitLab:
-    """GitLab's API as ``saltpipe review --merged`` reads it, for one project (any id) whose default branch is
-    ``main``. :meth:`merge` records that merge request !42 (head ``head``, approved by bob after its push, its
-    pipeline passed) was merged into main as ``sha``; until then every commit has no merge request.
-    ``requests`` lists the paths asked, in order; ``url`` and ``token`` are what the jobs need
-    (``CI_SERVER_URL``, ``SALTPIPE_GITLAB_TOKEN``)."""
+class FakeGitLab(LoopbackGitLab):
+    """GitLab's API as the deploy jobs read and write it, for one project (any id) whose default branch is
+    ``main``: the reads of ``saltpipe review --merged`` from the recorded payloads, and (pipeline/gitlab/loopback.py)
+    users, roles, the protected ``production`` environment, the pipeline and its jobs, deployments.
+
+    :meth:`merge` records that merge request !42 (head ``head``, approved by bob after its push, its pipeline
+    passed) was merged into main as ``sha``; until then every commit has no merge request. Every pipeline (any
+    id, as gitlab-ci-local numbers its own) was started by ``carol`` (the merge) and its ``approve:production``
+    played by ``alice``, both Maintainers. ``requests`` lists (method, path, body) asked, in order; ``url`` and
+    ``token`` are what the jobs need (``CI_SERVER_URL``, ``SALTPIPE_GITLAB_TOKEN``)."""
 
     token = FAKE_TOKEN
 
     def __init__(self) -> None:
+        super().__init__(project_id=None)
         self.merged: dict[str, dict[str, Any]] = {}
-        self.requests: list[str] = []
-        self.url = ""  # set once the server listens
+        self.add_user("saltpipe-bot", access_level=40)
+        self.tokens = {FAKE_TOKEN: "saltpipe-bot"}
+        self.add_user("carol", access_level=40)
+        self.add_user("alice", access_level=40)
+        self.protect("production")
+
+    @property
+    def paths(self) -> list[str]:
+        return [path[len("/api/v4"):] for _, path, _ in self.requests]
 
     def merge(self, sha: str, head: str = "3f2c0d9e7a41b6c58e2d9f0a1b3c4d5e6f708192") -> None:
         mr = json.loads((PAYLOADS / "commit_merge_requests.json").read_text())[0]
         mr.update({"sha": head, "merge_commit_sha": sha, "state": "merged", "target_branch": "main"})
         self.merged[sha] = mr
 
-    def answer(self, path: str) -> tuple[int, Any]:
-        """(status, JSON) for GET ``path`` (without ``/api/v4`` and the query)."""
-        self.requests.append(path)
+    def answer(self, method: str, path: str, query: dict[str, str], body: Any, user: str) -> tuple[int, Any]:
+        pipeline = re.fullmatch(r"/projects/[^/]+/pipelines/(\d+)(/jobs)?", path)
+        if pipeline is not None and int(pipeline.group(1)) not in self.pipelines:
+            self.add_pipeline(int(pipeline.group(1)), "carol", {"approve:production": "alice"})
+        if method == "GET":
+            found = self._review(path)
+            if found is not None:
+                return found
+        return super().answer(method, path, query, body, user)
+
+    def _review(self, path: str) -> tuple[int, Any] | None:
+        """(status, JSON) for what ``review --merged`` reads, None for anything else."""
         project = re.fullmatch(r"/projects/[^/]+(/.*)?", path)
         if project is None:
-            return 404, {"message": "404 Not Found"}
+            return None
         rest = project.group(1) or ""
         if rest == "":
             return 200, {**json.loads((PAYLOADS / "project.json").read_text()), "default_branch": "main"}
@@ -134,6 +155,8 @@ class FakeGitLab:
         if commit is not None:
             mr = self.merged.get(commit.group(1))
             return 200, [mr] if mr else []
+        if not rest.startswith("/merge_requests/"):
+            return None
         mr = next(iter(self.merged.values()), None)
         if mr is None or not rest.startswith(f"/merge_requests/{mr['iid']}"):
             return 404, {"message": "404 Not found"}
@@ -161,33 +184,8 @@ class FakeGitLab:
 @pytest.fixture
 def fake_gitlab() -> Iterator[FakeGitLab]:
     """A :class:`FakeGitLab` listening on loopback."""
-    fake = FakeGitLab()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # pylint: disable=invalid-name
-            path = self.path.split("?", 1)[0]
-            if self.headers.get("PRIVATE-TOKEN") != FAKE_TOKEN:
-                status, data = 401, {"message": "401 Unauthorized"}
-            elif not path.startswith("/api/v4/"):
-                status, data = 404, {"message": "404 Not Found"}
-            else:
-                status, data = fake.answer(path[len("/api/v4"):])
-            body = json.dumps(data).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:  # pylint: disable=redefined-builtin
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
+    fake = FakeGitLab().start()
     try:
         yield fake
     finally:
-        server.shutdown()
-        server.server_close()
+        fake.stop()

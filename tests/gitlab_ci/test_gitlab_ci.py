@@ -6,7 +6,8 @@
   the ``release`` job's gate (``saltpipe review --merged``) before anything is built; once merged (approved,
   pipeline passed), release -> sync:test -> rollout:test pass, production is untouched, and gitlab-ci-local
   refuses to run the production jobs until the manual gate is played; played, sync:production and
-  rollout:production put the release in production.
+  rollout:production put the release in production; the approval is who GitLab says played the gate, the
+  release names its merge request, and every rollout is a deployment record in the fake GitLab.
 
 Jobs run with ``--force-shell-executor`` (no containers here) in a virtualenv with saltpipe's dependencies
 (``SALTPIPE_CI_VENV``, this interpreter's), the clone's own code first on ``PYTHONPATH``. Variables narrow the
@@ -153,7 +154,7 @@ def test_deploy_jobs_and_the_manual_production_gate(
     assert _verdicts(direct) == {"release": "FAIL"}, direct.stdout[-6000:]
     assert f"commit {sha[:12]} reached main without a merge request" in direct.stdout
     assert "release build" not in direct.stdout  # gitlab-ci-local echoes each script line it starts
-    assert any(p.endswith(f"/repository/commits/{sha}/merge_requests") for p in gitlab.requests)
+    assert any(p.endswith(f"/repository/commits/{sha}/merge_requests") for p in gitlab.paths)
 
     # Merged through merge request !42 (approved after its last push, its pipeline passed): the rest runs.
     gitlab.merge(sha)
@@ -176,7 +177,21 @@ def test_deploy_jobs_and_the_manual_production_gate(
                                  "rollout:production": "PASS"}, played.stdout[-6000:]
     assert _served(config, "production") == {release}
     state_dir = Path(yaml.safe_load(config.read_text())["state_dir"])
-    approvals = (state_dir / "approvals" / "production" / f"{release}.jsonl").read_text()
-    assert [json.loads(line)["name"] for line in approvals.splitlines()] == ["alice"]  # who played the gate
+    approvals = [json.loads(line) for line in
+                 (state_dir / "approvals" / "production" / f"{release}.jsonl").read_text().splitlines()]
+    # Who played the gate, as GitLab's jobs API says; carol started the pipeline, so alice may approve.
+    assert [a["name"] for a in approvals] == ["alice"] and "played approve:production" in approvals[0]["proof"]
     report = json.loads((repo / "reports" / "rollout-production.json").read_text())
     assert report.get("promoted"), report
+    assert report["promotion"]["started_by"] == "carol"
+    # The audit chain: the release job recorded !42 for the commit; each rollout recorded one deployment of the
+    # commit in GitLab, running first, then success (POST then PUT, as the fake GitLab received them).
+    assert json.loads((repo / "reports" / "release.json").read_text())["merge_request"]["iid"] == 42
+    assert [(d["environment"]["name"], d["sha"], d["ref"], d["status"]) for d in gitlab.deployments] == [
+        ("test", sha, "main", "success"), ("production", sha, "main", "success")]
+    writes = [(method, body.get("status")) for method, path, body in gitlab.requests if path.endswith("/deployments")
+              or "/deployments/" in path]
+    assert writes == [("POST", "running"), ("PUT", "success")] * 2
+    chain = report["chain"]
+    assert chain["merge_request"]["iid"] == 42 and chain["commit"] == sha and chain["release"] == release
+    assert chain["jobs"] and chain["deployment"]["status"] == "success" and chain["results"]

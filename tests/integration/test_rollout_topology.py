@@ -285,3 +285,53 @@ def test_killed_rollout_resumes_without_rerunning_a_finished_batch(topology, sta
     assert not any(r["event"] == "step_publishing" and r["batch"] == 1 and r["step"] == "apply" for r in after)
     assert applied(topology, minions) == dict.fromkeys(minions, "v4")
     assert base_served(topology) == v4
+
+
+def test_production_approval_is_proven_by_gitlab(topology, state, minions, v0) -> None:
+    """Issue 11, approvals: production needs one approval, checked through GitLab (a loopback GitLab speaking its
+    API to the real client). The user who started the pipeline cannot approve; a user GitLab does not allow to
+    deploy cannot; the gate played by an allowed maintainer can - and only then does anything reach a minion."""
+    from pipeline.gitlab import CiEnvironment, PythonGitLabClient
+    from pipeline.gitlab.loopback import LoopbackGitLab
+    from pipeline.rollout.approvals import GitLabApprovals
+    from pipeline.rollout.model import PromotionRefused
+
+    gitlab = LoopbackGitLab().start()
+    try:
+        token = gitlab.add_user("saltpipe-bot", access_level=40)
+        gitlab.add_user("alice", access_level=40)
+        gitlab.add_user("bob", access_level=40)
+        gitlab.add_user("mallory", access_level=20)  # a Reporter: may not deploy to production
+        gitlab.protect("production")
+        gitlab.add_pipeline(71, "alice", {"approve:production": "alice"})  # alice merged and played the gate
+        gitlab.add_pipeline(72, "alice", {"approve:production": "mallory"})
+        gitlab.add_pipeline(73, "alice", {"approve:production": "bob"})
+        rel = release(state["dir"], "v-approved").id
+
+        def attempt(pipeline_id: int, approver: str):
+            ctx = context(topology, state["config"])
+            env = ctx.environment.model_copy(update={"approvals_required": 1})
+            ci = CiEnvironment.from_environ(gitlab.environ(token, pipeline_id))
+            authority = GitLabApprovals(PythonGitLabClient(gitlab.url, token, "1"), ci)
+            try:
+                return start_rollout(replace(ctx, environment=env, authority=authority), rel, approve=[approver])
+            finally:
+                ctx.client.close()
+
+        with pytest.raises(PromotionRefused, match="alice starts this rollout .* cannot approve it too"):
+            attempt(71, "alice")
+        with pytest.raises(PromotionRefused, match="mallory may not approve rollouts to production"):
+            attempt(72, "mallory")
+        with pytest.raises(PromotionRefused, match="--approve bob: approve:production of pipeline 72 was played by mallory"):
+            attempt(72, "bob")
+        assert applied(topology, minions) != dict.fromkeys(minions, "v-approved")  # nothing reached a minion
+        result = attempt(73, "bob")
+        assert result.outcome is Outcome.SUCCEEDED
+        assert applied(topology, minions) == dict.fromkeys(minions, "v-approved")
+        check = json.loads(result.report_path.read_text())["promotion"]
+        assert check["started_by"] == "alice"
+        assert [(a["name"], a["allowed_by"]) for a in check["approvals"]] == [
+            ("bob", "deploy access to protected environment production (Maintainers)")]
+        assert "approve:production" in check["approvals"][0]["proof"] and "pipeline 73" in check["approvals"][0]["proof"]
+    finally:
+        gitlab.stop()

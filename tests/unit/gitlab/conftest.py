@@ -45,6 +45,13 @@ ROUTES: dict[str, tuple[str, str, str | None]] = {
     "project": ("GET", PROJECT, "project.json"),
     "commit_mrs": ("GET", f"{PROJECT}/repository/commits/{MERGE_SHA}/merge_requests", "commit_merge_requests.json"),
     "commit_mrs_head": ("GET", f"{PROJECT}/repository/commits/{HEAD}/merge_requests", "commit_merge_requests.json"),
+    # Approvals of a rollout (pipeline/rollout/approvals.py): deploy pipeline 9107 on main.
+    "deploy_pipeline": ("GET", f"{PROJECT}/pipelines/9107", "pipeline.json"),
+    "deploy_jobs": ("GET", f"{PROJECT}/pipelines/9107/jobs", "pipeline_jobs.json"),
+    "user_bob": ("GET", "/users", "users.json"),
+    "member_bob": ("GET", f"{PROJECT}/members/all/12", "project_member.json"),
+    "protected_production": ("GET", f"{PROJECT}/protected_environments/production", "protected_environment.json"),
+    "security_group_77": ("GET", "/groups/77/members/all", "group_members.json"),
     "deployment_create": ("POST", f"{PROJECT}/deployments", "deployment.json"),
     "deployment_update": ("PUT", f"{PROJECT}/deployments/5120", "deployment.json"),
 }

@@ -13,6 +13,9 @@ from typing import Any
 
 from pipeline.config import Environment, PipelineConfig
 from pipeline.errors import SyncError
+from pipeline.gitlab.models import User
+from pipeline.rollout.approvals import VerifiedApprover
+from pipeline.rollout.model import PromotionRefused
 from pipeline.rollout import Recovery, RolloutContext
 from pipeline.salt_client.scripted import ScriptedSaltClient
 
@@ -115,12 +118,35 @@ class FakeServing:
 
 
 @dataclass
+class StaticApprovals:
+    """GitLab's answers about approvals, fixed: ``starter`` starts every rollout, ``allowed`` may approve.
+    (:class:`pipeline.rollout.approvals.GitLabApprovals` itself is tested on recorded API shapes.)"""
+
+    starter_name: str = "carol"
+    allowed_names: frozenset[str] = frozenset({"alice", "bob", "carol"})
+
+    def starter(self) -> str:
+        return self.starter_name
+
+    def approver(self, env: Environment, claimed: str | None) -> VerifiedApprover:
+        assert claimed is not None
+        return VerifiedApprover(claimed, 100 + len(claimed), f"played approve:{env.name} (job 1) in pipeline 1",
+                                self.allowed(env, User(0, claimed)))
+
+    def allowed(self, env: Environment, user: User) -> str:
+        if user.username not in self.allowed_names:
+            raise PromotionRefused(f"{user.username} may not approve rollouts to {env.name}")
+        return "project maintainer"
+
+
+@dataclass
 class Harness:
     config: PipelineConfig
     state_dir: Path
     clock: FakeClock
     serving: FakeServing
     records: list[dict[str, Any]]
+    authority: Any = field(default_factory=StaticApprovals)
 
     def ctx(
         self,
@@ -149,6 +175,7 @@ class Harness:
                                           max_wait=60),
             clock=self.clock,
             observer=observe,
+            authority=self.authority,
             **kwargs,
         )
 

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from rollout_helpers import PREVIOUS, PROD_FLEET, RELEASE, TEST_FLEET, FakeServing
+from rollout_helpers import PREVIOUS, PROD_FLEET, RELEASE, TEST_FLEET, FakeServing, StaticApprovals
 
 from pipeline.cli import main
 from pipeline.lock import EnvironmentLock
@@ -62,7 +62,8 @@ class World:
         monkeypatch.setitem(cmd.__dict__, "_real_client", cmd._client)  # pylint: disable=protected-access
         monkeypatch.setattr(cmd, "_client", client)
         monkeypatch.setattr(cmd, "SyncServing", lambda *a, **k: self.serving)
-        monkeypatch.setattr(release.ReleaseStore, "get", lambda store, rid: SimpleNamespace(commit="c0ffee"))
+        monkeypatch.setattr(cmd, "_authority", StaticApprovals)
+        monkeypatch.setattr(release.ReleaseStore, "get", lambda store, rid: SimpleNamespace(commit="c0ffee", origin=lambda: ("c0ffee", None)))
         monkeypatch.setenv("SALTPIPE_MASTER_CONFIG", str(tmp / "master"))
 
     def run(self, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

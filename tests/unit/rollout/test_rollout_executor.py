@@ -726,3 +726,41 @@ def test_files_the_release_added_are_reported_left_behind_by_the_rollback(harnes
     report = json.loads(result.report_path.read_text(encoding="utf-8"))
     assert report["rollback"]["left_behind"] == {"test-web-1": ["/etc/new.conf"]}
     assert report["batches"][0]["minions"][0]["left_behind"] == ["/etc/new.conf"]
+
+
+def test_the_user_starting_the_rollout_cannot_approve_it(harness: Harness) -> None:
+    """Issue 11: one operator alone cannot satisfy approvals_required (carol starts and approves: refused)."""
+    succeed_test(harness)
+    client = ScriptedSaltClient(PROD_FLEET)
+    with pytest.raises(PromotionRefused, match="carol starts this rollout .* cannot approve it too"):
+        start_rollout(harness.ctx("production", client), RELEASE, approve=["carol"])
+    assert client.published == [] and harness.serving.exposed == set()
+
+
+def test_an_approver_gitlab_does_not_allow_is_refused(harness: Harness) -> None:
+    succeed_test(harness)
+    client = ScriptedSaltClient(PROD_FLEET)
+    with pytest.raises(PromotionRefused, match="mallory may not approve"):
+        start_rollout(harness.ctx("production", client), RELEASE, approve=["mallory"])
+    assert client.published == []
+
+
+def test_approvals_without_gitlab_fail_closed(harness: Harness) -> None:
+    from pipeline.errors import GitLabError
+
+    succeed_test(harness)
+    harness.authority = None
+    with pytest.raises(GitLabError, match="checked against GitLab") as excinfo:
+        start_rollout(harness.ctx("production", ScriptedSaltClient(PROD_FLEET)), RELEASE, approve=["alice"])
+    assert excinfo.value.exit_code == 2
+
+
+def test_an_unverified_approval_line_does_not_count(harness: Harness) -> None:
+    """A line as the old `--approve NAME` wrote it (no GitLab proof) is listed as not counted."""
+    succeed_test(harness)
+    path = harness.state_dir / "approvals" / "production" / f"{RELEASE}.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"name": "alice", "at": "2026-01-01T00:00:00+00:00", "recorded_by": "root",
+                                "host": "h"}) + "\n")
+    with pytest.raises(PromotionRefused, match="not counted: alice \\(not verified through GitLab\\)"):
+        start_rollout(harness.ctx("production", ScriptedSaltClient(PROD_FLEET)), RELEASE)

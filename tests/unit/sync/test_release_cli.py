@@ -206,3 +206,52 @@ def test_release_list_shows_damaged_entries_and_sync_says_when_it_works_around_o
     assert f"the local release store's entry of {first} is damaged" in out and "read on the syndic" in out
     code, out, _ = run(capsys, repo_dir, "release", "list")
     assert code == 1 and f"{first}  DAMAGED: " in out
+
+
+def _verdict(tmp: Path, sha: str, **changes) -> Path:
+    """What `saltpipe review --merged --output FILE` writes for an approved merge of !42 as ``sha``."""
+    data = {"approved": True, "merge_request": 42, "title": "web: nginx", "web_url": "https://gl/ops/s/-/merge_requests/42",
+            "merged_sha": sha, "branch": "main", "head_sha": "3f2c0d9e",
+            "approvers": [{"username": "bob", "counts": True}, {"username": "mallory", "counts": False}], **changes}
+    path = tmp / "review.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_release_records_the_merge_request_the_review_gate_found(workspace, capsys):
+    """Issue 11, audit chain: MR -> commit -> release. Without --review the release names no merge request."""
+    repo_dir, repo, tmp = workspace
+    sha = repo.head.commit.hexsha
+    code, out, _ = run(capsys, repo_dir, "release", "build", "--format", "json")
+    assert code == 0 and json.loads(out)["merge_request"] is None
+    code, out, _ = run(capsys, repo_dir, "release", "build", "--review", str(_verdict(tmp, sha)), "--format", "json")
+    assert code == 0, out
+    built = json.loads(out)
+    assert built["merge_request"] == {"iid": 42, "title": "web: nginx", "url": "https://gl/ops/s/-/merge_requests/42",
+                                      "approvers": ["bob"], "branch": "main"}
+    from pipeline.release import ReleaseStore
+
+    assert ReleaseStore.for_state_dir(tmp / "state").get(built["release"]).origin() == (sha, built["merge_request"])
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"merged_sha": "0" * 40}, "the review verdict is for commit 000000000000"),
+    ({"approved": False}, "the review gate did not approve merge request !42"),
+    ({"merge_request": None}, "not the verdict of `saltpipe review --merged`"),
+])
+def test_release_refuses_a_verdict_that_is_not_an_approval_of_this_commit(workspace, capsys, changes, message):
+    repo_dir, repo, tmp = workspace
+    code, _, err = run(capsys, repo_dir, "release", "build", "--review",
+                       str(_verdict(tmp, repo.head.commit.hexsha, **changes)))
+    assert code == 2 and message in err
+
+
+def test_status_shows_the_chain_of_what_is_served(workspace, capsys):
+    repo_dir, repo, tmp = workspace
+    code, out, _ = run(capsys, repo_dir, "sync", "test")
+    assert code == 0, out
+    code, out, _ = run(capsys, repo_dir, "status", "test", "--format", "json")
+    (served,) = json.loads(out)["chain"].items()
+    assert served[1] is None  # a plain sync: no rollout recorded
+    code, out, _ = run(capsys, repo_dir, "status", "test")
+    assert "no rollout recorded (served by a plain sync)" in out
