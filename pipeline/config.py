@@ -132,6 +132,10 @@ class SshFileRoots(_Model):
     port: int = Field(default=22, ge=1, le=65535)
     identity_file: Path | None = None
     salt_cachedir: Path | None = None
+    #: Attestation asks the syndic master's own Salt fileserver on that host, with this config file ...
+    salt_master_config: Path = Path("/etc/salt/master")
+    #: ... and this interpreter (default: the one its ``salt-run`` runs with).
+    salt_python: str | None = None
 
     @field_validator("path")
     @classmethod

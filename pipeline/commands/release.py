@@ -21,8 +21,6 @@ from pipeline.release.manifest import check_release_id
 from pipeline.salt_access import syndic_configs
 from pipeline.sync import (
     Attestor,
-    FileRootsAttestor,
-    SaltMasterAttestor,
     SwitchJournal,
     SyncContext,
     close_targets,
@@ -35,6 +33,7 @@ from pipeline.sync import (
     targets_for,
     unexpose_release,
 )
+from pipeline.sync.attest import choose_attestor, expected_files
 from pipeline.sync.report import release_json, release_lines, status_json, status_lines, store_entry_json, sync_json, sync_lines
 
 _FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
@@ -137,21 +136,10 @@ def list_releases(app: AppContext, fmt: str, verify: bool) -> None:
         raise click.exceptions.Exit(EXIT_FINDINGS)
 
 
-def _attestor(targets, master_configs: dict[str, Path], syndics: list[str], attest: str) -> Attestor | None:
-    """``auto``: through each syndic master's Salt fileserver when every syndic has a master config on this host
-    (config ``master_config`` or ``--syndic-config``), else the markers read through file_roots."""
-    if attest == "none":
-        return None
-    complete = all(name in master_configs for name in syndics)
-    if attest == "salt" and not complete:
-        missing = [name for name in syndics if name not in master_configs]
-        raise UsageError(
-            f"--attest salt needs every syndic's master config; missing: {', '.join(missing)}",
-            hint="set environments.<env>.syndics[].master_config in the pipeline config, or --syndic-config SYNDIC=PATH",
-        )
-    if attest in ("salt", "auto") and complete:
-        return SaltMasterAttestor(master_configs)
-    return FileRootsAttestor(targets)
+def _attestor(app: AppContext, targets, master_configs: dict[str, Path], attest: str) -> Attestor | None:
+    """See :func:`pipeline.sync.attest.choose_attestor`: each syndic's Salt fileserver (in-process with a local
+    master config, over SSH on its host), the marker file only where Salt cannot be asked (stated as weaker)."""
+    return choose_attestor(targets, master_configs, attest, expected_files(_store(app)))
 
 
 def _refuse_if_a_rollout_uses(app: AppContext, environment: str, release_id: str) -> None:
@@ -187,9 +175,10 @@ def _recover(app: AppContext, environment: str, targets) -> None:  # type: ignor
 @click.option("--canary", is_flag=True, help="Expose the release as its own saltenv; leave base unchanged.")
 @click.option("--remove-canary", "remove_canary", default=None, metavar="ID", help="Remove the canary saltenv of ID.")
 @click.option("--attest", type=click.Choice(["auto", "salt", "file_roots", "none"]), default="auto", show_default=True,
-              help="How to check what each syndic serves after the switch: salt (each syndic master's fileserver, "
-                   "needs every syndic's master config), file_roots (the marker read through the target); auto = "
-                   "salt when every syndic has a master config, else file_roots.")
+              help="How to check what each syndic serves after the switch: salt (each syndic master's own Salt "
+                   "fileserver: in-process with a local master config, over SSH on an SSH syndic's host), "
+                   "file_roots (the marker read through the target), auto = salt, falling back to the marker "
+                   "only where Salt cannot be asked, reported as weaker.")
 @click.option("--syndic-config", "syndic_config_args", multiple=True, metavar="SYNDIC=PATH",
               help="A syndic master's config on this host (overrides the syndic's master_config in the pipeline "
                    "config; the same option as rollout's). Repeatable.")
@@ -239,7 +228,7 @@ def sync(app: AppContext, environment: str, release_id: str | None, rev: str, ro
                 store=store,
                 keep=cfg.release.keep,
                 saltenv=saltenv_for(rel.id) if canary else "base",
-                attestor=_attestor(targets, master_configs, [s.name for s in env.syndics], attest),
+                attestor=_attestor(app, targets, master_configs, attest),
                 switch_journal=switch_journal_path(app.state_dir(), environment),
             )
             if freeze is not None and freeze.overridden:

@@ -56,9 +56,9 @@ class ReleaseServing(Protocol):
 class SyncServing:
     """:class:`ReleaseServing` on top of :mod:`pipeline.sync`.
 
-    ``master_configs`` (syndic -> its master config file on this host) selects the strongest attestor available
-    here (:class:`~pipeline.sync.attest.SaltMasterAttestor`: what Salt's fileserver hands out, caches refreshed);
-    without it the file_roots attestor reads the markers through the targets.
+    ``master_configs`` (syndic -> its master config file on this host): those syndics are attested through their
+    Salt fileserver in-process; SSH syndics through theirs on their own host; the marker file only where Salt
+    cannot be asked (reported as weaker) - :func:`pipeline.sync.attest.choose_attestor`.
     """
 
     def __init__(self, state_dir: Path, keep: int, master_configs: Mapping[str, Path] | None = None) -> None:
@@ -75,11 +75,11 @@ class SyncServing:
         return saltenv_for(release_id)
 
     def _attestor(self, env: Environment, targets: Sequence[object]):  # type: ignore[no-untyped-def]
-        from pipeline.sync import FileRootsAttestor, SaltMasterAttestor
+        from pipeline.release import ReleaseStore
+        from pipeline.sync.attest import choose_attestor, expected_files
 
-        if self.master_configs and all(s.name in self.master_configs for s in env.syndics):
-            return SaltMasterAttestor(dict(self.master_configs))
-        return FileRootsAttestor(targets)  # type: ignore[arg-type]
+        store = ReleaseStore.for_state_dir(self.state_dir)
+        return choose_attestor(targets, dict(self.master_configs), "auto", expected_files(store))  # type: ignore[arg-type]
 
     def _sync(self, env: Environment, release_id: str, saltenv: str) -> Mapping[str, str]:
         from pipeline.release import ReleaseStore

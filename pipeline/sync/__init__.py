@@ -55,6 +55,8 @@ def target_for(syndic: Syndic) -> FileRootsTarget:
             port=roots.port,
             identity_file=roots.identity_file,
             salt_cachedir=roots.salt_cachedir,
+            salt_master_config=roots.salt_master_config,
+            salt_python=roots.salt_python,
         )
     raise TypeError(f"unknown file_roots type {type(roots).__name__}")
 

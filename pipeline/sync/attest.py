@@ -62,6 +62,14 @@ class Attestation:
     method: str
 
     @property
+    def weaker(self) -> list[str]:
+        """One line per syndic attested by its marker file only where Salt could not be asked (see
+        :func:`choose_attestor`): that proves the files, not what its Salt fileserver serves."""
+        return [f"syndic {s.syndic}: attested by its marker file only ({s.method[len('file_roots (weaker: '):-1]}); "
+                "that proves the files, not what its Salt fileserver serves"
+                for s in self.served if s.method.startswith("file_roots (weaker:")]
+
+    @property
     def ok(self) -> bool:
         if not self.served or any(s.error or not s.release for s in self.served):
             return False
@@ -240,3 +248,89 @@ class SaltCallAttestor:
             return _from_marker(name, data, self.method)
 
         return _each(syndics, one)
+
+
+class _WeakerMarker(FileRootsAttestor):
+    """The marker read through the file_roots target, where nothing stronger can be asked (says why)."""
+
+    def __init__(self, targets: Sequence[FileRootsTarget], why: str) -> None:
+        super().__init__(targets)
+        self.method = f"file_roots (weaker: {why})"
+
+
+class RoutedAttestor:
+    """Each syndic asked by the attestor chosen for it (``routes``: syndic -> attestor), answers in order."""
+
+    def __init__(self, routes: dict[str, Attestor]) -> None:
+        self.routes = dict(routes)
+        self.method = ", ".join(sorted({a.method for a in self.routes.values()}))
+
+    def attest(self, syndics: Sequence[str], saltenv: str = "base") -> tuple[ServedRelease, ...]:
+        groups: dict[int, tuple[Attestor, list[str]]] = {}
+        for name in syndics:
+            attestor = self.routes[name]
+            groups.setdefault(id(attestor), (attestor, []))[1].append(name)
+        answers: dict[str, ServedRelease] = {}
+        for attestor, names in groups.values():
+            answers.update((s.syndic, s) for s in attestor.attest(names, saltenv))
+        return tuple(answers[name] for name in syndics)
+
+
+def choose_attestor(
+    targets: Sequence[FileRootsTarget],
+    master_configs: dict[str, Path],
+    mode: str,
+    expected_files: Callable[[str], "set[str] | None"],
+) -> Attestor | None:
+    """The strongest attestation each syndic allows (``mode`` ``auto``, ``salt``, ``file_roots``, ``none``):
+
+    * a syndic whose master config is on this host: its Salt fileserver in-process (:class:`SaltMasterAttestor`);
+    * an SSH syndic: its Salt fileserver on its own host, over the SSH session
+      (:class:`~pipeline.sync.salt_remote.SshSaltAttestor`);
+    * a local syndic without a master config: its marker file, reported as weaker (``salt``: a usage error).
+
+    Under ``auto`` an SSH syndic whose host cannot run Salt falls back to its marker, reported as weaker; under
+    ``salt`` that is an attestation failure. ``file_roots`` reads every marker (weakest, never mixed).
+    """
+    from pipeline.errors import UsageError
+    from pipeline.sync.salt_remote import SshSaltAttestor
+
+    if mode == "none":
+        return None
+    if mode == "file_roots":
+        return FileRootsAttestor(targets)
+    local = {t.name: master_configs[t.name] for t in targets if t.name in master_configs}
+    ssh = {t.name: t for t in targets if t.name not in local and hasattr(t, "read_through_salt")}
+    rest = [t for t in targets if t.name not in local and t.name not in ssh]
+    if rest and mode == "salt":
+        raise UsageError(
+            f"--attest salt needs the master config of every local syndic; missing: {', '.join(t.name for t in rest)}",
+            hint="set environments.<env>.syndics[].master_config in the pipeline config, or --syndic-config SYNDIC=PATH",
+        )
+    routes: dict[str, Attestor] = {}
+    if local:
+        shared = SaltMasterAttestor(local)
+        routes.update(dict.fromkeys(local, shared))
+    if ssh:
+        remote = SshSaltAttestor(ssh, expected_files, fallback=mode == "auto")
+        routes.update(dict.fromkeys(ssh, remote))
+    if rest:
+        weak = _WeakerMarker(rest, "no master config of this syndic on this host")
+        routes.update((t.name, weak) for t in rest)
+    return RoutedAttestor(routes)
+
+
+def expected_files(store: Any) -> Callable[[str], "set[str] | None"]:
+    """A release's file list as its manifest in ``store`` (a ReleaseStore) says; ``None`` when not stored here."""
+
+    from pipeline.errors import UsageError
+
+    def files(release_id: str) -> set[str] | None:
+        if not store.exists(release_id):
+            return None  # built elsewhere: only its marker can be compared
+        try:
+            return set(store.get(release_id).manifest.expected_files())
+        except UsageError:
+            return None
+
+    return files

@@ -91,9 +91,10 @@ def sync_lines(result: SyncResult) -> list[str]:
 
 
 def attestation_lines(att: Attestation) -> list[str]:
+    weaker = [f"  WEAKER evidence: {line}" for line in att.weaker]
     if att.ok:
-        return [f"  attested ({att.method}): every syndic serves {att.expected} for {att.saltenv}"]
-    return [f"  attestation ({att.method}) FAILED:"] + [f"    {p}" for p in att.problems()]
+        return [f"  attested ({att.method}): every syndic serves {att.expected} for {att.saltenv}", *weaker]
+    return [f"  attestation ({att.method}) FAILED:"] + [f"    {p}" for p in att.problems()] + weaker
 
 
 def sync_json(result: SyncResult) -> dict[str, Any]:
@@ -138,9 +139,11 @@ def attestation_json(att: Attestation) -> dict[str, Any]:
         "saltenv": att.saltenv,
         "expected": att.expected,
         "served": [
-            {"syndic": s.syndic, "release": s.release, "manifest_sha256": s.digest, "error": s.error}
+            {"syndic": s.syndic, "release": s.release, "manifest_sha256": s.digest, "error": s.error,
+             "method": s.method}
             for s in att.served
         ],
+        "weaker": att.weaker,
     }
 
 

@@ -263,8 +263,14 @@ class SshTarget(FileRootsTarget):
         rsync_path: str | None = None,
         rsync_options: tuple[str, ...] = (),
         salt_cachedir: Path | None = None,
+        salt_master_config: Path = Path("/etc/salt/master"),
+        salt_python: str | None = None,
     ) -> None:
         self.name = name
+        #: The syndic master's config on that host and (optionally) the interpreter its Salt runs with: what
+        #: read_through_salt asks (default: salt-run's interpreter).
+        self.salt_master_config = Path(salt_master_config)
+        self.salt_python = salt_python
         self.salt_cachedir = Path(salt_cachedir) if salt_cachedir else None
         self.host = host
         self.root = Path(root)
@@ -466,6 +472,23 @@ class SshTarget(FileRootsTarget):
     def read_served_marker(self, link: str) -> bytes | None:
         proc = self._run(f"read {link}/{MARKER_NAME}", _READ_MARKER, str(self.root), link, ok_codes=(0, 1))
         return proc.stdout if proc.returncode == 0 else None
+
+    def read_through_salt(self, saltenv: str) -> dict[str, Any]:
+        """Ask the syndic master's own Salt fileserver on that host (pipeline/sync/salt_remote.py): its file list
+        for ``saltenv`` and the marker as it serves it. :class:`SaltUnavailable` when Salt cannot run there."""
+        from pipeline.sync.salt_remote import SALT_PROGRAM, SALT_READ, SALT_UNAVAILABLE, SaltUnavailable, parse_answer
+
+        step = f"ask the Salt fileserver of {self.salt_master_config} for {saltenv}"
+        done = self._run(step, SALT_READ, self.salt_python or "", str(self.salt_master_config), saltenv,
+                         stdin=SALT_PROGRAM.encode(), ok_codes=(0, SALT_UNAVAILABLE))
+        text = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        if done.returncode == SALT_UNAVAILABLE:
+            raise SaltUnavailable(self.name, step, text[-1] if text else "Salt cannot be run on this host",
+                                  hint="install the syndic master's Salt there, or set file_roots.salt_python")
+        try:
+            return parse_answer(done.stdout)
+        except ValueError as exc:
+            raise TargetError(self.name, step, f"unreadable answer from Salt ({exc}): {' '.join(text[-2:])}") from None
 
     def clear_file_list_cache(self, saltenv: str) -> bool:
         if self.salt_cachedir is None:

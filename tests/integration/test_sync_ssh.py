@@ -285,3 +285,54 @@ def test_copies_never_write_through_a_hard_link(store, make_target):
     target.copy_files(new.id, new.tree, ["top.sls"])
     assert donor_top.read_bytes() == before
     assert not os.path.samefile(staged_top, donor_top) and staged_top.read_text() == "base: {}\n"
+
+
+def _master_config(path: Path, roots: Path, base: Path) -> Path:
+    """A syndic master's config on the "remote" host: its file_roots, and private cache/pki/sock dirs."""
+    state = path.parent / f"{path.name}.d-state"
+    path.write_text(
+        f"root_dir: {state}\ncachedir: {state}/cache\npki_dir: {state}/pki\nsock_dir: {state}/sock\n"
+        f"log_file: {state}/log\nuser: {os.environ.get('USER') or 'root'}\n"
+        f"file_roots:\n  base:\n    - {base}\n  __env__:\n    - {roots}/envs/__env__\n"
+    )
+    return path
+
+
+def test_attestation_asks_the_ssh_syndics_salt_fileserver_on_its_host(store, make_target, tmp_path):
+    """Issue 11, attestation: over the SSH session, the syndic master's own Salt (its config, its fileserver:
+    update, file list, serve_file of the marker) says what it serves - not the marker read as a file. A master
+    whose file_roots points elsewhere is caught although the switched link and its marker are right; a host
+    that cannot run Salt falls back to the marker under auto, stated as weaker."""
+    from pipeline.sync.attest import attest, choose_attestor, expected_files
+
+    rel = make_release(store, {**sample_files(5), **ODD_NAMES})
+    roots = tmp_path / "syndics" / "syndic-prod-a"
+    good = _master_config(tmp_path / "master-good", roots, roots / "current")
+    target = make_target("syndic-prod-a", roots, salt_master_config=good, salt_python=sys.executable)
+    attestor = choose_attestor([target], {}, "auto", expected_files(store))
+    result = sync(store, [target], rel, attestor=attestor)
+    assert result.ok, result.failures()
+    assert result.attestation.method == "salt-master (ssh)" and result.attestation.weaker == []
+    assert [s.method for s in result.attestation.served] == ["salt-master (ssh)"]
+    # The canary saltenv, through the master's __env__ root.
+    canary = sync(store, [target], rel, saltenv=saltenv_for(rel.id), attestor=attestor)
+    assert canary.ok and canary.attestation.method == "salt-master (ssh)", canary.failures()
+
+    # file_roots of the master points at an old copy holding the same marker and a leftover file.
+    stale = tmp_path / "stale-copy"
+    subprocess.run(["cp", "-a", str(roots / "current") + "/.", str(stale)], check=True)
+    (stale / "old-leftover.sls").write_text("x: 1\n")
+    wrong = _master_config(tmp_path / "master-wrong", roots, stale)
+    misconfigured = make_target("syndic-prod-a", roots, salt_master_config=wrong, salt_python=sys.executable)
+    result = attest(choose_attestor([misconfigured], {}, "auto", expected_files(store)), ["syndic-prod-a"], rel.id)
+    assert not result.ok
+    assert "lists other files for base than release" in result.problems()[0] and "old-leftover.sls" in result.problems()[0]
+    # The marker alone would have said yes: that is why it is only the fallback.
+    assert attest(FileRootsAttestor([misconfigured]), ["syndic-prod-a"], rel.id).ok
+
+    # No Salt on the host: auto falls back to the marker and says it is weaker; salt refuses.
+    no_salt = make_target("syndic-prod-a", roots, salt_master_config=good, salt_python="/nonexistent/python3")
+    result = attest(choose_attestor([no_salt], {}, "auto", expected_files(store)), ["syndic-prod-a"], rel.id)
+    assert result.ok and result.weaker and result.served[0].method.startswith("file_roots (weaker:")
+    result = attest(choose_attestor([no_salt], {}, "salt", expected_files(store)), ["syndic-prod-a"], rel.id)
+    assert not result.ok and "cannot ask its Salt fileserver" in result.problems()[0]
