@@ -133,6 +133,8 @@ def detect(repo: Path, layout: str = "auto") -> Detection:
             for pattern in _NOT_SALT_FILES:
                 if pattern not in exclude and any((repo / root).glob(pattern)):
                     exclude.append(pattern)
+            # Each formula repository's own pillar.example sits at the same salt:// path in every root.
+            exclude += [f"{root}/{n}" for n in PILLAR_EXAMPLES if (repo / root / n).is_file()]
     pillar_dirs = tuple(p for p in _PILLAR_DIRS if (repo / p).is_dir() and any((repo / p).rglob("*.sls")))
     for p in pillar_dirs:
         if any(r == "." or p.startswith(r + "/") for r in roots) and f"{p}/" not in exclude:

@@ -156,3 +156,20 @@ def test_init_without_sls_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixtur
     write(tmp_path, {"README.md": "nothing here\n"})
     code, _, err = run(["--repo", str(tmp_path), "init"], capsys)
     assert code == 2 and "no .sls file found" in err
+
+
+def test_merged_formula_repositories_are_roots_without_clashes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """nginx-formula/ and openssh-formula/ side by side, each with its pillar.example at its top (gitfs remotes)."""
+    source = tmp_path / "src"
+    for name in ("nginx", "openssh"):
+        shutil.copytree(SAMPLE / name, source / f"{name}-formula" / name)
+        (source / f"{name}-formula" / name / "pillar.example").rename(source / f"{name}-formula" / "pillar.example")
+        (source / f"{name}-formula" / "README.rst").write_text(f"{name}\n")
+    repo = fresh_clone(tmp_path, source)
+    code, out, _ = run(["--repo", str(repo), "init"], capsys)
+    assert code == 0 and "file roots (saltenv base): nginx-formula/, openssh-formula/" in out
+    assert "nginx-formula/pillar.example" in out  # used for the fixture pillar ...
+    code, out, _ = run(["--repo", str(repo), "lint", "--no-pylint", "--format", "json"], capsys)
+    report = json.loads(out)
+    # ... but not served: two roots holding pillar.example at the same salt:// path would clash.
+    assert code == 0 and report["findings"] == [] and report["stats"]["sls"] == 7, report["findings"]
