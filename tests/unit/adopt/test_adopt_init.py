@@ -57,7 +57,7 @@ def linted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, dict]:
 def test_init_finds_the_gitfs_layout_and_writes_lint_only_config(linted: tuple[Path, str, dict]) -> None:
     repo, out, _ = linted
     assert "file roots (saltenv base): . (the repository top)" in out
-    for formula in ("chrony", "nginx", "openssh", "users"):
+    for formula in ("chrony", "nginx", "openssh", "postgres", "users"):
         assert f"  {formula}/:" in out
     assert "top files: top.sls" in out and "next: saltpipe lint" in out
     cfg = yaml.safe_load((repo / "salt/pipeline.yaml").read_text())
@@ -74,10 +74,15 @@ def test_init_finds_the_gitfs_layout_and_writes_lint_only_config(linted: tuple[P
 def test_lint_renders_every_sls_for_every_fixture_minion(linted: tuple[Path, str, dict]) -> None:
     repo, _, report = linted
     sls = sorted(p.relative_to(repo).as_posix() for p in repo.rglob("*.sls") if p.name != "top.sls" and ".git" not in p.parts)
-    assert len(sls) == 12 and report["stats"]["sls"] == 12 and report["stats"]["minions"] == 3
+    assert len(sls) == 15 and report["stats"]["sls"] == 15 and report["stats"]["minions"] == 3
     # Every render of every SLS succeeded: a failed render is a finding, and there is none besides the known one.
-    assert report["stats"]["renders"] == 12 * 3
-    assert {(f["rule"], f["path"]) for f in report["findings"]} <= KNOWN_FALSE, report["findings"]
+    assert report["stats"]["renders"] == 15 * 3
+    assert {(f["rule"], f["path"]) for f in report["findings"] if f["severity"] != "info"} <= KNOWN_FALSE, report["findings"]
+    # pkg.version is not run while linting (it reads the minion's package database): an info, not an error.
+    assert {(f["rule"], f["path"]) for f in report["findings"] if f["severity"] == "info"} <= {("render-stubbed-call", "postgres/server.sls")}
+    # Issue 11's false findings on real formulas do not come back on the postgres formula: the short form
+    # `postgresql:\n  pkg.installed`, template: template0, a stubbed pkg.version_cmp, config.get('config_dir').
+    assert not [f for f in report["findings"] if f["path"].startswith("postgres/") and f["severity"] != "info"]
     assert report["summary"]["checked"] >= 12 + 1
 
 
