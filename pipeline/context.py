@@ -48,7 +48,8 @@ class AppContext:
             if not self.config_given and not self.config_path.is_file():
                 raise UsageError(
                     f"{self.repo}: not a saltpipe checkout (no {DEFAULT_CONFIG})",
-                    hint="cd into a saltpipe checkout or pass --repo DIR (or --config FILE for another pipeline config)",
+                    hint="cd into a saltpipe checkout or pass --repo DIR (or --config FILE for another pipeline config); "
+                    "in an existing Salt repository, `saltpipe init` writes a lint-only one (docs/adopting.md)",
                 )
             self._config = load_config(self.config_path)
         return self._config

@@ -157,6 +157,12 @@ def test_detect_finds_extensions_and_keeps_pillar_out(tmp_path: Path) -> None:
     assert det.pillar_dirs == ("pillar",) and "pillar/" in det.exclude and det.os_families == ("Suse",)
 
 
+def test_lint_before_init_points_at_init(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    repo = fresh_clone(tmp_path)
+    code, _, err = run(["--repo", str(repo), "lint"], capsys)
+    assert code == 2 and "not a saltpipe checkout" in err and "saltpipe init" in err
+
+
 def test_init_without_sls_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write(tmp_path, {"README.md": "nothing here\n"})
     code, _, err = run(["--repo", str(tmp_path), "init"], capsys)
