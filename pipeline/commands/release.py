@@ -283,8 +283,7 @@ def status(app: AppContext, environment: str, fmt: str) -> None:
     finally:
         close_targets(targets)
     lock = read_lock(app.state_dir(), environment)
-    from pipeline.commands.rollout import describe_chain
-    from pipeline.rollout.audit import served_chain
+    from pipeline.rollout.audit import describe_chain, served_chain
 
     served = sorted({s.served for s in statuses if not s.error and s.served})
     chains = {rid: served_chain(app.state_dir(), environment, rid) for rid in served}

@@ -29,6 +29,7 @@ import click
 
 from pipeline.context import AppContext
 from pipeline.deployments import trail_from_environ
+from pipeline.rollout.audit import describe_chain
 from pipeline.errors import EXIT_FINDINGS, UsageError
 from pipeline.rollout import (
     Outcome,
@@ -350,25 +351,6 @@ def _echo_reconciled(report: dict[str, Any]) -> None:
         click.echo(f"    {release}: {len(minions)} ({', '.join(minions[:8])}{', ...' if len(minions) > 8 else ''})")
     if rec["unanswered"]:
         click.echo(f"    did not answer: {', '.join(rec['unanswered'][:8])}")
-
-
-def describe_chain(chain: dict[str, Any]) -> str:
-    """``!42 -> commit 7d4e2a91c3b5 -> release rel-... -> 3 Salt job(s) -> succeeded 6 -> GitLab deployment
-    #87 (success)``: one line of the audit chain (``saltpipe status`` and the rollout's result)."""
-    mr = chain.get("merge_request") or {}
-    deployment = chain.get("deployment")
-    links = [
-        f"!{mr['iid']}" if mr.get("iid") else "no merge request recorded",
-        f"commit {(chain.get('commit') or '?')[:12]}",
-        f"release {chain.get('release') or '?'}",
-        f"rollout {chain.get('rollout_id')}" if chain.get("rollout_id") else "no rollout",
-        f"{len(chain.get('jobs') or [])} Salt job(s)" + (f" ({', '.join(chain['jobs'][:3])}"
-                                                          f"{', ...' if len(chain['jobs']) > 3 else ''})"
-                                                          if chain.get("jobs") else ""),
-        ", ".join(f"{k} {v}" for k, v in (chain.get("results") or {}).items()) or "no results",
-        f"GitLab deployment #{deployment['iid']} ({deployment['status']})" if deployment else "no GitLab deployment",
-    ]
-    return " -> ".join(links)
 
 
 # -- commands ------------------------------------------------------------------------------------------------------------

@@ -85,6 +85,9 @@ class LoopbackGitLab:
         if project is None or (self.project_id is not None and unquote(project.group(1)) != self.project_id):
             return 404, {"message": "404 Project Not Found"}
         rest = project.group(2) or ""
+        if rest == "" and method == "GET":
+            return 200, {"id": int(PROJECT_ID), "path_with_namespace": "demo/salt", "default_branch": "main",
+                         "web_url": f"{self.url}/demo/salt"}
         if m := re.fullmatch(r"/members/all/(\d+)", rest):
             found = next((u for u in self.users.values() if u["id"] == int(m.group(1))), None)
             if found is None or int(m.group(1)) not in self.levels:

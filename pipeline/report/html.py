@@ -10,6 +10,8 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
+from pipeline.rollout.audit import describe_chain
+
 _CSS = """
 body{font:14px/1.4 -apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px;color:#1f2328}
 h1{font-size:20px;margin:0 0 4px} h2{font-size:16px;margin:24px 0 6px} .muted{color:#656d76}
@@ -47,6 +49,13 @@ def _cell(step: dict[str, Any] | None) -> str:
     return f'<td class="c {_e(status)}" title="{_e(title)}">{mark}{timing}</td>'
 
 
+def _approvers(report: dict[str, Any]) -> str:
+    promotion = report.get("promotion") or {}
+    names = [f"{a.get('name')} ({a.get('proof') or 'unverified'})" for a in promotion.get("approvals") or []]
+    started = f"; started by {promotion['started_by']}" if promotion.get("started_by") else ""
+    return (", ".join(names) or "nobody (none required)") + started
+
+
 def render_html(report: dict[str, Any]) -> str:
     """The page for ``report`` (as built by :func:`pipeline.report.build_report`)."""
     steps_used = [(k, label) for k, label in _STEPS
@@ -67,6 +76,8 @@ def render_html(report: dict[str, Any]) -> str:
         f" &middot; finished {_e(report.get('finished_at'))}</div>",
         f'<div class="muted">target <code>{_e(report["target"])}</code>: {_e(report["population"])} minions'
         f" &middot; schedule {_e(report['schedule'])}</div>",
+        f'<div class="muted">approved by {_e(_approvers(report))}</div>',
+        f'<div class="muted">audit chain: {_e(describe_chain(report.get("chain") or {}))}</div>',
     ]
     totals = report["totals"]
     out.append("<h2>Results</h2><table><tr>" + "".join(f"<th>{_e(k)}</th>" for k in totals) + "</tr><tr>"

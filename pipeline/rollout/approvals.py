@@ -162,6 +162,8 @@ def check_approvals(
     """Record the approvals given with this rollout (``approve``: the names passed with ``--approve``) once GitLab
     vouched for them, then check ``env``'s promotion rules with the recorded ones. Without GitLab
     (``authority`` ``None``) an environment that needs approvals, or an ``--approve``, fails closed (exit 2)."""
+    if not approve and not env.approvals_required:
+        return check_promotion(config, env, release, rollouts, store)  # nothing to ask GitLab
     if authority is None:
         if approve or env.approvals_required:
             raise GitLabError(

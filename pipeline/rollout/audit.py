@@ -20,7 +20,7 @@ from pipeline.deployments import DeploymentTrail
 from pipeline.errors import SaltpipeError
 from pipeline.rollout.journal import Progress, RolloutStore
 
-__all__ = ["DeploymentTrail", "chain", "open_deployment", "release_commit", "served_chain"]
+__all__ = ["DeploymentTrail", "chain", "describe_chain", "open_deployment", "release_commit", "served_chain"]
 
 
 def open_deployment(trail: DeploymentTrail | None, environment: str, commit: str | None) -> dict[str, Any]:
@@ -86,3 +86,22 @@ def served_chain(state_dir: Path, environment: str, release: str | None) -> dict
             return {"rollout_id": entry["rollout_id"], "release": release, "error": f"report {path} unreadable"}
         return {**(report.get("chain") or {}), "outcome": report.get("outcome")}
     return None
+
+
+def describe_chain(chain: dict[str, Any]) -> str:
+    """``!42 -> commit 7d4e2a91c3b5 -> release rel-... -> 3 Salt job(s) -> succeeded 6 -> GitLab deployment
+    #87 (success)``: one line of the audit chain (``saltpipe status`` and the rollout's result)."""
+    mr = chain.get("merge_request") or {}
+    deployment = chain.get("deployment")
+    links = [
+        f"!{mr['iid']}" if mr.get("iid") else "no merge request recorded",
+        f"commit {(chain.get('commit') or '?')[:12]}",
+        f"release {chain.get('release') or '?'}",
+        f"rollout {chain.get('rollout_id')}" if chain.get("rollout_id") else "no rollout",
+        f"{len(chain.get('jobs') or [])} Salt job(s)" + (f" ({', '.join(chain['jobs'][:3])}"
+                                                          f"{', ...' if len(chain['jobs']) > 3 else ''})"
+                                                          if chain.get("jobs") else ""),
+        ", ".join(f"{k} {v}" for k, v in (chain.get("results") or {}).items()) or "no results",
+        f"GitLab deployment #{deployment['iid']} ({deployment['status']})" if deployment else "no GitLab deployment",
+    ]
+    return " -> ".join(links)
