@@ -46,8 +46,9 @@ def rules() -> None:
     """List the policy rules: id, default severity, what each catches."""
     from pipeline.policy.rules import all_rules
 
+    width = max(len(cls.id) for cls in all_rules())
     for cls in all_rules():
-        click.echo(f"{cls.id:<24} {cls.severity.value:<8} {cls.description()}")
+        click.echo(f"{cls.id:<{width}} {cls.severity.value:<8} {cls.description()}")
 
 
 policy.add_command(verify_runtime_command)

@@ -25,6 +25,7 @@ from pipeline.lint.statefuncs import build_index
 from pipeline.lint.structure import LINT_RULES
 from pipeline.policy.config import DEFAULT_POLICY, PolicyConfig, load_policy
 from pipeline.policy.engine import META_RULES, PolicyEngine, finalize
+from pipeline.policy.inventory import custom_functions
 from pipeline.policy.rules import all_rules, rule_ids
 
 
@@ -83,7 +84,7 @@ def run_lint(options: LintOptions) -> LintResult:
         selection = select(tree, changes_since(repo, options.changed_since), policy_shown)
     else:
         selection = Selection(full=True, reason="full run")
-    engine = PolicyEngine(policy, all_rules())
+    engine = PolicyEngine(policy, all_rules(), custom_functions(tree.extension_python))
     out = Analysis()
     out.findings += outside_link_findings(tree)
     out.findings += root_clash_findings(tree)

@@ -22,6 +22,7 @@ from pipeline.lint.fixtures import environment_minions
 from pipeline.lint.run import resolve_policy
 from pipeline.lint.sources import STATES_DIR, TEMPLATE_SUFFIXES, SourceTree, sls_name
 from pipeline.policy.engine import PolicyEngine, finalize
+from pipeline.policy.inventory import custom_functions
 from pipeline.policy.rules import all_rules
 
 _SKIP = frozenset({".git", "__pycache__", ".tox", ".venv", "node_modules"})
@@ -86,15 +87,17 @@ def check_paths(options: PolicyCheckOptions) -> Report:
     repo = options.repo.resolve()
     policy, policy_shown = resolve_policy(repo, options.policy_path)
     layout = RepoLayout.of(options.config.layout if options.config else None)
+    scanned = SourceTree.scan(repo, layout=layout)
     paths = options.paths
     if not paths:
         # The layout's own files: what lint checks and a release holds (excluded files left out).
-        scanned = SourceTree.scan(repo, layout=layout)
         paths = tuple(scanned.all_checked_files())
     sls, python, templates = classify(paths)
     roots = [repo / r if r != "." else repo for r in layout.roots]
     tree = SourceTree(repo=repo, states_root=roots[0], extra_roots=tuple(roots[1:]))
-    engine = PolicyEngine(policy, all_rules())
+    # The repository's own modules (allowed where Salt's allow-list does not know a function), and any given.
+    extensions = [*scanned.extension_python, *python]
+    engine = PolicyEngine(policy, all_rules(), custom_functions(extensions))
     out = Analysis()
     check_python(engine, (tree.source(p) for p in python), out, report_syntax=True)
     sources = [(tree.source(p), tree.pipe_of(p)) for p in sls] + [(tree.source(p), ("jinja",)) for p in templates]

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from pipeline.findings import Finding, Severity, WaivedFinding
 from pipeline.policy.config import PolicyConfig
+from pipeline.policy.inventory import Kind
 from pipeline.policy.model import Hit, PythonDoc, SlsDoc, StateDecl, TemplateDoc
 from pipeline.policy.rule import Rule, RuleContext
 
@@ -39,10 +40,13 @@ _UNWAIVABLE = frozenset(META_RULES)
 class PolicyEngine:
     """Runs rules on documents. Stateless between calls; the same engine serves a whole run."""
 
-    def __init__(self, policy: PolicyConfig, rules: Sequence[type[Rule]]) -> None:
-        """``rules`` are the rule classes to run (``pipeline.policy.rules.all_rules()`` for the policy)."""
+    def __init__(
+        self, policy: PolicyConfig, rules: Sequence[type[Rule]], custom: Mapping[Kind, frozenset[str]] | None = None
+    ) -> None:
+        """``rules`` are the rule classes to run (``pipeline.policy.rules.all_rules()`` for the policy);
+        ``custom`` the repository's own module functions (allowed where Salt's allow-list does not know them)."""
         self.policy = policy
-        self.ctx = RuleContext.of(policy)
+        self.ctx = RuleContext.of(policy, custom)
         self.rules: tuple[Rule, ...] = tuple(cls() for cls in rules)
 
     def check_sls(self, doc: SlsDoc) -> list[Finding]:

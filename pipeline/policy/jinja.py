@@ -79,6 +79,7 @@ class SaltRef:
     function: str | None
     line: int
     call: nodes.Call | None = None
+    key: nodes.Node | None = None  # the computed key of a "dynamic" reference
 
 
 def salt_refs(tree: nodes.Template) -> Iterator[SaltRef]:
@@ -93,14 +94,14 @@ def salt_refs(tree: nodes.Template) -> Iterator[SaltRef]:
         if isinstance(parent, nodes.Getitem) and parent.node is node:
             key = const_str(parent.arg)
             if key is None:
-                yield SaltRef("dynamic", None, line)
+                yield SaltRef("dynamic", None, line, _call_of(parent, grand), parent.arg)
             else:
                 yield SaltRef("function", key, line, _call_of(parent, grand))
         elif isinstance(parent, nodes.Getattr) and parent.node is node:
             if parent.attr == "get" and isinstance(grand, nodes.Call) and grand.node is parent:
                 key = const_str(grand.args[0]) if grand.args else None
                 if key is None:
-                    yield SaltRef("dynamic", None, line)
+                    yield SaltRef("dynamic", None, line, _call_of(grand, great), grand.args[0] if grand.args else None)
                 else:
                     yield SaltRef("function", key, line, _call_of(grand, great))
             elif isinstance(grand, nodes.Getattr) and grand.node is parent:
@@ -128,3 +129,67 @@ def call_argument(call: nodes.Call, keyword: str | None, position: int | None) -
     if position is not None and position < len(call.args):
         return True, const_str(call.args[position])
     return False, None
+
+
+def possible_keys(tree: nodes.Template, key: nodes.Node | None) -> frozenset[str] | None:
+    """Every value a computed ``salt[...]`` key can take, when the template itself bounds it; else None.
+
+    The key is a variable, attribute or item (``fn``, ``parsed.query_method``, ``parsed['query_method']``)
+    and every place in the template that sets that name (``{% set fn = ... %}``, a dict literal's
+    ``'query_method': ...``, a keyword ``query_method=...``, a ``{% for fn in [...] %}``) gives a string
+    literal, a lookup in a dict literal of string literals (``query_map[...]``) or a choice between those.
+    That is template-formula's matcher (``salt[parsed.query_method]`` over ``query_map``); anything else
+    (``'cmd' ~ '.run'``, a value from pillar) is unbounded.
+    """
+    if isinstance(key, nodes.Name):
+        slot = key.name
+    elif isinstance(key, nodes.Getattr):
+        slot = key.attr
+    elif isinstance(key, nodes.Getitem) and const_str(key.arg) is not None:
+        slot = const_str(key.arg)
+    else:
+        return None
+    values: list[nodes.Node] = []
+    loops: list[nodes.Node] = []
+    dicts: dict[str, list[nodes.Node]] = {}
+    for node, _ in walk(tree):
+        if isinstance(node, nodes.Assign) and isinstance(node.target, nodes.Name):
+            dicts.setdefault(node.target.name, []).append(node.node)
+            if node.target.name == slot:
+                values.append(node.node)
+        elif isinstance(node, nodes.Pair) and const_str(node.key) == slot:
+            values.append(node.value)
+        elif isinstance(node, nodes.Keyword) and node.key == slot:
+            values.append(node.value)
+        elif isinstance(node, nodes.For) and isinstance(node.target, nodes.Name) and node.target.name == slot:
+            loops.append(node.iter)
+    if not values and not loops:
+        return None
+    out: set[str] = set()
+    for expr in values:
+        found = _bounded(expr, dicts)
+        if found is None:
+            return None
+        out |= found
+    for items in loops:
+        if not isinstance(items, (nodes.List, nodes.Tuple)) or any(const_str(i) is None for i in items.items):
+            return None
+        out |= {const_str(i) or "" for i in items.items}
+    return frozenset(out)
+
+
+def _bounded(expr: nodes.Node, dicts: dict[str, list[nodes.Node]]) -> set[str] | None:
+    if const_str(expr) is not None:
+        return {const_str(expr) or ""}
+    if isinstance(expr, nodes.CondExpr) and expr.expr2 is not None:
+        left, right = _bounded(expr.expr1, dicts), _bounded(expr.expr2, dicts)
+        return None if left is None or right is None else left | right
+    if isinstance(expr, nodes.Getitem) and isinstance(expr.node, nodes.Name):
+        assigned = dicts.get(expr.node.name) or []
+        out: set[str] = set()
+        for value in assigned:
+            if not isinstance(value, nodes.Dict) or any(const_str(p.value) is None for p in value.items):
+                return None
+            out |= {const_str(p.value) or "" for p in value.items}
+        return out or None
+    return None

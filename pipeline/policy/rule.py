@@ -8,27 +8,32 @@ and never on each other: the engine is given its rules.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
 from pipeline.findings import Severity
+from pipeline.policy.allowlist import AllowList
 from pipeline.policy.config import PolicyConfig
 from pipeline.policy.functions import FunctionPolicy
+from pipeline.policy.inventory import Kind
 from pipeline.policy.model import Hit, PythonDoc, SlsDoc, StateDecl, TemplateDoc
 
 
 @dataclass(frozen=True)
 class RuleContext:
-    """What rules may consult besides the document: the policy file and its compiled function globs."""
+    """What rules may consult besides the document: the policy file, its globs and the allow-list."""
 
     policy: PolicyConfig
     functions: FunctionPolicy
 
     @classmethod
-    def of(cls, policy: PolicyConfig) -> RuleContext:
-        return cls(policy=policy, functions=FunctionPolicy.of(policy.forbidden_functions))
+    def of(cls, policy: PolicyConfig, custom: Mapping[Kind, frozenset[str]] | None = None) -> RuleContext:
+        """The context of a run: the policy file's globs, and the allow-list of the installed Salt plus the
+        repository's own modules (``custom``, from :func:`pipeline.policy.inventory.custom_functions`)."""
+        allow = AllowList.load().with_custom(custom or {})
+        return cls(policy=policy, functions=FunctionPolicy.of(policy.forbidden_functions, allow))
 
 
 class Rule:

@@ -6,6 +6,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from pipeline.policy.functions import DISPATCHERS, FunctionPolicy
+from pipeline.policy.inventory import Kind
 
 
 def short(value: Any, limit: int = 60) -> str:
@@ -45,15 +46,23 @@ def split_args(value: Any) -> tuple[list[Any], dict[str, Any]]:
 
 
 def forbidden_calls(
-    function: Any, positional: Sequence[Any], keywords: Mapping[str, Any], functions: FunctionPolicy
-) -> Iterator[str]:
-    """Each forbidden function that calling ``function`` with these arguments would run: the function
-    itself, or what a dispatcher (``saltutil.cmd``, runner ``salt.cmd``...) runs for it."""
+    function: Any,
+    positional: Sequence[Any],
+    keywords: Mapping[str, Any],
+    functions: FunctionPolicy,
+    kind: Kind = "execution",
+) -> Iterator[tuple[str, str]]:
+    """``(call, why)`` for each forbidden function that calling ``function`` (of ``kind``) with these
+    arguments would run: the function itself, or what a dispatcher (``saltutil.cmd``, runner ``salt.cmd``...)
+    runs for it (an execution function)."""
     if not isinstance(function, str):
         return
-    if functions.forbidden(function):
-        yield function
+    why = functions.why(function, kind)
+    if why:
+        yield function, why
         return
     is_dispatcher, inner = nested_function(function, positional, keywords)
-    if is_dispatcher and isinstance(inner, str) and functions.forbidden(inner):
-        yield f"{inner} (through {function})"
+    if is_dispatcher and isinstance(inner, str):
+        why = functions.why(inner)
+        if why:
+            yield f"{inner} (through {function})", why

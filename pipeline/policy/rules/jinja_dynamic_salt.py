@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from pipeline.policy.rule import Rule, RuleContext
 from pipeline.policy.functions import DISPATCHERS
-from pipeline.policy.jinja import call_argument, salt_refs
+from pipeline.policy.jinja import call_argument, possible_keys, salt_refs
 from pipeline.policy.model import Hit, TemplateDoc
 
 _TEXT_DYNAMIC_RE = re.compile(r"""\bsalt\s*\[\s*[^'"\s\]]""")
@@ -27,6 +27,10 @@ class JinjaDynamicSalt(Rule):
             return
         for ref in salt_refs(doc.jinja):
             if ref.kind == "dynamic":
+                # template-formula's matcher: salt[parsed.query_method] over a dict of read-only lookups.
+                keys = possible_keys(doc.jinja, ref.key)
+                if keys and not any(ctx.functions.forbidden(k) for k in keys):
+                    continue
                 yield self._dynamic(ref.line)
             elif ref.kind == "alias":
                 yield Hit(

@@ -16,10 +16,10 @@ _TEXT_CALL_RES = (
 )
 
 
-def _message(function: str) -> str:
+def _message(function: str, why: str) -> str:
     return (
         f"salt[{function!r}] in Jinja runs {function} while the template renders (on the minion, as root), "
-        "which the policy forbids; read data with pillar.get/grains.get and act through states"
+        f"which the policy forbids ({why}); read data with pillar.get/grains.get and act through states"
     )
 
 
@@ -35,13 +35,15 @@ class JinjaForbiddenCall(Rule):
             return
         for ref in salt_refs(doc.jinja):
             if ref.kind == "function" and ref.function:
-                if ctx.functions.forbidden(ref.function):
-                    yield Hit(ref.line, _message(ref.function), key=ref.function)
+                why = ctx.functions.why(ref.function)
+                if why:
+                    yield Hit(ref.line, _message(ref.function, why), key=ref.function)
                 elif ref.function in DISPATCHERS and ref.call is not None:
                     keyword, position = DISPATCHERS[ref.function]
                     _, inner = call_argument(ref.call, keyword, position)
-                    if inner and ctx.functions.forbidden(inner):
-                        yield Hit(ref.line, _message(f"{inner} (through {ref.function})"), key=inner)
+                    why = ctx.functions.why(inner)
+                    if inner and why:
+                        yield Hit(ref.line, _message(f"{inner} (through {ref.function})", why), key=inner)
             elif ref.kind == "module" and ref.function:
                 module = ref.function.split(".", 1)[0]
                 if ctx.functions.forbidden_module(module):
@@ -55,8 +57,9 @@ class JinjaForbiddenCall(Rule):
     def match_sls(self, doc: SlsDoc, ctx: RuleContext) -> Iterable[Hit]:
         # What Salt actually looked up while rendering: catches keys computed at render time.
         for call in doc.render_calls:
-            if ctx.functions.forbidden(call.function):
-                yield Hit(call.line, _message(call.function), key=call.function, path=call.path)
+            why = ctx.functions.why(call.function)
+            if why:
+                yield Hit(call.line, _message(call.function, why), key=call.function, path=call.path)
 
     def _text(self, doc: TemplateDoc, ctx: RuleContext) -> Iterable[Hit]:
         for line, region in doc.jinja_regions():
@@ -64,5 +67,6 @@ class JinjaForbiddenCall(Rule):
                 for match in regex.finditer(region):
                     groups = match.groupdict()
                     function = groups.get("fun") or f"{groups['mod']}.{groups['fn']}"
-                    if ctx.functions.forbidden(function):
-                        yield Hit(line + region.count("\n", 0, match.start()), _message(function), key=function)
+                    why = ctx.functions.why(function)
+                    if why:
+                        yield Hit(line + region.count("\n", 0, match.start()), _message(function, why), key=function)

@@ -27,8 +27,8 @@ class ModuleRunForbidden(Rule):
         for key, value in decl.args.items():
             if "." in key:
                 positional, keywords = split_args(value)
-                for bad in forbidden_calls(key, positional, keywords, ctx.functions):
-                    yield self._hit(decl, bad, decl.line_of(key))
+                for bad, why in forbidden_calls(key, positional, keywords, ctx.functions):
+                    yield self._hit(decl, bad, why, decl.line_of(key))
         # Old syntax (module.run: [name: cmd.run, ...]); name defaults to the state ID.
         name = decl.name
         if isinstance(name, str) and "." in name and name not in decl.args:
@@ -41,14 +41,14 @@ class ModuleRunForbidden(Rule):
                 _, extra_kw = split_args(decl.args.get(key))
                 keywords.update(extra_kw)
             keywords.update({k: v for k, v in decl.args.items() if k not in {"name", *_OLD_POSITIONAL, *_OLD_KEYWORDS}})
-            for bad in forbidden_calls(name, positional, keywords, ctx.functions):
-                yield self._hit(decl, bad, decl.line_of("name") if "name" in decl.args else decl.line)
+            for bad, why in forbidden_calls(name, positional, keywords, ctx.functions):
+                yield self._hit(decl, bad, why, decl.line_of("name") if "name" in decl.args else decl.line)
 
-    def _hit(self, decl: StateDecl, bad: str, line: int) -> Hit:
+    def _hit(self, decl: StateDecl, bad: str, why: str, line: int) -> Hit:
         return Hit(
             line=line,
             message=(
-                f"{decl.fun} calls {bad}, which the policy forbids: module.run must not reach cmd.* or functions "
+                f"{decl.fun} calls {bad}, which the policy forbids ({why}): module.run must not reach cmd.* or functions "
                 "that run arbitrary state data; write a state or a reviewed execution module instead"
             ),
             state_id=decl.state_id,

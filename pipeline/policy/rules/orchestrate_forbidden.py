@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from pipeline.policy.rule import Rule, RuleContext
+from pipeline.policy.inventory import Kind
 from pipeline.policy.model import Hit, StateDecl
 from pipeline.policy.rules._common import forbidden_calls, split_args
 
@@ -25,12 +26,13 @@ class OrchestrateForbidden(Rule):
         keywords.update({k: v for k, v in decl.args.items() if k not in {"name", "arg", "kwarg"}})
         if decl.function == "runner" and "arg" in keywords and not positional:
             positional, _ = split_args(keywords["arg"])
-        for bad in forbidden_calls(function, positional, keywords, ctx.functions):
+        kind: Kind = "runner" if decl.function == "runner" else "wheel" if decl.function == "wheel" else "execution"
+        for bad, why in forbidden_calls(function, positional, keywords, ctx.functions, kind):
             key = "fun" if "fun" in decl.args else "name"
             yield Hit(
                 line=decl.line_of(key),
                 message=(
-                    f"{decl.fun} runs {bad} on the targeted minions, which the policy forbids: orchestrate with "
+                    f"{decl.fun} runs {bad}, which the policy forbids ({why}): orchestrate with "
                     "salt.state and reviewed SLS, or a reviewed execution module"
                 ),
                 state_id=decl.state_id,

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 from pipeline.policy.rule import Rule, RuleContext
 from pipeline.policy.functions import DISPATCHERS
+from pipeline.policy.inventory import Kind
 from pipeline.policy.model import Hit, PythonDoc
 from pipeline.policy.rules._pyast import SALT_DUNDERS, const_str, parents, salt_function_refs
 
@@ -23,8 +24,10 @@ class PyForbiddenFunction(Rule):
             return
         up = parents(tree)
         for node, dunder, function in salt_function_refs(tree):
-            if ctx.functions.forbidden(function):
-                yield self._hit(node, dunder, function)
+            kind: Kind = "state" if dunder == "__states__" else "execution"
+            why = ctx.functions.why(function, kind)
+            if why:
+                yield self._hit(node, dunder, function, why)
                 continue
             spec = DISPATCHERS.get(function)
             call = up.get(node)
@@ -33,8 +36,9 @@ class PyForbiddenFunction(Rule):
                 inner = next((const_str(k.value) for k in call.keywords if k.arg == keyword), None)
                 if inner is None and position < len(call.args):
                     inner = const_str(call.args[position])
-                if inner and ctx.functions.forbidden(inner):
-                    yield self._hit(node, dunder, f"{inner} (through {function})")
+                why = ctx.functions.why(inner)
+                if inner and why:
+                    yield self._hit(node, dunder, f"{inner} (through {function})", why)
         for node in ast.walk(tree):
             # __salt__.cmd on its own: a module object with forbidden functions.
             if (
@@ -45,14 +49,14 @@ class PyForbiddenFunction(Rule):
                 and ctx.functions.forbidden_module(node.attr)
                 and not isinstance(up.get(node), ast.Attribute)
             ):
-                yield self._hit(node, node.value.id, f"{node.attr}.*")
+                yield self._hit(node, node.value.id, f"{node.attr}.*", "the module has forbidden functions")
 
     @staticmethod
-    def _hit(node: ast.AST, dunder: str, function: str) -> Hit:
+    def _hit(node: ast.AST, dunder: str, function: str, why: str) -> Hit:
         return Hit(
             line=getattr(node, "lineno", 1),
             message=(
-                f"{dunder}[{function!r}] calls a function the policy forbids (cmd.* is disabled): use Salt's "
+                f"{dunder}[{function!r}] calls a function the policy forbids ({why}): use Salt's "
                 "own execution modules (file.*, pkg.*, service.*, http.query, ...)"
             ),
             key=function,

@@ -9,7 +9,7 @@ from pipeline.policy.rule import Rule, RuleContext
 from pipeline.policy.model import Hit, StateDecl
 from pipeline.policy.rules._common import forbidden_calls, short, split_args
 
-_COMMAND_STATES = {
+COMMAND_STATES = {
     "cron.present": "installs a crontab line that runs an arbitrary shell command",
     "cron.file": "installs a whole crontab of arbitrary shell commands",
     "at.present": "queues an arbitrary shell command with at",
@@ -38,7 +38,7 @@ class ScheduledCommand(Rule):
     tags = ("security", "command-execution")
 
     def match_state(self, decl: StateDecl, ctx: RuleContext) -> Iterable[Hit]:
-        what = _COMMAND_STATES.get(decl.fun)
+        what = COMMAND_STATES.get(decl.fun)
         if what:
             yield Hit(
                 line=decl.line,
@@ -51,10 +51,10 @@ class ScheduledCommand(Rule):
             function = decl.args.get("function")
             positional, keywords = split_args(decl.args.get("job_args"))
             keywords.update(decl.args.get("job_kwargs") or {} if isinstance(decl.args.get("job_kwargs"), dict) else {})
-            for bad in forbidden_calls(function, positional, keywords, ctx.functions):
+            for bad, why in forbidden_calls(function, positional, keywords, ctx.functions):
                 yield Hit(
                     line=decl.line_of("function"),
-                    message=f"schedule.present runs {bad}, which the policy forbids, on a schedule",
+                    message=f"schedule.present runs {bad}, which the policy forbids ({why}), on a schedule",
                     state_id=decl.state_id,
                     key=f"schedule:{bad}",
                 )

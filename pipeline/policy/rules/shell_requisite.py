@@ -36,10 +36,10 @@ class ShellRequisite(Rule):
                 elif isinstance(item, Mapping) and "fun" in item:
                     rest = {k: v for k, v in item.items() if k not in {"fun", "args"}}
                     positional, _ = split_args(item.get("args"))
-                    for bad in forbidden_calls(item["fun"], positional, rest, ctx.functions):
+                    for bad, why in forbidden_calls(item["fun"], positional, rest, ctx.functions):
                         yield Hit(
                             line=decl.line_of(arg),
-                            message=f"{arg} calls {bad}, which the policy forbids",
+                            message=f"{arg} calls {bad}, which the policy forbids ({why})",
                             state_id=decl.state_id,
                             key=f"{arg}:{bad}",
                         )

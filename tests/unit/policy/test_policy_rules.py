@@ -72,4 +72,5 @@ def test_rule_ids_are_the_documented_set() -> None:
         "py-shell-exec",
         "scheduled-command",
         "shell-requisite",
+        "state-function-not-allowed",
     ]
