@@ -7,6 +7,12 @@ from typing import Any
 
 from pipeline.policy.functions import DISPATCHERS, FunctionPolicy
 from pipeline.policy.inventory import Kind
+from pipeline.policy.model import Hit, StateDecl
+
+
+def state_hit(decl: StateDecl, message: str) -> Hit:
+    """The finding about a state function itself: at its state ID, keyed by ``module.function``."""
+    return Hit(line=decl.line, message=message, state_id=decl.state_id, key=decl.fun)
 
 
 def short(value: Any, limit: int = 60) -> str:

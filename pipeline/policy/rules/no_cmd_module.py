@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 from pipeline.policy.rule import Rule, RuleContext
 from pipeline.policy.model import Hit, StateDecl
+from pipeline.policy.rules._common import state_hit
 
 
 class NoCmdModule(Rule):
@@ -17,12 +18,8 @@ class NoCmdModule(Rule):
     def match_state(self, decl: StateDecl, ctx: RuleContext) -> Iterable[Hit]:
         if decl.module != "cmd":
             return
-        yield Hit(
-            line=decl.line,
-            message=(
-                f"state {decl.fun} runs shell commands and cmd.* is disabled: use a Salt state, or a reviewed "
-                "execution module (ops_*) through its state module"
-            ),
-            state_id=decl.state_id,
-            key=decl.fun,
+        yield state_hit(
+            decl,
+            f"state {decl.fun} runs shell commands and cmd.* is disabled: use a Salt state, or a reviewed "
+            "execution module (ops_*) through its state module",
         )

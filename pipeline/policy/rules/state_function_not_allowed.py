@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 from pipeline.policy.model import Hit, StateDecl
 from pipeline.policy.rule import Rule, RuleContext
+from pipeline.policy.rules._common import state_hit
 from pipeline.policy.rules.scheduled_command import COMMAND_STATES
 
 
@@ -23,12 +24,8 @@ class StateFunctionNotAllowed(Rule):
         if why is None or ctx.functions.unknown(decl.fun, "state"):
             # A state function that exists nowhere cannot run: lint's unknown-state-function reports it (once).
             return
-        yield Hit(
-            line=decl.line,
-            message=(
-                f"state {decl.fun} is not on the policy's allow-list ({why}); use a state that manages the "
-                "resource, or a reviewed execution module (ops_*) through its state module"
-            ),
-            state_id=decl.state_id,
-            key=decl.fun,
+        yield state_hit(
+            decl,
+            f"state {decl.fun} is not on the policy's allow-list ({why}); use a state that manages the "
+            "resource, or a reviewed execution module (ops_*) through its state module",
         )
