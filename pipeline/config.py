@@ -347,6 +347,20 @@ class Approvers(_Model):
                           description="the manual job whose player is the approval in CI")
 
 
+class JobCache(_Model):
+    """Where the environment's minions also send their returns: Salt's own ``redis`` returner (an external job
+    cache, docs/job-cache.md). saltpipe asks for it on every job it publishes (``ret: redis``) and reads the
+    ``ret:<jid>`` hashes before the MoM's returns and lookups. The minions need the same server in their config
+    (``redis.host`` / ``redis.port`` / ``redis.db``)."""
+
+    type: Literal["redis"]
+    host: str = Field(min_length=1)
+    port: int = Field(default=6379, ge=1, le=65535)
+    db: int = Field(default=0, ge=0)
+    #: Seconds a connection or a read may take before the cache counts as unreachable (an error, not "no return").
+    timeout_seconds: float = Field(default=5, gt=0)
+
+
 class Environment(_Model):
     """One deployment environment (``test``, ``production``)."""
 
@@ -364,6 +378,8 @@ class Environment(_Model):
     fixtures: Fixtures | None = None
     #: Freeze windows (pipeline/freeze.py): no rollout and no sync of base while one is active.
     freeze: tuple[FreezeWindow, ...] = ()
+    #: Off by default: small sites rely on the syndics delivering returns plus lookups.
+    job_cache: JobCache | None = None
 
     @field_validator("batches", mode="before")
     @classmethod

@@ -108,7 +108,11 @@ def _client(app: AppContext, env_name: str, opts: dict[str, Any]) -> SaltClient:
     hc = env.gates.health_check
     if hc is not None and hc.function:
         extra.append(hc.function)
-    return mom_client(app, opts, extra, syndic_configs(app.config, env_name, opts["syndic_configs"]))
+    from pipeline.salt_client.jobcache import with_job_cache
+
+    client = mom_client(app, opts, extra, syndic_configs(app.config, env_name, opts["syndic_configs"]))
+    # Returns read from the environment's external job cache first (docs/job-cache.md); off by default.
+    return with_job_cache(client, env.job_cache)
 
 
 def mom_client(app: AppContext, opts: dict[str, Any], extra: Sequence[str] = (), syndics: dict[str, Path] | None = None) -> SaltClient:

@@ -68,16 +68,21 @@ def _echo_status(topo: Topology, status: TopologyStatus, fmt: str) -> None:
 @topology.command("up")
 @_workdir_option
 @click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds until every minion must answer.")
+@click.option("--job-cache", is_flag=True, default=False,
+              help="Run a redis-server as every environment's external job cache (docs/job-cache.md). Without "
+                   "it, one runs only when an environment of the config has a job_cache.")
 @_format_option
 @click.pass_obj
-def up(app: AppContext, workdir: Path, timeout: float, fmt: str) -> None:
+def up(app: AppContext, workdir: Path, timeout: float, job_cache: bool, fmt: str) -> None:
     """Start the topology and return once every minion answers test.ping from the MoM through its syndic.
 
     The daemons keep running after this command exits; 'status' and 'down' find them again. Exit 0 when
     ready, 2 when it could not be started (everything it started is stopped again).
     """
     progress = (lambda msg: click.echo(msg, err=True)) if fmt == "text" else (lambda msg: None)
-    topo = topology_up(workdir, repo=app.repo, config_path=app.config_path, timeout=timeout, progress=progress)
+    topo = topology_up(
+        workdir, repo=app.repo, config_path=app.config_path, timeout=timeout, job_cache=job_cache, progress=progress
+    )
     status = topo.status()
     _echo_status(topo, status, fmt)
     if fmt == "text":

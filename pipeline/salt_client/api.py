@@ -158,9 +158,11 @@ class SaltApiClient(SaltClient):
 
     def _local_async(
         self, session: _Session, tgt: str, tgt_type: str, fun: str | list[str], arg: Sequence[Any],
-        kwarg: Mapping[str, Any] | None,
+        kwarg: Mapping[str, Any] | None, ret: str | None = None,
     ) -> dict[str, Any]:
         low: dict[str, Any] = {"client": "local_async", "tgt": tgt, "tgt_type": tgt_type, "fun": fun}
+        if ret:
+            low["ret"] = ret
         if arg:
             low["arg"] = list(arg)
         if kwarg:
@@ -183,7 +185,7 @@ class SaltApiClient(SaltClient):
     ) -> Published:
         self._check_function(fun)
         tgt = self._check_targets(targets)
-        pub = self._local_async(self._mom, ",".join(tgt), "list", fun, arg, kwarg)
+        pub = self._local_async(self._mom, ",".join(tgt), "list", fun, arg, kwarg, self.returner)
         return Published(jid=pub["jid"], fun=fun, targets=tgt, expected=tuple(pub["minions"]))
 
     def publish_chain(self, targets: Sequence[str], calls: Sequence[Call]) -> Published:
@@ -194,7 +196,7 @@ class SaltApiClient(SaltClient):
         # A multi-function job takes one argument list per function; keyword arguments go inside each list as
         # Salt's own ``__kwarg__`` dict (a top-level "kwarg" would be appended to the outer list).
         args = [[*arg, {"__kwarg__": True, **kwarg}] if kwarg else list(arg) for _, arg, kwarg in calls]
-        pub = self._local_async(self._mom, ",".join(tgt), "list", funs, args, None)
+        pub = self._local_async(self._mom, ",".join(tgt), "list", funs, args, None, self.returner)
         return Published(jid=pub["jid"], fun=",".join(funs), targets=tgt, expected=tuple(pub["minions"]))
 
     def _job(self, session: _Session, jid: str, source: str) -> dict[str, MinionReturn]:

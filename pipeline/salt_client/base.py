@@ -46,6 +46,7 @@ ALLOWED_RUNNERS: frozenset[str] = frozenset({"jobs.list_job", "jobs.lookup_jid"}
 #: Functions no caller may add to the allow list, whatever the config says.
 NEVER_ALLOWED = re.compile(r"^(cmd|saltutil\.(cmd|runner|wheel)|state\.(single|high|low)|file\.|ssh\.|event\.fire)")
 _FUNCTION_RE = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
+_RETURNER_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
 _MINION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -170,6 +171,16 @@ class SaltClient(ABC):
 
     def __init__(self, extra_functions: Iterable[str] = ()) -> None:
         self.allowed_functions: frozenset[str] = ALLOWED_FUNCTIONS | check_extra_functions(extra_functions)
+        #: Salt returner every job of :meth:`publish` / :meth:`publish_chain` is also returned to (``ret``), or
+        #: ``None``; set by :meth:`return_also_to`.
+        self.returner: str | None = None
+
+    def return_also_to(self, returner: str) -> None:
+        """Have every job :meth:`publish` / :meth:`publish_chain` publishes from now on also returned through
+        Salt's returner ``returner`` on each minion (``ret=`` of the publish; an external job cache)."""
+        if not _RETURNER_RE.match(returner):
+            raise UsageError(f"{returner!r} is not a Salt returner name")
+        self.returner = returner
 
     # -- allow list --------------------------------------------------------------------------------------------
 

@@ -145,20 +145,24 @@ class LocalSaltClient(SaltClient):
     # -- publishing --------------------------------------------------------------------------------------------
 
     def _pub(
-        self, tgt: str | list[str], tgt_type: str, fun: str, arg: Sequence[Any], kwarg: Mapping[str, Any] | None
+        self, tgt: str | list[str], tgt_type: str, fun: str, arg: Sequence[Any], kwarg: Mapping[str, Any] | None,
+        ret: str = "",
     ) -> dict[str, Any]:
         import salt.utils.args  # pylint: disable=import-outside-toplevel
 
-        return self._pub_conditioned(tgt, tgt_type, fun, salt.utils.args.condition_input(list(arg), dict(kwarg or {})))
+        return self._pub_conditioned(
+            tgt, tgt_type, fun, salt.utils.args.condition_input(list(arg), dict(kwarg or {})), ret
+        )
 
     def _pub_conditioned(
-        self, tgt: str | list[str], tgt_type: str, fun: str | list[str], args: list[Any]
+        self, tgt: str | list[str], tgt_type: str, fun: str | list[str], args: list[Any], ret: str = ""
     ) -> dict[str, Any]:
         """Publish with Salt's own argument list (kwargs already folded in as ``__kwarg__`` dicts); a list
-        ``fun`` with one argument list per function is a multi-function job."""
+        ``fun`` with one argument list per function is a multi-function job. ``ret``: returners the minions
+        also return to."""
         fun_name = fun if isinstance(fun, str) else ",".join(fun)
         try:
-            pub = self._local.pub(tgt, fun, args, tgt_type, listen=True)
+            pub = self._local.pub(tgt, fun, args, tgt_type, ret=ret, listen=True)
         except Exception as exc:  # pylint: disable=broad-except
             raise SaltError(
                 f"publishing {fun_name} from the master-of-masters failed: {exc}",
@@ -191,7 +195,7 @@ class LocalSaltClient(SaltClient):
     ) -> Published:
         self._check_function(fun)
         tgt = list(self._check_targets(targets))
-        pub = self._pub(tgt, "list", fun, arg, kwarg)
+        pub = self._pub(tgt, "list", fun, arg, kwarg, ret=self.returner or "")
         return Published(jid=pub["jid"], fun=fun, targets=tuple(tgt), expected=tuple(pub["minions"]))
 
     def publish_chain(self, targets: Sequence[str], calls: Sequence[Call]) -> Published:
@@ -202,7 +206,7 @@ class LocalSaltClient(SaltClient):
         tgt = list(self._check_targets(targets))
         funs = [fun for fun, _, _ in calls]
         args = [salt.utils.args.condition_input(list(arg), dict(kwarg or {})) for _, arg, kwarg in calls]
-        pub = self._pub_conditioned(tgt, "list", funs, args)
+        pub = self._pub_conditioned(tgt, "list", funs, args, ret=self.returner or "")
         return Published(jid=pub["jid"], fun=",".join(funs), targets=tuple(tgt), expected=tuple(pub["minions"]))
 
     def _drain(self, block: float = 0.0) -> None:

@@ -67,6 +67,7 @@ from pipeline.topology.local import (
     derive_pipeline_config,
 )
 from pipeline.topology.pillar import write_local_pillar
+from pipeline.topology.redis import RedisServer
 from pipeline.topology.render import (
     DaemonTemplates,
     Role,
@@ -307,6 +308,7 @@ def factories_up(
     repo: Path,
     timeout: float = 120.0,
     start_timeout: float = 120.0,
+    job_cache: RedisServer | None = None,
     progress: Progress = lambda _: None,
 ) -> FactoriesTopology:
     """Build the topology of ``repo``'s ``salt/`` in ``workdir`` on pytest-salt-factories (``salt_factories``:
@@ -317,7 +319,8 @@ def factories_up(
     daemon's start event. Layout of ``workdir`` as with
     :func:`~pipeline.topology.up` (``<id>/conf/...``, ``<syndic>/file_roots``, ``<syndic>/pillar``,
     ``pipeline.yaml``, ``topology.json``), so ``load(workdir)`` finds the masters' configs from another
-    process. On failure everything started is terminated again and :class:`TopologyError` says why.
+    process. ``job_cache``: a running redis-server the minions' configs name for Salt's ``redis`` returner
+    (stopped with the topology). On failure everything started is terminated again and :class:`TopologyError` says why.
     """
     t0 = time.monotonic()
     workdir = workdir.resolve()
@@ -402,7 +405,12 @@ def factories_up(
         for m in s.minions:
             mroot = workdir / m.id
             minion = MinionHandle(m.id, s.id, m.env, m.roles, m.datacenter, mroot, mroot / "conf", bindir)
-            minion_config = _rendered(templates, "minion", **local_minion_values(minion, master, user=user))
+            minion_config = _rendered(
+                templates, "minion",
+                **local_minion_values(
+                    minion, master, user=user, job_cache=(job_cache.host, job_cache.port) if job_cache else None
+                ),
+            )
             minion_daemon = Daemon(m.id, "minion", mroot, minion.config_dir)
             daemons.append(minion_daemon)
             minion_factory = syndic_factory.master.salt_minion_daemon(
@@ -426,7 +434,7 @@ def factories_up(
 
     assert config.source is not None
     derived = workdir / "pipeline.yaml"
-    _write(derived, derive_pipeline_config(config.source, workdir, spec))
+    _write(derived, derive_pipeline_config(config.source, workdir, spec, job_cache=job_cache))
     (workdir / "state").mkdir(exist_ok=True)
     load_config(derived)
     topo = FactoriesTopology(
@@ -439,6 +447,7 @@ def factories_up(
         bindir=bindir,
         factories=factories,
         rendered=rendered,
+        job_cache=job_cache,
     )
     topo.timings["build_seconds"] = round(time.monotonic() - t0, 2)
 

@@ -35,6 +35,7 @@ from pipeline.topology import daemons as procs
 from pipeline.topology.daemons import Daemon, DaemonStatus
 from pipeline.topology.handles import MasterHandle, MinionHandle, SaltResult, SyndicHandle
 from pipeline.topology.pillar import write_local_pillar, write_overrides
+from pipeline.topology.redis import RedisServer, start_redis, stop_redis
 from pipeline.topology.render import (
     DaemonTemplates,
     local_minion_values,
@@ -105,6 +106,8 @@ class Topology:
     bindir: Path
     launch_pids: dict[str, int] = field(default_factory=dict, compare=False)
     timings: dict[str, float] = field(default_factory=dict, compare=False)
+    #: The redis-server the minions return to (Salt's ``redis`` returner), when the topology runs one.
+    job_cache: RedisServer | None = None
 
     # ---- lookups -------------------------------------------------------------------------------------
     @property
@@ -161,6 +164,8 @@ class Topology:
         masters = [(d, self.launch_pids.get(d.name)) for d in self.daemons if d.kind == "master"]
         procs.stop(first, timeout=min(timeout, 5.0))
         procs.stop(masters, timeout=timeout)
+        if self.job_cache is not None:
+            stop_redis(self.job_cache, timeout=timeout)
         return self.status()
 
     def ping(self, *, timeout: int = 10) -> SaltResult:
@@ -297,12 +302,16 @@ def _write(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def derive_pipeline_config(source: Path, workdir: Path, spec: TopologySpec) -> str:
+def derive_pipeline_config(
+    source: Path, workdir: Path, spec: TopologySpec, *, job_cache: RedisServer | None = None,
+    job_cache_everywhere: bool = False,
+) -> str:
     """``salt/pipeline.yaml`` with each syndic's ``file_roots`` a local directory of ``workdir``, ``state_dir``
     inside ``workdir``, and how to reach Salt here: ``salt.master_config`` is the local MoM's config (Salt's
     LocalClient) and each syndic's ``master_config`` its local master's, so ``saltpipe --config
-    <workdir>/pipeline.yaml sync|rollout ...`` needs no flags. Everything else (targets, canaries, batches,
-    gates) is unchanged."""
+    <workdir>/pipeline.yaml sync|rollout ...`` needs no flags. An environment's ``job_cache`` points at the
+    topology's redis-server ``job_cache`` (every environment gets one with ``job_cache_everywhere``); without a
+    server none has one. Everything else (targets, canaries, batches, gates) is unchanged."""
     data = yaml.safe_load(source.read_text(encoding="utf-8"))
     data["state_dir"] = str(workdir / "state")
     # Replaces whatever the source says (a production salt-api URL): the local topology is reached in-process.
@@ -311,6 +320,10 @@ def derive_pipeline_config(source: Path, workdir: Path, spec: TopologySpec) -> s
         for syndic in env["syndics"]:
             syndic["file_roots"] = {"type": "local", "path": str(workdir / syndic["name"] / "file_roots")}
             syndic["master_config"] = str(workdir / syndic["name"] / "conf" / "master")
+        if job_cache is not None and (job_cache_everywhere or env.get("job_cache")):
+            env["job_cache"] = {"type": "redis", "host": job_cache.host, "port": job_cache.port, "db": 0}
+        else:
+            env.pop("job_cache", None)
     header = (
         f"# Derived by `saltpipe topology up` from {source} for the local topology in {workdir}.\n"
         "# Same environments; each syndic's file_roots is a local directory here, and Salt is reached through\n"
@@ -320,7 +333,8 @@ def derive_pipeline_config(source: Path, workdir: Path, spec: TopologySpec) -> s
 
 
 def _build(
-    workdir: Path, repo: Path, config: PipelineConfig, spec: TopologySpec, ports: dict[str, dict[str, int]], bindir: Path
+    workdir: Path, repo: Path, config: PipelineConfig, spec: TopologySpec, ports: dict[str, dict[str, int]], bindir: Path,
+    *, job_cache: RedisServer | None = None, job_cache_everywhere: bool = False,
 ) -> Topology:
     """Render every config, seed keys, write pillar and the derived pipeline.yaml; return the handles."""
     policy = load_runtime_policy(repo / DEFAULT_POLICY)
@@ -386,7 +400,10 @@ def _build(
                 config_dir=mroot / "conf",
                 bindir=bindir,
             )
-            _write(minion.config_file, templates.render("minion", **local_minion_values(minion, master, user=user)))
+            values = local_minion_values(
+                minion, master, user=user, job_cache=(job_cache.host, job_cache.port) if job_cache else None
+            )
+            _write(minion.config_file, templates.render("minion", **values))
             _accept(root, m.id, _seed_key(mroot / "etc" / "salt" / "pki" / "minion"))
             minion.sandbox.mkdir(parents=True, exist_ok=True)
             daemons.append(Daemon(m.id, "minion", mroot, minion.config_dir))
@@ -406,7 +423,12 @@ def _build(
 
     assert config.source is not None
     derived = workdir / "pipeline.yaml"
-    _write(derived, derive_pipeline_config(config.source, workdir, spec))
+    _write(
+        derived,
+        derive_pipeline_config(
+            config.source, workdir, spec, job_cache=job_cache, job_cache_everywhere=job_cache_everywhere
+        ),
+    )
     (workdir / "state").mkdir(exist_ok=True)
     load_config(derived)  # the derived file must validate like the original; fail here, not in a later stage
     return Topology(
@@ -417,6 +439,7 @@ def _build(
         daemons=tuple(daemons),
         pipeline_config=derived,
         bindir=bindir,
+        job_cache=job_cache,
     )
 
 
@@ -435,6 +458,10 @@ def _save(topo: Topology, *, repo: Path, ports: dict[str, dict[str, int]], ready
         "launch_pids": topo.launch_pids,
         "timings": topo.timings,
         "ready": ready,
+        "job_cache": (
+            {"host": topo.job_cache.host, "port": topo.job_cache.port, "directory": str(topo.job_cache.directory)}
+            if topo.job_cache else None
+        ),
     }
     _write(topo.workdir / STATE_FILE, json.dumps(data, indent=2) + "\n")
 
@@ -490,7 +517,15 @@ def load(workdir: Path) -> Topology:
         bindir=bindir,
         launch_pids=dict(state.get("launch_pids", {})),
         timings=dict(state.get("timings", {})),
+        job_cache=_job_cache_of(state),
     )
+
+
+def _job_cache_of(state: dict[str, Any]) -> RedisServer | None:
+    cache = state.get("job_cache")
+    if not cache:
+        return None
+    return RedisServer(str(cache["host"]), int(cache["port"]), Path(cache["directory"]))
 
 
 def status(workdir: Path) -> TopologyStatus:
@@ -593,6 +628,7 @@ def up(
     config_path: Path | None = None,
     spec_path: Path | None = None,
     timeout: float = 60.0,
+    job_cache: bool = False,
     progress: Progress = _quiet,
 ) -> Topology:
     """Build and start the local topology in ``workdir`` and return once every minion answers ``test.ping``
@@ -602,6 +638,10 @@ def up(
     spec and (unless ``config_path``) ``pipeline.yaml``. Raises :class:`TopologyError` when the topology is
     already running in ``workdir`` or does not become ready in ``timeout`` seconds (everything it started is
     stopped again). Reuses keys and, when free, ports of an earlier ``up`` in the same ``workdir``.
+
+    A redis-server (the external job cache, docs/job-cache.md) runs beside the daemons when an environment of
+    the config has a ``job_cache`` (it is pointed at this server in the derived config), or for every
+    environment with ``job_cache``; the minions' configs name it for Salt's ``redis`` returner.
     """
     t0 = time.monotonic()
     workdir = workdir.resolve()
@@ -619,8 +659,17 @@ def up(
     ports = _choose_ports(workdir, spec)
     bindir = procs.salt_bindir()
 
+    cache = None
+    if job_cache or any(env.job_cache for env in config.environments.values()):
+        progress("starting redis-server (the external job cache)")
+        cache = start_redis(workdir / "redis")
     progress(f"rendering configs from {repo / 'salt' / 'daemons'} into {workdir}")
-    topo = _build(workdir, repo, config, spec, ports, bindir)
+    try:
+        topo = _build(workdir, repo, config, spec, ports, bindir, job_cache=cache, job_cache_everywhere=job_cache)
+    except BaseException:
+        if cache is not None:
+            stop_redis(cache)
+        raise
     topo.timings["build_seconds"] = round(time.monotonic() - t0, 2)
     deadline = t0 + timeout
 

@@ -140,9 +140,14 @@ def local_syndic_minion_values(master: MasterHandle, mom: MasterHandle, *, user:
     }
 
 
-def local_minion_values(minion: MinionHandle, master: MasterHandle, *, user: str) -> dict[str, Any]:
-    """Template values of a minion (``minion``): its syndic's master as its master, its grains from the spec."""
+def local_minion_values(
+    minion: MinionHandle, master: MasterHandle, *, user: str, job_cache: tuple[str, int] | None = None
+) -> dict[str, Any]:
+    """Template values of a minion (``minion``): its syndic's master as its master, its grains from the spec;
+    ``job_cache`` (host, port): the topology's redis-server, for Salt's ``redis`` returner."""
+    cache = {"redis_host": job_cache[0], "redis_port": job_cache[1], "redis_db": 0} if job_cache else {}
     return {
+        **cache,
         "id": minion.id,
         "user": user,
         "root_dir": str(minion.root_dir),

@@ -1,5 +1,10 @@
 """Integration tests on real Salt daemons: ONE local topology (MoM -> 3 syndic masters -> 8 minions) per session.
 
+Beside it runs a real ``redis-server`` (the external job cache, docs/job-cache.md): every minion's config names
+it for Salt's ``redis`` returner, which writes only for jobs that ask for it (``ret: redis``), so tests without a
+``job_cache`` see the topology as before. Under ``CI=true`` a missing redis-server fails the session with what to
+install; elsewhere the session runs without one and the job-cache tests skip.
+
 The session's topology runs on pytest-salt-factories (:func:`pipeline.topology.factories.factories_up`): every
 daemon's config is rendered from the same ``salt/daemons`` templates as ``saltpipe topology up`` renders, and
 only factories' own paths, ports and engine settings are added (docs/topology.md, "Integration tests"). The
@@ -27,8 +32,10 @@ from typing import Any
 import pytest
 from it_helpers import REPO, build_content_tree, serve_tree, short_tmpdir
 
+from pipeline.errors import TopologyError
 from pipeline.topology import Topology
 from pipeline.topology import load as load_topology
+from pipeline.topology.redis import INSTALL_HINT, RedisServer, start_redis, stop_redis
 
 #: Fixture of test_topology.py that runs a topology with the CLI; its tests run first (see below).
 CLI_TOPOLOGY_FIXTURE = "cli_topology"
@@ -76,7 +83,13 @@ def topology(salt_factories: Any) -> Iterator[Topology]:
 
     workdir = short_tmpdir()
     started = time.monotonic()
-    topo = factories_up(salt_factories, workdir, repo=REPO, timeout=240)
+    cache = _job_cache(workdir)
+    try:
+        topo = factories_up(salt_factories, workdir, repo=REPO, timeout=240, job_cache=cache)
+    except BaseException:
+        if cache is not None:
+            stop_redis(cache)
+        raise
     _TIMINGS["ready"] = time.monotonic() - started
     topo.timings["session_up_seconds"] = round(_TIMINGS["ready"], 2)
     yield topo
@@ -87,6 +100,28 @@ def topology(salt_factories: Any) -> Iterator[Topology]:
     if os.environ.get("SALTPIPE_KEEP_TOPOLOGY") != "1" and not survivors:
         shutil.rmtree(workdir, ignore_errors=True)
     assert not survivors, f"daemons survived the end of the session: {survivors}"
+
+
+def _job_cache(workdir: Path) -> RedisServer | None:
+    """The session's redis-server; ``None`` outside CI when redis-server is not installed."""
+    if shutil.which("redis-server") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"redis-server is missing (the job-cache integration tests need it): {INSTALL_HINT}")
+        return None
+    try:
+        return start_redis(workdir / "redis")
+    except TopologyError as exc:
+        pytest.fail(str(exc))
+
+
+@pytest.fixture
+def job_cache(topology: Topology) -> RedisServer:
+    """The session topology's redis-server (skips outside CI when redis-server is not installed)."""
+    if topology.job_cache is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"the session topology runs without a job cache: {INSTALL_HINT}")
+        pytest.skip(f"no redis-server: {INSTALL_HINT}")
+    return topology.job_cache
 
 
 @pytest.fixture(scope="session")

@@ -126,6 +126,16 @@ INVALID = [
         ("version: 1", "version: 2"), 1, "version", "1",
         id="unknown-version",
     ),
+    pytest.param(
+        ('batches: ["50%", "100%"]', 'batches: ["50%", "100%"]\n    job_cache: {type: redis, host: r, port: 0}'), 10,
+        "environments.test.job_cache.port", "greater than or equal to 1",
+        id="job-cache-bad-port",
+    ),
+    pytest.param(
+        ('batches: ["50%", "100%"]', 'batches: ["50%", "100%"]\n    job_cache: {type: memcached, host: r}'), 10,
+        "environments.test.job_cache.type", "redis",
+        id="job-cache-unknown-type",
+    ),
 ]
 
 
