@@ -86,7 +86,6 @@ def test_lint_renders_every_sls_for_every_fixture_minion(linted: tuple[Path, str
     assert report["summary"]["checked"] >= 12 + 1
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11: jinja-dynamic-salt on salt[parsed.query_method] (policy helper); remove this mark when it lands")
 def test_lint_exit_0_on_the_sample(linted: tuple[Path, str, dict]) -> None:
     assert linted[2]["exit_code"] == 0, linted[2]["findings"]
 
