@@ -98,3 +98,26 @@ def test_a_lookup_is_not_forbidden_by_a_glob_only_by_its_exact_name(allow: Allow
     assert not FunctionPolicy.of(("cmd.*",), allow).forbidden("cmd.which")
     assert FunctionPolicy.of(("cmd.*",), allow).forbidden("cmd.run_all")
     assert FunctionPolicy.of(("cmd.which",), allow).forbidden("cmd.which")
+
+
+def test_the_repository_extension_modules_are_known_to_policy_check(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """ops_x.* is allowed because _modules/ops_x.py defines it; the same calls without the module are
+    unclassified (fail closed), at the lines that make them."""
+    import datetime as dt
+
+    from pipeline.policy.check import PolicyCheckOptions, check_paths
+
+    (tmp_path / "states").mkdir()
+    (tmp_path / "states" / "app.sls").write_text(
+        "{%- set s = salt['ops_x.status']('web') %}\n"
+        "drain:\n  module.run:\n    - ops_x.pull_out:\n      - pool: web\n"
+    )
+
+    def unclassified() -> set[tuple[str, int]]:
+        report = check_paths(PolicyCheckOptions(paths=(), repo=tmp_path, today=dt.date(2026, 1, 1)))
+        return {(f.rule, f.line) for f in report.findings if "unclassified" in f.message}
+
+    assert unclassified() == {("jinja-forbidden-call", 1), ("module-run-forbidden", 4)}
+    (tmp_path / "_modules").mkdir()
+    (tmp_path / "_modules" / "ops_x.py").write_text("def status(pool):\n    return pool\n\n\ndef pull_out(pool):\n    return True\n")
+    assert unclassified() == set()
