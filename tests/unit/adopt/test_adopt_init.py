@@ -16,8 +16,6 @@ from pipeline.adopt.detect import detect
 from pipeline.cli import main
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "formulas-sample"
-#: Findings on the sample that issue 11 lists as false (the policy helper fixes them); nothing else may appear.
-KNOWN_FALSE = {("jinja-dynamic-salt", "chrony/libmatchers.jinja")}  # salt[parsed.query_method], template-formula's idiom
 
 
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -77,7 +75,8 @@ def test_lint_renders_every_sls_for_every_fixture_minion(linted: tuple[Path, str
     assert len(sls) == 15 and report["stats"]["sls"] == 15 and report["stats"]["minions"] == 3
     # Every render of every SLS succeeded: a failed render is a finding, and there is none besides the known one.
     assert report["stats"]["renders"] == 15 * 3
-    assert {(f["rule"], f["path"]) for f in report["findings"] if f["severity"] != "info"} <= KNOWN_FALSE, report["findings"]
+    # salt[parsed.query_method] (template-formula's matcher, chrony/libmatchers.jinja) included: issue 11.
+    assert not [f for f in report["findings"] if f["severity"] != "info"], report["findings"]
     # pkg.version is not run while linting (it reads the minion's package database): an info, not an error.
     assert {(f["rule"], f["path"]) for f in report["findings"] if f["severity"] == "info"} <= {("render-stubbed-call", "postgres/server.sls")}
     # Issue 11's false findings on real formulas do not come back on the postgres formula: the short form
