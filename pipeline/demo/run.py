@@ -22,7 +22,7 @@ from pipeline.demo.mr_checks import mr_checks
 from pipeline.errors import GitError
 
 #: What an operator's fork carries; copied into the throwaway repository.
-CONTENT_DIRS = ("salt", "states", "_modules", "_states")
+CONTENT_DIRS = ("salt", "states", "_modules", "_states", "_utils")
 
 
 def _make_repo(ctx: DemoContext, state: DemoState) -> tuple[bool, list[str]]:

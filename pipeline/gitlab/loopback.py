@@ -2,7 +2,8 @@
 
 It is not GitLab: it answers, in GitLab's shapes, only what saltpipe asks about rollout approvals and records
 deployments - the token's user, users by name, project members' roles, protected environments, a pipeline and
-its jobs (who started it, who played a manual job), and deployments (created, updated, listed). Everything it
+its jobs (who started it, who played a manual job), deployments (created, updated, listed) and commit comments
+(rollout notifications; no commit has a merge request here). Everything it
 was asked is kept in :attr:`LoopbackGitLab.requests`. The real client (:class:`PythonGitLabClient`) talks to
 it over HTTP like to any GitLab; the unit tests of the client use recorded payloads instead.
 """
@@ -37,6 +38,7 @@ class LoopbackGitLab:
         self.protected: dict[str, list[dict[str, Any]]] = {}
         self.pipelines: dict[int, dict[str, Any]] = {}
         self.deployments: list[dict[str, Any]] = []
+        self.comments: list[dict[str, Any]] = []  # commit comments (rollout notifications, pipeline/notify.py)
         self.requests: list[tuple[str, str, Any]] = []
         self.url = ""
         self._server: ThreadingHTTPServer | None = None
@@ -105,6 +107,13 @@ class LoopbackGitLab:
             if m.group(2):
                 return 200, pipeline["jobs"]
             return 200, {k: v for k, v in pipeline.items() if k != "jobs"}
+        if m := re.fullmatch(r"/repository/commits/([0-9a-f]{7,40})/(merge_requests|comments)", rest):
+            if m.group(2) == "merge_requests":
+                return 200, []  # no merge request here: notifications go to the commit
+            if method == "POST":
+                comment = {"note": body.get("note"), "author": self.users[user], "sha": m.group(1)}
+                self.comments.append(comment)
+                return 201, comment
         if rest == "/deployments" and method == "POST":
             return self._create_deployment(body, user)
         if rest == "/deployments" and method == "GET":

@@ -28,5 +28,10 @@ def test_the_real_client_against_the_loopback_gitlab() -> None:
         approvals = GitLabApprovals(PythonGitLabClient(gitlab.url, reviewer, "1"), ci)
         approver = approvals.approver(env, None)
         assert approver.name == "demo-reviewer" and "protected environment production" in approver.allowed_by
+        # Rollout notifications: no merge request for the commit, so a commit comment.
+        client = PythonGitLabClient(gitlab.url, operator, "1")
+        assert client.commit_merge_requests("b" * 40) == ()
+        client.create_commit_comment("b" * 40, "rollout finished")
+        assert gitlab.comments == [{"note": "rollout finished", "author": gitlab.users["demo-operator"], "sha": "b" * 40}]
     finally:
         gitlab.stop()
