@@ -7,6 +7,9 @@
   with each minion's ``retcode`` and ``success`` when Salt stored them).
 * ``saltutil.find_job`` through ``client: local`` (synchronous, bounded by its ``timeout``).
 
+salt-api must enable the netapi clients ``local``, ``local_async`` and ``runner`` (``netapi_enable_clients``;
+Salt 3006 enables none), and the user needs ``@jobs`` / ``@runner`` besides its functions in ``external_auth``.
+
 Per-syndic lookups need a salt-api in front of that syndic master (``syndic_urls``): its ``/jobs/<jid>`` reads the
 syndic's own job cache, where a return the syndic received but failed to forward is still found.
 
@@ -80,6 +83,12 @@ class _Session:
 
     def _json(self, resp: requests.Response, what: str) -> Any:
         if resp.status_code >= 400:
+            if "netapi_enable_clients" in resp.text:
+                raise SaltError(
+                    f"salt-api {self.url}{what}: a netapi client saltpipe needs is disabled (HTTP {resp.status_code})",
+                    hint="add netapi_enable_clients: [local, local_async, runner] to the salt-api master's config "
+                         "(Salt 3006 enables none by default)",
+                )
             raise SaltError(
                 f"salt-api {self.url}{what}: HTTP {resp.status_code}: {resp.text[:300]}",
                 hint="see the salt-api and master logs",
@@ -108,6 +117,15 @@ class _Session:
             if resp.status_code == 401 and attempt == 1:
                 self.login()
                 continue
+            if resp.status_code == 401:
+                # A fresh token and still 401: the login is accepted (eauth `auto` or pam say yes) but this user
+                # may not make this call.
+                raise SaltError(
+                    f"salt-api {self.url}{path} refused the call of {self._credentials['username']!r} even with a "
+                    f"fresh token (HTTP 401)",
+                    hint="check external_auth on the master: the user needs the functions saltpipe publishes, "
+                         "@jobs and @runner",
+                )
             return self._json(resp, path)
         raise AssertionError("unreachable")
 

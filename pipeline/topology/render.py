@@ -28,6 +28,9 @@ TEMPLATES: dict[Role, str] = {
     "minion": "minion.conf.j2",
 }
 
+#: The salt-api user of the local topology (eauth ``auto``).
+LOCAL_API_USER = "saltpipe-local"
+
 #: Values the local topology sets on top of the production defaults, and why. Nothing else differs.
 LOCAL_TUNING: dict[Role, dict[str, Any]] = {
     "mom": {
@@ -105,6 +108,10 @@ def local_mom_values(mom: MasterHandle, *, user: str, file_roots: Path) -> dict[
         "publish_port": mom.publish_port,
         "ret_port": mom.ret_port,
         "file_roots": str(file_roots),
+        # salt-api on loopback (tests/integration/test_salt_api.py): Salt's `auto` eauth accepts this user with
+        # any password - a local login, never a production setting.
+        "api_eauth": "auto",
+        "api_eauth_users": [LOCAL_API_USER],
         **LOCAL_TUNING["mom"],
     }
 

@@ -266,6 +266,30 @@ def test_salt_api_logs_in_again_once_when_the_token_expired() -> None:
         assert client.session.logins == 2 and rsps.calls[-1].request.headers["X-Auth-Token"] == "tok-2"
 
 
+def test_salt_api_call_refused_with_a_fresh_token_names_external_auth() -> None:
+    """What a real salt-api with eauth `auto` does for a user outside external_auth (test_salt_api.py): the
+    login succeeds, the call is 401, again with a fresh token."""
+    with responses.RequestsMock() as rsps:
+        _login(rsps, "tok-1")
+        rsps.post(f"{URL}/", status=401, body="<html>401 Unauthorized</html>")
+        _login(rsps, "tok-2")
+        rsps.post(f"{URL}/", status=401, body="<html>401 Unauthorized</html>")
+        client = _api()
+        with pytest.raises(SaltError, match="refused the call of 'saltpipe' even with a fresh token") as excinfo:
+            client.publish(["m1"], "test.ping")
+        assert "external_auth" in str(excinfo.value.hint) and client.session.logins == 2
+
+
+def test_salt_api_disabled_netapi_client_says_what_to_enable() -> None:
+    with responses.RequestsMock() as rsps:
+        _login(rsps)
+        rsps.post(f"{URL}/", status=400, body="Client disabled: 'local_async'. Add to 'netapi_enable_clients' "
+                                             "master config option to enable.")
+        with pytest.raises(SaltError) as excinfo:
+            _api().publish(["m1"], "test.ping")
+        assert "netapi_enable_clients: [local, local_async, runner]" in str(excinfo.value.hint)
+
+
 def test_salt_api_refused_login_is_a_clear_error() -> None:
     with responses.RequestsMock() as rsps:
         rsps.post(f"{URL}/login", status=401)
