@@ -31,4 +31,26 @@ def check(app: AppContext, fmt: str) -> None:
     else:
         click.echo(f"# {app.config_path}: valid")
         click.echo(yaml.safe_dump(data, sort_keys=False, default_flow_style=False).rstrip())
+
+
+@config.command("schema")
+@click.option("--write", is_flag=True, help="Write it to salt/pipeline.schema.json instead of printing it.")
+@click.pass_obj
+def schema(app: AppContext, write: bool) -> None:
+    """Print the JSON Schema of salt/pipeline.yaml, generated from the config model.
+
+    After a change to the config model, run it with --write and commit the file (a unit test fails while the
+    committed schema is stale).
+    """
+    from pipeline.schema import SCHEMA_PATH, schema_text  # pylint: disable=import-outside-toplevel
+
+    text = schema_text()
+    if write:
+        target = app.repo / SCHEMA_PATH
+        target.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {target}")
+    else:
+        click.echo(text, nl=False)
+
+
 COMMANDS = [config]
