@@ -53,9 +53,12 @@ def emit(report: Report, fmt: str, output: Path | None) -> None:
 @click.option("--env", "envs", multiple=True, metavar="ENV", help="Render with this environment's fixtures only (repeatable; default: all).")
 @click.option("--policy", "policy_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Policy file (default: salt/policy.yaml).")
 @click.option("--no-pylint", is_flag=True, help="Skip pylint (render, structure and policy checks only).")
+@click.option("--render-timeout", type=click.FloatRange(min=0), default=10.0, show_default=True, metavar="SECONDS",
+              help="Time one render may take; a render that takes longer is a render-limit finding (0: no limit).")
 @click.pass_obj
 def lint(
-    app: AppContext, fmt: str, output: Path | None, changed_since: str | None, envs: tuple[str, ...], policy_path: Path | None, no_pylint: bool
+    app: AppContext, fmt: str, output: Path | None, changed_since: str | None, envs: tuple[str, ...], policy_path: Path | None, no_pylint: bool,
+    render_timeout: float,
 ) -> None:
     """All merge-request static checks: pylint + saltpylint on Python, every SLS rendered by Salt for every
     fixture minion (Jinja/YAML errors, top.sls, includes, duplicate IDs, state functions, requisites), and the
@@ -64,12 +67,14 @@ def lint(
     Exit 0 with no error-severity finding, 1 with any, 2 on a usage or configuration error.
     """
     from pipeline.lint import LintOptions, run_lint  # imported on use: keeps `saltpipe --help` fast
+    from pipeline.lint.bounds import RenderLimits
 
     cfg = app.config
     for env in envs:
         cfg.environment(env)  # UsageError naming the known environments
     result = run_lint(
-        LintOptions(repo=app.repo, config=cfg, policy_path=policy_path, environments=envs, changed_since=changed_since, pylint=not no_pylint)
+        LintOptions(repo=app.repo, config=cfg, policy_path=policy_path, environments=envs, changed_since=changed_since, pylint=not no_pylint,
+                    limits=RenderLimits(timeout=render_timeout))
     )
     emit(result.report, fmt, output)
     raise click.exceptions.Exit(result.report.exit_code)

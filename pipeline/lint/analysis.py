@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pipeline.findings import Finding, Severity
+from pipeline.lint.bounds import RENDER_LIMIT, RenderLimits
 from pipeline.lint.fixtures import MinionFixture
 from pipeline.lint.render import RenderOutcome, SaltRenderer
 from pipeline.lint.sources import PYTHON_RENDERERS, SourceTree, render_pipe
@@ -100,14 +101,19 @@ def render_and_check(
     selected: Iterable[str] | None = None,
     check_top: bool = False,
     report_render_errors: bool = True,
+    limits: RenderLimits | None = None,
 ) -> None:
     """Render every target for every minion (one :class:`SaltRenderer` per file_roots), run the policy on the
     rendered states (or on the text of what did not render), and with ``index`` the structure checks.
-    Without ``report_render_errors`` (the policy alone) a render error is a note, not a finding."""
+    Without ``report_render_errors`` (the policy alone) a render error is a note, not a finding. A render that
+    goes past ``limits`` (:mod:`pipeline.lint.bounds`) is a ``render-limit`` error on that file, which is then
+    not analysed further (its text could be the same bomb); the run goes on."""
     allowed = engine.policy.renderers
     render_errors: dict[tuple[str, int, str], list[str]] = {}
     stubbed: dict[tuple[str, str], Finding] = {}
     rendered_ok: set[str] = set()
+    limited: dict[str, Finding] = {}
+    untimed = False
     by_root: dict[Path, list[SlsTarget]] = {}
     for target in targets:
         by_root.setdefault(target.root, []).append(target)
@@ -123,7 +129,9 @@ def render_and_check(
                 continue
             renderable.append(target)
         extra = tree.extra_roots if root == tree.states_root else ()  # more roots of base: Salt merges them
-        with SaltRenderer(root, allowed, engine.policy.render_functions, tree.rel, extra_roots=extra) as renderer:
+        with SaltRenderer(
+            root, allowed, engine.policy.render_functions, tree.rel, extra_roots=extra, limits=limits or RenderLimits()
+        ) as renderer:
             for minion in minions:
                 renderer.use(minion)
                 run = MinionRender(minion)
@@ -136,8 +144,17 @@ def render_and_check(
                         _record_error(tree, top, minion, render_errors)
                 for target in renderable:
                     source = tree.source(target.path)
+                    if source.path in limited:
+                        continue
                     outcome = renderer.render(target.path, target.name)
+                    untimed = untimed or not renderer.timed
                     out.count("renders")
+                    if outcome.limited:
+                        limited[source.path] = Finding(
+                            RENDER_LIMIT, Severity.ERROR, source.path, source.clamp(outcome.error_line),
+                            f"{outcome.error} (rendering as {minion.label})", key=RENDER_LIMIT,
+                        )
+                        continue
                     run.outcomes[target.name] = outcome
                     decls: list = []
                     if outcome.ok:
@@ -182,6 +199,9 @@ def render_and_check(
             if check_top and tree.top is not None and root == tree.states_root:
                 out.findings += _top_problems(tree, tree.top, renderer.top_problems)
     out.timings["render"] = out.timings.get("render", 0.0) + time.perf_counter() - started
+    out.findings += limited.values()
+    if untimed:
+        out.notes.append("renders ran without the per-file time limit (not in the main thread)")
     for (path, line, message), labels in render_errors.items():
         if report_render_errors:
             out.findings.append(
@@ -197,6 +217,8 @@ def render_and_check(
         out.checked.add(tree.rel(target.path))
         out.count("sls")
         source = tree.source(target.path)
+        if source.path in limited:
+            continue
         pipe = render_pipe(source.shebang)
         # Python-rendered SLS are read by the Python rules; here only their render pipe is judged.
         states = () if PYTHON_RENDERERS & set(pipe) else tuple(states_from_text(source, target.name))

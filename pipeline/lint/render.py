@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import SaltError
+from pipeline.lint.bounds import BoundedRenderers, RenderLimitExceeded, RenderLimits, RenderTimeout, template_line, time_limit
 from pipeline.lint.fixtures import MinionFixture
 from pipeline.lint.guard import GuardedFunctions
 from pipeline.policy.model import RenderCall
@@ -39,6 +40,8 @@ class RenderOutcome:
     error_line: int | None = None
     calls: tuple[RenderCall, ...] = ()
     seconds: float = 0.0
+    #: The render went past a bound of :class:`~pipeline.lint.bounds.RenderLimits` (``error`` says which).
+    limited: bool = False
 
     @property
     def ok(self) -> bool:
@@ -60,6 +63,9 @@ class SaltRenderer:
     display: Callable[[Path], str]
     #: More directories of saltenv base after ``file_root``, in Salt's order (``layout.roots``).
     extra_roots: tuple[Path, ...] = ()
+    limits: RenderLimits = field(default_factory=RenderLimits)
+    #: Whether the last render ran under the time limit (False outside the main thread).
+    timed: bool = field(default=True, repr=False)
     _opts: dict[str, Any] = field(default_factory=dict, repr=False)
     _cachedir: Path | None = field(default=None, repr=False)
     _loaders: list[Any] = field(default_factory=list, repr=False)
@@ -160,24 +166,29 @@ class SaltRenderer:
         self._minion_opts = {**self._opts, "id": minion.minion_id, "grains": grains, "pillar": pillar}
 
     def render(self, path: Path, sls: str) -> RenderOutcome:
-        """Render one SLS (or top.sls with ``sls=""``) through its shebang's render pipe."""
-        import salt.template
+        """Render one SLS (or top.sls with ``sls=""``) through its shebang's render pipe, within :attr:`limits`."""
         from salt.exceptions import SaltRenderError
 
         self.guard.current = self.display(path)
         self.guard.calls = []
         started = time.perf_counter()
         try:
-            data = salt.template.compile_template(
-                str(path),
-                self._renderers,
-                self._opts["renderer"],
-                self._opts["renderer_blacklist"],
-                self._opts["renderer_whitelist"],
-                saltenv="base",
-                sls=sls,
-                fileclient=self._file_client,
-            )
+            size = path.stat().st_size
+        except OSError as exc:
+            return RenderOutcome(sls, path, None, f"cannot read the file: {exc.strerror}", 1)
+        if self.limits.max_bytes and size > self.limits.max_bytes:
+            return RenderOutcome(sls, path, None, f"{size:,} bytes, more than the {self.limits.max_bytes:,} lint renders: "
+                                 "not rendered; split the file", 1, limited=True)
+        try:
+            with time_limit(self.limits.timeout) as self.timed:
+                data = self._compile(path, sls)
+        except RenderTimeout as exc:
+            line = template_line(exc.__traceback__)
+            return RenderOutcome(sls, path, None, f"the render did not finish in {self.limits.timeout:g}s (at line {line or '?'} "
+                                 "when stopped): not rendered; look for a loop that does not end", line, tuple(self.guard.calls),
+                                 time.perf_counter() - started, limited=True)
+        except RenderLimitExceeded as exc:
+            return RenderOutcome(sls, path, None, exc.message, exc.line, tuple(self.guard.calls), time.perf_counter() - started, limited=True)
         except SaltRenderError as exc:
             message, line = _describe(exc)
             return RenderOutcome(sls, path, None, message, getattr(exc, "line_num", None) or line, tuple(self.guard.calls), time.perf_counter() - started)
@@ -191,6 +202,20 @@ class SaltRenderer:
         if not isinstance(data, Mapping):
             return RenderOutcome(sls, path, None, f"rendered to a {type(data).__name__}, not a mapping of state IDs", 1, tuple(self.guard.calls))
         return RenderOutcome(sls, path, data, calls=tuple(self.guard.calls), seconds=time.perf_counter() - started)
+
+    def _compile(self, path: Path, sls: str) -> Any:
+        import salt.template
+
+        return salt.template.compile_template(
+            str(path),
+            BoundedRenderers(self._renderers, self.limits),
+            self._opts["renderer"],
+            self._opts["renderer_blacklist"],
+            self._opts["renderer_whitelist"],
+            saltenv="base",
+            sls=sls,
+            fileclient=self._file_client,
+        )
 
     def top_matches(self, target: str, data: list[Any]) -> bool:
         """Whether the current minion matches a top file target, by Salt's own matchers (``compound`` unless

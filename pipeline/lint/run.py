@@ -16,6 +16,7 @@ from pathlib import Path
 from pipeline.config import PipelineConfig
 from pipeline.findings import Report
 from pipeline.lint.analysis import Analysis, SlsTarget, check_python, check_templates, outside_link_findings, render_and_check
+from pipeline.lint.bounds import RenderLimits
 from pipeline.lint.changes import Selection, changes_since, select
 from pipeline.lint.fixtures import environment_minions
 from pipeline.lint.pylint_runner import start_pylint
@@ -40,7 +41,8 @@ class LintOptions:
 
     ``config`` gives the environments and their fixtures (None renders with empty grains and pillar);
     ``policy_path`` None means ``<repo>/salt/policy.yaml`` when it exists, else the built-in defaults;
-    ``environments`` empty means all, in promotion order; ``changed_since`` a Git revision for MR mode.
+    ``environments`` empty means all, in promotion order; ``changed_since`` a Git revision for MR mode;
+    ``limits`` bound every render (size, YAML alias expansion, seconds per file).
     """
 
     repo: Path
@@ -50,6 +52,7 @@ class LintOptions:
     changed_since: str | None = None
     pylint: bool = True
     today: dt.date | None = None
+    limits: RenderLimits = field(default_factory=RenderLimits)
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,7 @@ def run_lint(options: LintOptions) -> LintResult:
         index=index,
         selected=None if selection.full else selection.sls,
         check_top=True,
+        limits=options.limits,
     )
     if tree.top is not None:
         out.checked.add(tree.rel(tree.top))

@@ -43,6 +43,7 @@ LINT_RULES: dict[str, str] = {
     DANGLING_REQUISITE: "a requisite names a state that is in no run with the requiring SLS",
     "render-stubbed-call": "a template called a Salt function that lint does not run (not in render_functions)",
     "python-syntax-error": "a Python file (or #!py SLS) does not parse, so the policy cannot read it",
+    "render-limit": "a render went past a bound (file size, YAML alias expansion, time per file) and was stopped",
     "top-match-error": "a top.sls target Salt cannot match (unknown match: type, unreadable target)",
     "symlink-outside-repo": "a file in the checked tree is a symlink to a path outside the repository",
     "layout-root-clash": "two roots of layout (salt/pipeline.yaml) hold a file at the same salt:// path",
