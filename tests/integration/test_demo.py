@@ -74,6 +74,9 @@ def test_demo_behaves_as_intended(cli_topology: DemoRun) -> None:
     assert not re.search(r"^[a-z][a-z :]* FAILED \(", out, re.M), out[-3000:]
     assert "as intended: halted on the canary, rolled back, every other minion untouched" in out
     assert "04-second-production.html" in out and "04-second-production.json" in out
+    # It ends with the URL of the run's status page: the halted production rollout (docs/status-page.md).
+    second = run.report("04-second-production")
+    assert f"status page of this run: http://127.0.0.1:8080/rollouts/production/{second['rollout_id']}\n" in out
 
 
 def test_first_release_reached_every_minion_canary_first(cli_topology: DemoRun) -> None:
