@@ -290,14 +290,14 @@ def _view() -> Iterator[_ProgressView]:
 
 
 def _write_reports(result_report: Path, report_json: Path | None, report_html: Path | None) -> dict[str, Any]:
-    from pipeline.report import render_html, write_json
+    from pipeline.report import render_html, sibling_reports, write_json
 
     report = json.loads(result_report.read_text(encoding="utf-8"))
     if report_json:
         write_json(report, report_json)
     if report_html:
         report_html.parent.mkdir(parents=True, exist_ok=True)
-        report_html.write_text(render_html(report), encoding="utf-8")
+        report_html.write_text(render_html(report, sibling_reports(report_html)), encoding="utf-8")
     return report
 
 
@@ -493,20 +493,21 @@ def status(app: AppContext, environment: str, rollout_id: str | None, fmt: str, 
     Reads the state directory only (no Salt call). Exit 0; 2 when there is no rollout.
     """
     from pipeline.lock import read_lock
-    from pipeline.report import build_report, render_html, write_json
+    from pipeline.report import build_report, release_commits, render_html, sibling_reports, write_json
 
     app.config.environment(environment)
     store = RolloutStore(app.state_dir())
     rollout_id = rollout_id or store.latest(environment)
     if not rollout_id:
         raise UsageError(f"{environment} has no rollout yet", hint=f"start one with `saltpipe rollout {environment} --release ID`")
-    report = build_report(load_progress(store, environment, rollout_id))
+    progress = load_progress(store, environment, rollout_id)
+    report = build_report(progress, release_commits(app.state_dir(), [progress.plan.previous_release]))
     lock = read_lock(app.state_dir(), environment)
     if report_json:
         write_json(report, report_json)
     if report_html:
         report_html.parent.mkdir(parents=True, exist_ok=True)
-        report_html.write_text(render_html(report), encoding="utf-8")
+        report_html.write_text(render_html(report, sibling_reports(report_html)), encoding="utf-8")
     if fmt == "json":
         click.echo(json.dumps({**report, "lock": lock.to_json() if lock else None}, indent=1))
         return

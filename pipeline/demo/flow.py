@@ -370,10 +370,16 @@ def second_to_production(ctx: DemoContext, state: DemoState) -> tuple[bool, list
 
 
 def reports(ctx: DemoContext, state: DemoState) -> tuple[bool, list[str]]:  # pylint: disable=unused-argument
-    """Where the reports are: the halted production rollout last."""
+    """Where the reports are: the halted production rollout last. Each HTML page is rendered again now that all
+    exist, so every report links to the others of this flow (a page written earlier could not link forward)."""
+    from pipeline.report import render_html, sibling_reports
+
     flow = flow_of(state)
     lines = []
     for what, json_path, html_path in flow.reports:
+        if json_path.is_file():
+            report = json.loads(json_path.read_text(encoding="utf-8"))
+            html_path.write_text(render_html(report, sibling_reports(html_path)), encoding="utf-8")
         lines.append(f"{what}: {html_path}  {json_path}")
     if flow.reports:
         what, json_path, html_path = flow.reports[-1]

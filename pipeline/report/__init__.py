@@ -4,7 +4,7 @@ Both are built from the rollout's plan and journal only, so ``saltpipe rollout s
 rollout in the state directory, finished or not.
 """
 
-from pipeline.report.html import render_html
-from pipeline.report.rollout import REPORT_SCHEMA, build_report, write_json
+from pipeline.report.html import render_html, sibling_reports
+from pipeline.report.rollout import REPORT_SCHEMA, build_report, release_commits, write_json
 
-__all__ = ["REPORT_SCHEMA", "build_report", "render_html", "write_json"]
+__all__ = ["REPORT_SCHEMA", "build_report", "release_commits", "render_html", "sibling_reports", "write_json"]

@@ -8,8 +8,10 @@ Shape (``schema: saltpipe-rollout-report/1``; docs/rollout.md lists every field)
      totals: {succeeded, failed, missing, rolled_back, untouched, pending},
      batches: [{index, name, spec, status: passed|failed|running|not_run, size, reached, started_at, finished_at,
                 gate, jobs: {sync, apply, health, rollback_sync, rollback_apply},
-                minions: [{id, syndic, result, jid, steps: {step: {status, jid, retcode, reasons, ...}}}]}],
-     audit: [{commit, release, batch, step, jid, fun, minions, ok, failed, missing}],
+                minions: [{id, syndic, result, jid, before_rollback (rolled_back only: failed|missing|succeeded),
+                           steps: {step: {status, jid, retcode, reasons, states, output, ...}}}]}],
+     audit: [{commit (of the release the step applied), release, batch, step, jid, fun, minions, ok, failed,
+              missing}],
      chain: {merge_request: {iid, url, title, approvers} | null, commit, release, rollout_id, jobs: [jid],
              results: {succeeded: n, ...}, deployment: {id, iid, status} | null, deployment_failures: [...]}}
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -82,8 +85,34 @@ def _left_behind(bp: BatchProgress, minion: str) -> list[str]:
     return [path for path in fwd.files if path not in managed]
 
 
-def build_report(progress: Progress) -> dict[str, Any]:
-    """The report of ``progress`` as plain data (JSON-serialisable, deterministic key order)."""
+def release_commits(state_dir: Path, release_ids: Iterable[str | None]) -> dict[str, str]:
+    """Release id -> the commit it was built from, for the ids the release store under ``state_dir`` holds."""
+    from pipeline.release import ReleaseStore  # pylint: disable=import-outside-toplevel - only when asked
+
+    store = ReleaseStore.for_state_dir(state_dir)
+    out = {}
+    for release_id in release_ids:
+        if release_id and store.exists(release_id):
+            commit = store.get(release_id).commit
+            if commit:
+                out[release_id] = commit
+    return out
+
+
+def _forward_result(steps: Mapping[str, Mapping[str, Any]]) -> str:
+    """What a rolled-back minion's run of the release gave, before the rollback: failed, missing or succeeded."""
+    statuses = {steps[s._value_]["status"] for s in _FORWARD if s._value_ in steps}
+    if "failed" in statuses:
+        return "failed"
+    return "missing" if "missing" in statuses else "succeeded"
+
+
+def build_report(progress: Progress, commits: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The report of ``progress`` as plain data (JSON-serialisable, deterministic key order).
+
+    ``commits`` (release id -> commit, :func:`release_commits`) names the commit of the release a rollback
+    step applied (the previous release); without it those audit rows say ``null``, never the new commit."""
+    commits = commits or {}
     plan = progress.plan
     started = progress.started or {}
     finished = progress.finished or {}
@@ -114,6 +143,8 @@ def build_report(progress: Progress) -> dict[str, Any]:
                 entry["left_behind"] = left_behind[minion] = left
             if minion in running:
                 entry["running"] = running[minion]
+            if result == "rolled_back":
+                entry["before_rollback"] = _forward_result(steps)
             minions.append(entry)
         jobs = {step.value: bp.steps[step].jid for step in _STEP_ORDER if step in bp.steps and bp.steps[step].jid}
         for step in _STEP_ORDER:
@@ -123,7 +154,7 @@ def build_report(progress: Progress) -> dict[str, Any]:
             statuses = [r.status for r in sp.results.values()]
             audit.append(
                 {
-                    "commit": plan.commit,
+                    "commit": plan.commit if step not in ROLLBACK_STEPS else commits.get(plan.previous_release or ""),
                     "release": plan.release if step not in ROLLBACK_STEPS else plan.previous_release,
                     "batch": planned.index,
                     "step": step.value,

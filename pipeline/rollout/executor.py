@@ -566,7 +566,7 @@ class _Executor:
                    unanswered=[m for m in minions if m not in got])
 
     def _finish(self, outcome: Outcome) -> RolloutResult:
-        from pipeline.report import build_report, write_json
+        from pipeline.report import build_report, release_commits, write_json
 
         if self.plan.kind == "rollout" and not self.progress.retired:
             self._retire_canary()
@@ -574,7 +574,8 @@ class _Executor:
             self.write("rollout_finished", outcome=outcome.value, **_summary(self.progress))
         store = self.ctx.store
         report_path = store.report_path(self.plan.environment, self.plan.rollout_id)
-        write_json(build_report(self.progress), report_path)
+        commits = release_commits(store.root.parent, [self.plan.previous_release])  # store.root: <state_dir>/rollouts
+        write_json(build_report(self.progress, commits), report_path)
         if store.current(self.plan.environment) == self.plan.rollout_id:
             started = (self.progress.started or {}).get("at")
             store.record_finished(self.plan, outcome, started, str((self.progress.finished or {}).get("at")))
@@ -786,6 +787,8 @@ class _Executor:
                 changes=verdict.changes,
                 elapsed_s=elapsed,
                 files=_files_kept(step, verdict),
+                states=verdict.states,
+                output=verdict.output,
             )
             self.write("minion_result", sync=False, batch=batch, **result.to_json())
 

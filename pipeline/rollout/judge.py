@@ -20,6 +20,7 @@ Everything else succeeded. ``result: None`` (test mode) is not a failure.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -29,6 +30,8 @@ from pipeline.salt_client.base import MinionReturn
 #: Reasons are clipped so one minion's traceback cannot blow up the journal.
 MAX_REASON = 400
 MAX_REASONS = 10
+#: What a failed return keeps for the report's per-host output (only failed returns keep any).
+MAX_OUTPUT = 4000
 
 
 class Verdict(NamedTuple):
@@ -42,6 +45,10 @@ class Verdict(NamedTuple):
     #: - what the rollback report compares to name the files a release added and its rollback left behind.
     files: tuple[str, ...] = ()
     files_changed: tuple[str, ...] = ()
+    #: Each failed state of a highstate return: ``{state, id, name, comment, changes}`` (at most MAX_REASONS).
+    states: tuple[dict[str, Any], ...] = ()
+    #: A failed return as the minion sent it (a highstate: its failed states only), JSON, clipped to MAX_OUTPUT.
+    output: str | None = None
 
 
 def _clip(text: str) -> str:
@@ -96,8 +103,32 @@ _FILE_STATE = "file_|-"
 MAX_FILES = 100
 
 
+def _failed_state(key: str, state: dict[str, Any]) -> dict[str, Any]:
+    """A failed state as the report shows it: ``file.managed``, its id and name, Salt's comment, its changes."""
+    parts = str(key).split("_|-")
+    fun = f"{parts[0]}.{parts[3]}" if len(parts) == 4 else str(key)
+    changes = state.get("changes") or {}
+    text = json.dumps(changes, sort_keys=True, default=str) if changes else ""
+    return {
+        "state": fun,
+        "id": state.get("__id__") or (parts[1] if len(parts) == 4 else str(key)),
+        "name": state.get("name") or (parts[2] if len(parts) == 4 else None),
+        "comment": _clip(str(state.get("comment", ""))),
+        "changes": text if len(text) <= MAX_REASON else text[: MAX_REASON - 3] + "...",
+    }
+
+
+def _output(value: Any) -> str:
+    text = json.dumps(value, indent=1, sort_keys=True, default=str)
+    return text if len(text) <= MAX_OUTPUT else text[: MAX_OUTPUT - 20] + "\n... (clipped)"
+
+
 def _judge_highstate(
-    value: dict[str, Any], reasons: list[str], files: list[str], files_changed: list[str]
+    value: dict[str, Any],
+    reasons: list[str],
+    files: list[str],
+    files_changed: list[str],
+    failed: list[tuple[str, dict[str, Any]]] | None = None,
 ) -> tuple[float, int]:
     duration = 0.0
     changes = 0
@@ -107,6 +138,8 @@ def _judge_highstate(
             continue
         if state.get("result") is False:
             reasons.append(_clip(f"{_state_id(key)} failed: {state.get('comment', '')}"))
+            if failed is not None and len(failed) < MAX_REASONS:
+                failed.append((key, state))
         changed = state.get("changes")
         if key.startswith(_FILE_STATE) and not key.endswith("_|-absent") and len(files) < MAX_FILES:
             # "file_|-<id>_|-<name>_|-<function>": the name is the path the state manages.
@@ -141,6 +174,7 @@ def judge_return(fun: str, ret: MinionReturn, *, health: bool = False) -> Verdic
     changes = 0
     files: list[str] = []
     files_changed: list[str] = []
+    failed: list[tuple[str, dict[str, Any]]] = []
     kind = type(value)
     if kind is list:
         if value and all(type(v) is str for v in value):  # pylint: disable=unidiomatic-typecheck
@@ -154,7 +188,7 @@ def judge_return(fun: str, ret: MinionReturn, *, health: bool = False) -> Verdic
             reasons.append(_clip(f"error: {value}"))
     elif kind is dict:
         if fun == "state.apply":
-            duration, changes = _judge_highstate(value, reasons, files, files_changed)
+            duration, changes = _judge_highstate(value, reasons, files, files_changed, failed)
         elif fun == "saltutil.sync_all":
             # {"modules": ["modules.ops_app"], "states": [], ...}: lists of synced module names cannot carry a
             # result; sync failures arrive as a string, a retcode or success False (checked above).
@@ -172,8 +206,20 @@ def judge_return(fun: str, ret: MinionReturn, *, health: bool = False) -> Verdic
         reasons.append("returned False")
     elif value is None and not health:
         reasons.append("empty return")
-    return Verdict(ok=not reasons, reasons=tuple(reasons[:MAX_REASONS]), duration_ms=duration, changes=changes,
-                   files=tuple(files), files_changed=tuple(files_changed))
+    if not reasons:
+        return Verdict(ok=True, duration_ms=duration, changes=changes, files=tuple(files),
+                       files_changed=tuple(files_changed))
+    # Only a failed return keeps details (100,000 good ones must stay cheap): the report shows them per host.
+    return Verdict(
+        ok=False,
+        reasons=tuple(reasons[:MAX_REASONS]),
+        duration_ms=duration,
+        changes=changes,
+        files=tuple(files),
+        files_changed=tuple(files_changed),
+        states=tuple(_failed_state(k, s) for k, s in failed),
+        output=_output({k: s for k, s in failed} if failed else value),
+    )
 
 
 def decide_gate(

@@ -104,6 +104,9 @@ class StepResult(NamedTuple):
     #: Paths of the file states the return holds (``apply``: those that changed something; ``rollback_apply``:
     #: every one) - the rollback report's "left behind" (docs/rollout.md, "What a rollback leaves behind").
     files: tuple[str, ...] = ()
+    #: A failed return's failed states ({state, id, name, comment, changes}) and its clipped output (JSON text).
+    states: tuple[dict[str, Any], ...] = ()
+    output: str | None = None
 
     def to_json(self, with_ids: bool = True) -> dict[str, Any]:
         """Plain data; ``with_ids=False`` leaves out ``minion`` and ``step`` (the report nests by both)."""
@@ -127,6 +130,10 @@ class StepResult(NamedTuple):
             data["elapsed_s"] = round(self.elapsed_s, 3)
         if self.files:
             data["files"] = list(self.files)
+        if self.states:
+            data["states"] = [dict(s) for s in self.states]
+        if self.output is not None:
+            data["output"] = self.output
         return data
 
     @classmethod
@@ -143,6 +150,8 @@ class StepResult(NamedTuple):
             changes=int(data.get("changes") or 0),
             elapsed_s=data.get("elapsed_s"),
             files=tuple(data.get("files") or ()),
+            states=tuple(data.get("states") or ()),
+            output=data.get("output"),
         )
 
 

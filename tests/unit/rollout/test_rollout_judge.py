@@ -99,3 +99,24 @@ def test_gate_table(size: int, failed: int, missing: int, max_fail: float, max_m
     assert gate.passed is passes
     assert gate.to_json()["passed"] is passes
     assert ("passed" if passes else "FAILED") in gate.describe()
+
+
+def test_a_failed_highstate_keeps_its_failed_states_and_output_for_the_report() -> None:
+    from pipeline.rollout.judge import MAX_OUTPUT
+    from pipeline.salt_client.base import MinionReturn as Ret
+
+    key = "file_|-base-chrony-sources_|-/etc/chrony/saltpipe.sources_|-managed"
+    ret = {key: {"result": False, "comment": "Source file salt://base/files/chrony-sha1.sources not found",
+                 "changes": {}, "__id__": "base-chrony-sources", "name": "/etc/chrony/saltpipe.sources"},
+           "pkg_|-nginx_|-nginx_|-installed": {"result": True, "comment": "ok", "changes": {"nginx": {"new": "1"}}},
+           "huge_|-x_|-x_|-run": {"result": False, "comment": "y" * 9000, "changes": {}}}
+    verdict = judge_return("state.apply", Ret("m1", "jid", ret, retcode=2))
+    assert not verdict.ok
+    first = verdict.states[0]
+    assert (first["state"], first["id"], first["name"]) == ("file.managed", "base-chrony-sources",
+                                                            "/etc/chrony/saltpipe.sources")
+    assert "not found" in first["comment"] and first["changes"] == ""
+    assert verdict.output is not None and len(verdict.output) <= MAX_OUTPUT
+    assert key in verdict.output and "nginx" not in verdict.output  # the failed states only
+    good = judge_return("state.apply", Ret("m1", "jid", {"pkg_|-nginx_|-nginx_|-installed": ret["pkg_|-nginx_|-nginx_|-installed"]}))
+    assert good.ok and good.states == () and good.output is None
