@@ -13,21 +13,48 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 SSHD = "/usr/sbin/sshd"
 
+#: Each program this needs -> the Debian package that has it (.ci/run installs them when run as root).
+PACKAGES = {"sshd": "openssh-server", "ssh": "openssh-client", "ssh-keygen": "openssh-client", "rsync": "rsync"}
 
-def missing_tools() -> list[str]:
-    """Names of the programs this needs that are not installed (empty when it can run)."""
+
+def missing_tools(sshd: str = SSHD, which: Callable[[str], str | None] = shutil.which) -> list[str]:
+    """The programs this needs that are not installed, each with its Debian package (empty when it can run)."""
     out = []
-    if not os.access(SSHD, os.X_OK):
-        out.append("sshd (Debian: openssh-server)")
+    if not os.access(sshd, os.X_OK):
+        out.append(f"{sshd} (Debian: {PACKAGES['sshd']})")
     for tool in ("ssh", "ssh-keygen", "rsync"):
-        if shutil.which(tool) is None:
-            out.append(tool)
+        if which(tool) is None:
+            out.append(f"{tool} (Debian: {PACKAGES[tool]})")
     return out
+
+
+def install_hint(missing: list[str]) -> str:
+    """What to run for ``missing`` (as :func:`missing_tools` names them)."""
+    packages = sorted({pkg for pkg in PACKAGES.values() if any(f"(Debian: {pkg})" in m for m in missing)})
+    return f"apt-get install {' '.join(packages)} (as root; .ci/run installs them when missing)"
+
+
+def require_tools(missing: list[str] | None = None, environ: Mapping[str, str] = os.environ) -> None:
+    """Let the calling test run only when sshd, ssh, ssh-keygen and rsync are installed.
+
+    A missing one fails the test under ``CI=true`` (the SSH target is the path production uses: CI never passes
+    without it) and skips it elsewhere, with a reason that names the Debian packages to install (``-ra``, on in
+    pyproject.toml, prints it in pytest's summary)."""
+    import pytest  # pylint: disable=import-outside-toplevel - bench/sync.py imports this module without pytest
+
+    missing = missing_tools() if missing is None else missing
+    if not missing:
+        return
+    message = f"the SSH sync tests need {', '.join(missing)}: {install_hint(missing)}"
+    if environ.get("CI") == "true":
+        pytest.fail(f"{message} (CI=true: a missing tool fails, never skips)", pytrace=False)
+    pytest.skip(message)
 
 
 def _free_port() -> int:

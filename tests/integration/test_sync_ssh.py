@@ -1,7 +1,9 @@
 """The SSH + rsync file_roots target against a real sshd on 127.0.0.1 (issue 5, points 2, 5 and 7).
 
 Each syndic directory is on this machine, so the tests can look at it directly, but saltpipe reaches it only
-through ssh and rsync, as it would a remote syndic master. Needs Debian's openssh-server and rsync.
+through ssh and rsync, as it would a remote syndic master. Needs Debian's openssh-server, openssh-client and
+rsync: under ``CI=true`` without them every test here fails with what to install; elsewhere they skip, and the
+reason (with the packages) is in pytest's summary.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "sync"))
-from local_sshd import LocalSshd, missing_tools, start_sshd  # noqa: E402
+from local_sshd import LocalSshd, require_tools, start_sshd  # noqa: E402
 from sync_helpers import make_release, sample_files, served  # noqa: E402
 
 from pipeline.release import ReleaseStore  # noqa: E402
@@ -29,10 +31,14 @@ from pipeline.sync import (  # noqa: E402
     sync_release,
 )
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(bool(missing_tools()), reason=f"missing: {', '.join(missing_tools())}"),
-]
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _ssh_tools() -> None:
+    """Every test here needs sshd and rsync: under CI=true a missing one fails them all, elsewhere they skip with
+    the packages to install (local_sshd.require_tools)."""
+    require_tools()
 
 
 @pytest.fixture(scope="module")
