@@ -29,15 +29,15 @@ the contract of :class:`pipeline.mrnote.ImpactReport` (docs/review.md, docs/impa
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pipeline.config import Environment
-from pipeline.errors import SaltError, SyncError, UsageError
+from pipeline.errors import SyncError, UsageError
 from pipeline.rollout.judge import judge_return
 from pipeline.salt_client.base import MinionReturn, SaltClient
+from pipeline.salt_client.polling import Clock, SystemClock, collect_returns
 
 #: The role of minions whose ``roles`` grain is missing or empty.
 NO_ROLE = "(no role)"
@@ -56,12 +56,6 @@ class Serving(Protocol):
     def attest(self, env: Environment, release_id: str) -> Mapping[str, str]: ...
 
     def top_file(self, release_id: str) -> str | None: ...
-
-
-class Clock(Protocol):
-    def monotonic(self) -> float: ...
-
-    def sleep(self, seconds: float) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -165,14 +159,6 @@ class ImpactResult:
         }
 
 
-class _SystemClock:
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    def sleep(self, seconds: float) -> None:
-        time.sleep(seconds)
-
-
 # -- steps ------------------------------------------------------------------------------------------------------
 
 
@@ -198,27 +184,6 @@ def _check_served(ctx: ImpactContext) -> None:
 
 def _collect(ctx: ImpactContext, clock: Clock, jid: str, targets: Sequence[str]) -> dict[str, MinionReturn]:
     return collect_returns(ctx.client, jid, targets, timeout=ctx.timeout, poll_interval=ctx.poll_interval, clock=clock)
-
-
-def collect_returns(client: SaltClient, jid: str, targets: Sequence[str], *, timeout: float, poll_interval: float,
-                    clock: Clock) -> dict[str, MinionReturn]:
-    """Poll returns until every target answered or ``timeout`` passed; then look the rest up in the MoM cache."""
-    deadline = clock.monotonic() + timeout
-    got: dict[str, MinionReturn] = {}
-    wanted = set(targets)
-    while True:
-        got.update({m: r for m, r in client.returns(jid).items() if m in wanted})
-        if wanted <= got.keys() or clock.monotonic() >= deadline:
-            break
-        client.wait(min(poll_interval, max(0.0, deadline - clock.monotonic())), clock.sleep)
-    if not wanted <= got.keys():
-        # A return published through a syndic can miss the event bus and still reach the MoM's job cache.
-        try:
-            cached = client.lookup_job(jid)
-        except SaltError:
-            cached = {}
-        got.update({m: r for m, r in cached.items() if m in wanted and m not in got})
-    return got
 
 
 def roles_of(ret: MinionReturn) -> tuple[str, ...]:
@@ -323,7 +288,7 @@ def analyse_impact(ctx: ImpactContext) -> ImpactResult:
     Raises :class:`~pipeline.errors.SaltError` when the master cannot be reached, :class:`SyncError` when the
     release is not exposed, :class:`UsageError` when the target matches no minion.
     """
-    clock = ctx.clock or _SystemClock()
+    clock = ctx.clock or SystemClock()
     env = ctx.environment
     _check_served(ctx)
     resolution = ctx.client.resolve(env.target, timeout=ctx.resolve_timeout, syndics=[s.name for s in env.syndics])

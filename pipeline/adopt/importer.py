@@ -24,6 +24,7 @@ import yaml
 
 from pipeline.errors import ConfigError, SaltError, UsageError
 from pipeline.salt_client.base import SaltClient
+from pipeline.salt_client.polling import Clock, collect_returns
 from pipeline.topology.pillar import deep_merge
 
 #: Read-only functions ``fixtures import`` adds to the client's allow list.
@@ -162,12 +163,12 @@ class Fetched:
     sampled: dict[str, tuple[str, ...]]
 
 
-def fetch_from_salt(client: SaltClient, clock: Any, *, minions: Sequence[str] = (), target: str | None = None,
+def fetch_from_salt(client: SaltClient, clock: Clock, *, minions: Sequence[str] = (), target: str | None = None,
                     per_role: int = 1, timeout: float = 60.0, poll_interval: float = 1.0) -> Fetched:
     """``grains.items`` and ``pillar.items`` of ``minions``, or of ``per_role`` minions per role (grain ``roles``)
     of the compound ``target``, in one job published to exactly those ids. A minion that does not answer, or
     answers something that is not a mapping, is a :class:`SaltError` naming it (fail closed: no partial import)."""
-    from pipeline.impact import collect_returns, roles_of, sample_minions
+    from pipeline.impact import roles_of, sample_minions
 
     sampled: dict[str, tuple[str, ...]] = {}
     if target is not None:

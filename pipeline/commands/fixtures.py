@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -11,14 +10,7 @@ import click
 from pipeline.commands.rollout import _salt_options
 from pipeline.context import AppContext
 from pipeline.errors import UsageError
-
-
-class _Clock:
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    def sleep(self, seconds: float) -> None:
-        time.sleep(seconds)
+from pipeline.salt_client.polling import SystemClock
 
 
 @click.group()
@@ -60,7 +52,7 @@ def import_command(app: AppContext, minions: tuple[str, ...], grains_files: tupl
         from pipeline.commands.rollout import mom_client
 
         with mom_client(app, opts, IMPORT_FUNCTIONS) as client:
-            fetched = fetch_from_salt(client, _Clock(), minions=minions, target=target, per_role=per_role,
+            fetched = fetch_from_salt(client, SystemClock(), minions=minions, target=target, per_role=per_role,
                                       timeout=opts["job_timeout"], poll_interval=opts["poll_interval"])
         grains, pillars = fetched.grains, fetched.pillars
         for role, ids in fetched.sampled.items():

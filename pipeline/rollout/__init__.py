@@ -2,7 +2,12 @@
 
 * :mod:`.planner` - the target resolved to minions, the canary and the schedule, the saved :class:`Plan`;
 * :mod:`.judge` - one minion's return judged (failed states, retcodes, render errors), a batch's gate;
-* :mod:`.executor` - the stage: :func:`start_rollout`, :func:`resume_rollout`, :func:`rollback_environment`;
+* :mod:`.entry` - the stage's entry points: :func:`start_rollout`, :func:`resume_rollout`,
+  :func:`rollback_environment` (lock, checks, plan);
+* :mod:`.context` - what a rollout is given (:class:`RolloutContext`, :class:`Recovery`) and returns;
+* :mod:`.machine` - the batch state machine: gate, bake, health, halt, rollback, promotion, reconcile;
+* :mod:`.steps` - one step: publish its job, collect the returns, look up lost ones, journal each result;
+* :mod:`.health` - the health check (a Salt function or an HTTP GET per minion);
 * :mod:`.journal` - the durable JSON-lines journal, the state-directory layout, replay for resume;
 * :mod:`.promotion` - the environment's ``requires`` and approvals;
 * :mod:`.serving` - what the rollout needs from the sync stage (:class:`ReleaseServing`) and its adapter.
@@ -10,16 +15,8 @@
 See docs/rollout.md for the schedule arithmetic, the gate table and the journal format.
 """
 
-from pipeline.rollout.executor import (
-    Recovery,
-    RolloutContext,
-    RolloutResult,
-    SystemClock,
-    resume_rollout,
-    rollback_environment,
-    start_rollout,
-    unfinished_rollout,
-)
+from pipeline.rollout.context import Recovery, RolloutContext, RolloutResult
+from pipeline.rollout.entry import resume_rollout, rollback_environment, start_rollout, unfinished_rollout
 from pipeline.rollout.journal import Progress, RolloutStore, load_progress, replay
 from pipeline.rollout.judge import Verdict, decide_gate, judge_return
 from pipeline.rollout.model import (
@@ -65,7 +62,6 @@ __all__ = [
     "StepResult",
     "StepStatus",
     "SyncServing",
-    "SystemClock",
     "Verdict",
     "build_plan",
     "check_promotion",

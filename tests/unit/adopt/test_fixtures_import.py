@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from doubles import FakeClock
 
 from pipeline.adopt.importer import REDACTED, parse_salt_json, redact
 from pipeline.cli import main
@@ -79,17 +80,6 @@ def test_import_needs_minions_or_files(tmp_path: Path, capsys: pytest.CaptureFix
     assert code == 2 and "give one of: MINION ids" in err
 
 
-class _NoClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
 FLEET = {"web-1": "syndic-a", "web-2": "syndic-a", "db-1": "syndic-b", "db-2": "syndic-b"}
 ROLES = {"web-1": ["web"], "web-2": ["web"], "db-1": ["db"], "db-2": ["db"]}
 
@@ -116,7 +106,7 @@ def test_fetch_through_the_mom_publishes_to_exactly_the_named_minions() -> None:
     from pipeline.salt_client.scripted import ScriptedSaltClient
 
     client = ScriptedSaltClient(FLEET, _script(), extra=IMPORT_FUNCTIONS)
-    fetched = fetch_from_salt(client, _NoClock(), minions=["web-1", "db-1"])
+    fetched = fetch_from_salt(client, FakeClock(), minions=["web-1", "db-1"])
     assert set(fetched.grains) == {"web-1", "db-1"} and fetched.pillars["db-1"]["app"]["port"] == 5432
     assert client.touched() == {"web-1", "db-1"} and {r.fun for r in client.published} == set(IMPORT_FUNCTIONS)
 
@@ -126,7 +116,7 @@ def test_fetch_samples_per_role_of_a_target() -> None:
     from pipeline.salt_client.scripted import ScriptedSaltClient
 
     client = ScriptedSaltClient(FLEET, _script(), extra=IMPORT_FUNCTIONS)
-    fetched = fetch_from_salt(client, _NoClock(), target="G@env:test", per_role=1)
+    fetched = fetch_from_salt(client, FakeClock(), target="G@env:test", per_role=1)
     assert fetched.sampled == {"db": ("db-1",), "web": ("web-1",)} and set(fetched.grains) == {"db-1", "web-1"}
     assert client.touched("grains.items") == {"db-1", "web-1"}
 
@@ -138,4 +128,4 @@ def test_fetch_fails_closed_when_a_minion_does_not_answer() -> None:
 
     client = ScriptedSaltClient(FLEET, _script(frozenset({"db-1"})), extra=IMPORT_FUNCTIONS)
     with pytest.raises(SaltError, match="no return from db-1"):
-        fetch_from_salt(client, _NoClock(), minions=["web-1", "db-1"], timeout=5, poll_interval=1)
+        fetch_from_salt(client, FakeClock(), minions=["web-1", "db-1"], timeout=5, poll_interval=1)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from doubles import FakeClock
 
 from pipeline.config import Environment, PipelineConfig
 from pipeline.errors import SyncError, UsageError
@@ -61,17 +62,6 @@ def _env() -> Environment:
         },
     })
     return cfg.environment("test")
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @dataclass

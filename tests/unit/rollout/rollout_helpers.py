@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import Environment, PipelineConfig
+from doubles import FakeClock
 from pipeline.errors import SyncError
 from pipeline.gitlab.models import User
 from pipeline.rollout.approvals import VerifiedApprover
@@ -59,21 +60,6 @@ PROD_FLEET = {
     **{f"prod-a-{i}": "syndic-prod-a" for i in range(1, 4)},
     **{f"prod-b-{i}": "syndic-prod-b" for i in range(1, 4)},
 }
-
-
-class FakeClock:
-    """Monotonic time that only moves when someone sleeps: waits cost nothing and are exact."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.slept: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += max(0.0, seconds)
 
 
 @dataclass

@@ -1,0 +1,82 @@
+"""What a rollout is given and what it hands back: :class:`RolloutContext`, :class:`Recovery`, :class:`RolloutResult`.
+
+Contract: the context is frozen and built once by the caller (the CLI, the demo, tests); the stage never reads
+the environment, the process environment or a global. ``clock`` and ``http_get`` are injected so that unit
+tests spend no real time and open no socket; ``observer`` sees every journal record as it is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import Environment, PipelineConfig
+from pipeline.rollout.approvals import GitLabApprovals
+from pipeline.rollout.audit import DeploymentTrail
+from pipeline.rollout.health import HttpGet, http_status
+from pipeline.rollout.journal import Progress, RolloutStore
+from pipeline.rollout.model import Outcome, Plan
+from pipeline.rollout.promotion import ApprovalStore
+from pipeline.rollout.serving import ReleaseServing
+from pipeline.salt_client.base import SaltClient
+from pipeline.salt_client.polling import Clock, SystemClock
+
+Observer = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """How long to wait for returns and how hard to look for lost ones (the seeds: retry 5, interval 10 s)."""
+
+    job_timeout: float = 300.0
+    poll_interval: float = 1.0
+    retries: int = 5
+    interval: float = 10.0
+    find_job_timeout: float = 10.0
+    max_wait: float = 3600.0
+    resolve_timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class RolloutContext:
+    """Everything a rollout needs. ``observer`` sees every journal record as it is written (progress display)."""
+
+    config: PipelineConfig
+    environment: Environment
+    client: SaltClient
+    serving: ReleaseServing
+    state_dir: Path
+    recovery: Recovery = Recovery()
+    clock: Clock = field(default_factory=SystemClock)
+    http_get: HttpGet = http_status
+    observer: Observer | None = None
+    #: Rollout notifications (pipeline/notify.py); its failures are journaled as ``notify_failed``, never raised.
+    notifier: Any = None
+    #: Checks approvals through GitLab (None: GitLab not configured; an environment needing approvals refuses).
+    authority: GitLabApprovals | None = None
+    #: Records the rollout in GitLab's deployments API (None: GitLab not configured, nothing recorded).
+    deployments: DeploymentTrail | None = None
+
+    @property
+    def store(self) -> RolloutStore:
+        return RolloutStore(self.state_dir)
+
+    @property
+    def approvals(self) -> ApprovalStore:
+        return ApprovalStore(self.state_dir)
+
+
+@dataclass(frozen=True)
+class RolloutResult:
+    """How a rollout (or rollback run) ended. ``report_path`` is the report.json in the state directory."""
+
+    plan: Plan
+    progress: Progress
+    outcome: Outcome
+    report_path: Path
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is Outcome.SUCCEEDED
