@@ -100,13 +100,15 @@ def batch_rows(report: dict[str, Any]) -> list[str]:
     """One aligned row per batch (name, status, each minion's result), the batches the schedule skipped, and where
     the rollout halted, named as its batch is (``canary``, ``batch 1 (1)``)."""
     batches = report["batches"]
-    name_w = max((len(b["name"]) for b in batches), default=0)
-    status_w = max((len(b["status"]) for b in batches), default=0)
+    skipped = report.get("skipped_schedule_entries") or []
+    # The skipped entries share the columns: their spec is a name, "skipped" a status.
+    name_w = max([len(b["name"]) for b in batches] + [len(spec) for spec, _ in skipped], default=0)
+    status_w = max([len(b["status"]) for b in batches] + [len("skipped")] * bool(skipped), default=0)
     rows = []
     for batch in batches:
         results = ", ".join(f"{m['id']} {m['result']}" for m in batch["minions"])
         rows.append(f"  {batch['name']:<{name_w}}  {batch['status']:<{status_w}}  {results}")
-    for spec, why in report.get("skipped_schedule_entries") or []:
+    for spec, why in skipped:
         rows.append(f"  {spec:<{name_w}}  {'skipped':<{status_w}}  {why}")
     halted = report.get("halted")
     if halted:

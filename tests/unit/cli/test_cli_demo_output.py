@@ -3,6 +3,7 @@ result; the rollout lines it prints are aligned and say where a rollout halted b
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -89,3 +90,63 @@ def test_rollout_progress_lines_read_as_sentences(capsys: pytest.CaptureFixture[
     view({"event": "gate", "batch": 0, "passed": True, "failed": 0, "missing": 0, "size": 3})
     err = capsys.readouterr().err
     assert "batch 1 (100%): 3 minion(s)" in err and "batch batch" not in err
+
+
+def test_skipped_schedule_entries_share_the_columns_of_a_succeeded_rollout() -> None:
+    """Seen in the real demo: "passed" is shorter than "skipped", so the skipped rows' reasons started one column
+    right of the minions; and a spec longer than every batch name pushed its row's status out of line."""
+    report = {
+        "batches": [
+            {"name": "canary", "status": "passed", "minions": [{"id": "prod-app-3", "result": "succeeded"}]},
+            {"name": "batch 1 (100%)", "status": "passed", "minions": [{"id": "prod-app-1", "result": "succeeded"}]},
+        ],
+        "skipped_schedule_entries": [["5%", "5% of 6 minions is 1, reached already"],
+                                     ["a-very-long-entry", "reached already"]],
+    }
+    rows = batch_rows(report)
+    assert len(rows) == 4
+    # name, two spaces or more, status, spaces, then the third column: minions or why the entry was skipped.
+    columns = [re.match(r"  (.+?) {2,}(\S+) +", row) for row in rows]
+    assert len({m.start(2) for m in columns}) == 1, rows
+    assert len({m.end() for m in columns}) == 1, rows
+
+
+class _FakeTopology:
+    """What the demo's topology step reads of a started topology (no daemon runs)."""
+
+    def __init__(self, workdir: Path) -> None:
+        from types import SimpleNamespace
+
+        self.workdir = workdir
+        self.pipeline_config = workdir / "pipeline.yaml"
+        self.daemons = ["mom", "syndic-prod-a", "prod-web-1"]
+        self.mom = SimpleNamespace(id="mom", salt=lambda targets, fun, timeout: SimpleNamespace(
+            returns=dict.fromkeys(targets, True)))
+        self.syndics = [SimpleNamespace(id="syndic-prod-a", minion_ids=["prod-web-1"])]
+
+    def env_minions(self, env: str) -> list[str]:
+        return ["prod-web-1"] if env == "production" else []
+
+    def set_pillar(self, minion: str, pillar: dict) -> None:
+        pass
+
+
+def test_topology_ready_in_is_printed_once(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The topology's "ready in" is its progress line; the step's result must not say it again."""
+    import pipeline.topology
+    from pipeline.demo.flow import topology_up
+
+    def fake_up(workdir: Path, *, progress, **_: object) -> _FakeTopology:
+        progress("starting 4 masters: mom, syndic-test, syndic-prod-a, syndic-prod-b")
+        progress("ready in 24.9s")
+        return _FakeTopology(workdir)
+
+    monkeypatch.setattr(pipeline.topology, "up", fake_up)
+    monkeypatch.setattr(demo_run, "steps", lambda: [("repository", demo_run._make_repo), ("topology", topology_up)])
+    monkeypatch.setattr(demo_run, "teardown", lambda flow, keep: [])
+    ran = saltpipe("--repo", str(REPO), "demo", "--workdir", str(tmp_path))
+    assert ran.code == 0, ran.out + ran.err
+    assert ran.out.count("ready in") == 1, ran.out
+    lines = [line.strip() for line in ran.out.splitlines() if line.strip()]
+    assert lines.index("topology ...") < lines.index("ready in 24.9s") < next(
+        i for i, line in enumerate(lines) if line.startswith("topology ok"))
