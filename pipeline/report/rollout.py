@@ -87,7 +87,7 @@ def _left_behind(bp: BatchProgress, minion: str) -> list[str]:
 
 def release_commits(state_dir: Path, release_ids: Iterable[str | None]) -> dict[str, str]:
     """Release id -> the commit it was built from, for the ids the release store under ``state_dir`` holds."""
-    from pipeline.release import ReleaseStore  # pylint: disable=import-outside-toplevel - only when asked
+    from pipeline.release import ReleaseStore  # pylint: disable=import-outside-toplevel  # only when asked
 
     store = ReleaseStore.for_state_dir(state_dir)
     out = {}
