@@ -13,9 +13,11 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from pipeline.findings import Finding, Severity
 from pipeline.lint.bounds import RENDER_LIMIT, RenderLimits
+from pipeline.lint.coverage import Branch, BranchTracker, find_branches
 from pipeline.lint.fixtures import MinionFixture
 from pipeline.lint.render import RenderOutcome, SaltRenderer
 from pipeline.lint.sources import PYTHON_RENDERERS, SourceTree, render_pipe
@@ -50,6 +52,8 @@ class Analysis:
     stats: dict[str, int] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: What the fixture renders covered (:func:`coverage_summary`); empty when nothing was rendered.
+    coverage: dict[str, Any] = field(default_factory=dict)
 
     def count(self, key: str, n: int = 1) -> None:
         self.stats[key] = self.stats.get(key, 0) + n
@@ -120,6 +124,8 @@ def render_and_check(
     if check_top and tree.top is not None:
         by_root.setdefault(tree.states_root, [])  # top.sls is checked even when no SLS is selected
     started = time.perf_counter()
+    tracker = BranchTracker()
+    rendered_by: dict[str, int] = {m.label: 0 for m in minions}
     for root, group in sorted(by_root.items()):
         renderable = []
         for target in group:
@@ -128,9 +134,11 @@ def render_and_check(
             if source.path in blocked or not set(pipe) <= set(allowed):
                 continue
             renderable.append(target)
+            if "jinja" in pipe:
+                tracker.register(source.path, _salt_text(target.path, source.text))
         extra = tree.extra_roots if root == tree.states_root else ()  # more roots of base: Salt merges them
         with SaltRenderer(
-            root, allowed, engine.policy.render_functions, tree.rel, extra_roots=extra, limits=limits or RenderLimits()
+            root, allowed, engine.policy.render_functions, tree.rel, extra_roots=extra, limits=limits or RenderLimits(), tracker=tracker
         ) as renderer:
             for minion in minions:
                 renderer.use(minion)
@@ -146,6 +154,7 @@ def render_and_check(
                     source = tree.source(target.path)
                     if source.path in limited:
                         continue
+                    tracker.start()
                     outcome = renderer.render(target.path, target.name)
                     untimed = untimed or not renderer.timed
                     out.count("renders")
@@ -165,6 +174,8 @@ def render_and_check(
                             out.findings.append(internal_error(source.path, "reading the rendered states", exc))
                         run.decls[target.name] = decls
                         rendered_ok.add(target.path.as_posix())
+                        rendered_by[minion.label] += 1
+                        tracker.keep()
                     else:
                         _record_error(tree, outcome, minion, render_errors)
                     doc = SlsDoc(
@@ -211,8 +222,10 @@ def render_and_check(
             out.notes.append(f"{path}:{line}: did not render ({message}); its template text was checked instead")
     out.findings += stubbed.values()
     # The template text too: what never rendered is analysed only from its text; what did render is read
-    # again for states in Jinja branches that no fixture minion takes ({% if grains.id == 'db-7' %}cmd.run...).
+    # again for the Jinja branches that no fixture minion took ({% if grains.id == 'db-7' %}cmd.run...).
     reported = {(f.rule, f.path, f.line) for f in out.findings}
+    never: list[str] = []
+    branches: list[dict[str, Any]] = []
     for target in targets:
         out.checked.add(tree.rel(target.path))
         out.count("sls")
@@ -226,10 +239,85 @@ def render_and_check(
         if target.path.as_posix() not in rendered_ok:
             out.findings += engine.check_sls(doc)
             out.count("text_fallback")
+            never.append(source.path)
             continue
-        for finding in engine.check_sls(doc):
-            if (finding.rule, finding.path, finding.line) not in reported:
-                out.findings.append(replace(finding, message=f"{finding.message} (in the template text: no fixture minion renders this part)"))
+        missed = tracker.unreached(source.path)
+        if missed is None:  # branches not mapped: the whole text, as before markers existed
+            for finding in engine.check_sls(doc):
+                if (finding.rule, finding.path, finding.line) not in reported:
+                    out.findings.append(replace(finding, message=f"{finding.message} (in the template text: no fixture minion renders this part)"))
+            continue
+        branches += [{"path": source.path, "lines": b.lines, "kind": b.kind} for b in missed]
+        out.findings += _branch_findings(engine, source, target.name, missed)
+    if minions and targets:
+        out.coverage = {
+            "sls": len(targets),
+            "minions": [{"minion": label, "rendered": n, "text": len(targets) - len(limited) - n} for label, n in rendered_by.items()],
+            "never_rendered": sorted(never),
+            "unrendered_branches": branches,
+        }
+
+
+def _salt_text(path: Path, fallback: str) -> str:
+    """The file's text as Salt reads it (bytes decoded, newlines as written): what Jinja compiles."""
+    try:
+        return path.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return fallback
+
+
+def _blank(text: str, spans: Iterable[tuple[int, int]]) -> str:
+    """``text`` with the characters of ``spans`` replaced by spaces (newlines kept: lines stay where they are)."""
+    chars = list(text)
+    for start, end in spans:
+        for i in range(start, end):
+            if chars[i] not in "\r\n":
+                chars[i] = " "
+    return "".join(chars)
+
+
+def _branch_findings(engine: PolicyEngine, source: SourceText, sls: str, missed: Sequence[Branch]) -> list[Finding]:
+    """Policy findings in the text of the Jinja branches no render reached (``missed``, outermost ones).
+
+    The template is read twice from its text: once with the reached alternatives of each missed branch blanked
+    (an ``{% else %}`` taken instead of the ``{% if %}``: what Salt would render on a minion taking the missed
+    branch, Jinja blanked), once with the missed branches blanked. What only the first reading finds comes from
+    the missed branches' text: a cmd.* state, a shell string in onlyif/unless/check_cmd, any state rule."""
+    if not missed:
+        return []
+    spans = find_branches(source.text)
+    if spans is None or len(spans) <= max(b.index for b in missed):
+        return []
+    missed_ids = {b.index for b in missed}
+    inside = [spans[i] for i in missed_ids]
+
+    def within(branch: Branch, outer: Branch) -> bool:
+        return outer.offset <= branch.offset < outer.end
+
+    # Reached alternatives: branches of the same chain (same parent) as a missed one, reached, with no missed inside.
+    alternatives = [
+        b for b in spans
+        if b.index not in missed_ids and any(m.parent == b.parent and m.kind != "macro" for m in inside)
+        and b.kind in ("if", "elif", "else", "for", "for-else")
+        and not any(within(m, b) for m in inside) and not any(within(b, m) for m in inside)
+    ]
+    with_missed = _blank(source.text, ((b.offset, b.end) for b in alternatives))
+    without = _blank(source.text, ((b.offset, b.end) for b in inside))
+
+    def findings(text: str) -> list[Finding]:
+        projected = SourceText(source.path, text)
+        doc = SlsDoc(source=projected, sls=sls, renderers=render_pipe(source.shebang), states=tuple(states_from_text(projected, sls)))
+        return engine.check_states(doc)
+
+    base = {(f.rule, f.line, f.key) for f in findings(without)}
+    out = []
+    for finding in findings(with_missed):
+        if (finding.rule, finding.line, finding.key) in base:
+            continue
+        where = next((b for b in inside if b.start_line <= finding.line <= b.end_line), None)
+        lines = f", lines {where.lines}" if where else ""
+        out.append(replace(finding, message=f"{finding.message} (in a Jinja branch no fixture minion renders{lines}: checked from its text)"))
+    return out
 
 
 def outside_link_findings(tree: SourceTree) -> list[Finding]:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import SaltError
+from pipeline.lint.coverage import BranchTracker
 from pipeline.lint.bounds import BoundedRenderers, RenderLimitExceeded, RenderLimits, RenderTimeout, template_line, time_limit
 from pipeline.lint.fixtures import MinionFixture
 from pipeline.lint.guard import GuardedFunctions
@@ -64,6 +65,8 @@ class SaltRenderer:
     #: More directories of saltenv base after ``file_root``, in Salt's order (``layout.roots``).
     extra_roots: tuple[Path, ...] = ()
     limits: RenderLimits = field(default_factory=RenderLimits)
+    #: Marks the Jinja branches each render reaches (:mod:`pipeline.lint.coverage`); None renders as written.
+    tracker: BranchTracker | None = None
     #: Whether the last render ran under the time limit (False outside the main thread).
     timed: bool = field(default=True, repr=False)
     _opts: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -89,7 +92,7 @@ class SaltRenderer:
             import salt.syspaths
         except ImportError as exc:  # pragma: no cover - salt is a dependency
             raise SaltError(f"cannot import Salt: {exc}", hint="install saltpipe's dependencies (pip install -e .)") from exc
-        self._unpatch = _cache_jinja_compilation()
+        self._unpatch = _cache_jinja_compilation(self.tracker)
         salt_logger = logging.getLogger("salt")
         # Salt logs every render error at ERROR with a traceback; lint reports them as findings instead.
         self._saved_level = salt_logger.level
@@ -258,13 +261,14 @@ class SaltRenderer:
             self._unpatch = None
 
 
-def _cache_jinja_compilation() -> Callable[[], None]:
+def _cache_jinja_compilation(tracker: BranchTracker | None = None) -> Callable[[], None]:
     """Memoize Jinja's template compilation while lint renders; returns the function that undoes it.
 
     Salt's Jinja renderer builds a new Environment for every render, so Jinja compiles the SLS and every
     ``map.jinja`` it imports again for each file and each fixture minion - most of a full run's time. The
     compiled code depends only on the source and the environment's syntax settings (identical for every Salt
     render), never on grains or pillar, so one compilation per distinct source serves the whole run.
+    With a ``tracker``, a registered template is compiled with its branch markers (:mod:`pipeline.lint.coverage`).
     """
     import jinja2
 
@@ -274,6 +278,8 @@ def _cache_jinja_compilation() -> Callable[[], None]:
     def compile(self: jinja2.Environment, source: Any, name: str | None = None, filename: str | None = None, raw: bool = False, defer_init: bool = False) -> Any:  # pylint: disable=redefined-builtin
         if not isinstance(source, str):
             return original(self, source, name, filename, raw, defer_init)
+        if tracker is not None:
+            source = tracker.instrument(self, source)
         key = (
             type(self), source, name, filename, raw, defer_init,
             self.block_start_string, self.block_end_string, self.variable_start_string, self.variable_end_string,

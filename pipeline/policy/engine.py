@@ -58,6 +58,14 @@ class PolicyEngine:
                 out += self._run(rule, doc.path, lambda r=rule: _each(doc.states, r, self.ctx))
         return out
 
+    def check_states(self, doc: SlsDoc) -> list[Finding]:
+        """Findings of ``match_state`` alone on the document's states (a part of a file read from its text)."""
+        out: list[Finding] = []
+        for rule in self.rules:
+            if type(rule).match_state is not Rule.match_state:
+                out += self._run(rule, doc.path, lambda r=rule: _each(doc.states, r, self.ctx))
+        return out
+
     def check_template(self, doc: TemplateDoc) -> list[Finding]:
         out: list[Finding] = []
         for rule in self.rules:

@@ -137,6 +137,8 @@ class StateDecl:
     sls: str | None = None
     in_extend: bool = False
     source: SourceText | None = field(default=None, compare=False, repr=False)
+    #: Lines of arguments known exactly (read from the text of a branch no render reached).
+    arg_lines: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def fun(self) -> str:
@@ -150,6 +152,8 @@ class StateDecl:
 
     def line_of(self, key: str) -> int:
         """The line of argument ``key`` under this state's ID, else the ID's line."""
+        if key in self.arg_lines:
+            return self.arg_lines[key]
         if self.source is not None:
             found = self.source.locate_child_key(key, self.line)
             if found:

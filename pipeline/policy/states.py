@@ -84,7 +84,12 @@ def _decls(
             if isinstance(item, str):
                 positional.append(item)
             elif isinstance(item, Mapping):
-                args.update({str(k): v for k, v in item.items()})
+                for k, v in item.items():
+                    k = str(k)
+                    if origin == "text" and k in args and k in SHELL_ARGS:
+                        # onlyif in two Jinja branches: both are conditions the policy must see.
+                        v = _as_list(args[k]) + _as_list(v)
+                    args[k] = v
         if not function and positional:
             function = positional[0]
         decl_line = id_line or source.find(f"{module}.{function}" if function else f"{module}:") or 1
@@ -106,6 +111,10 @@ def _decls(
     return out
 
 
+def _as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list) else [value]
+
+
 def blank_jinja(text: str) -> str:
     """``text`` with ``{% %}`` and ``{# #}`` blanked and ``{{ }}`` replaced by :data:`JINJA_VALUE`, newlines
     kept."""
@@ -123,13 +132,24 @@ def _has_jinja(value: Any) -> bool:
     return False
 
 
+#: Arguments Salt runs as shell commands when they are strings (Salt 3006: ``onlyif``/``unless`` strings go to
+#: cmd.retcode; a list of ``fun:`` mappings calls modules instead).
+SHELL_ARGS = ("onlyif", "unless", "check_cmd")
+
+
 def _scrub(decl: StateDecl) -> StateDecl:
-    """Drop arguments whose value comes from a Jinja expression: unrendered, nobody knows what they hold."""
-    if not any(_has_jinja(v) for v in decl.args.values()):
+    """Drop arguments whose value comes from a Jinja expression: unrendered, nobody knows what they hold.
+    Shell arguments with literal text stay: ``onlyif: test -f {{ path }}`` is a shell command whatever the
+    expression renders (a value that is one expression, ``{{ checks | json }}``, may be the function form)."""
+
+    def keep(key: str, value: Any) -> bool:
+        return not _has_jinja(value) or (key in SHELL_ARGS and isinstance(value, str) and value.strip() != JINJA_VALUE)
+
+    if all(keep(k, v) for k, v in decl.args.items()):
         return decl
     from dataclasses import replace
 
-    return replace(decl, args={k: v for k, v in decl.args.items() if not _has_jinja(v)})
+    return replace(decl, args={k: v for k, v in decl.args.items() if keep(k, v)})
 
 
 def states_from_text(source: SourceText, sls: str | None) -> list[StateDecl]:
@@ -138,15 +158,35 @@ def states_from_text(source: SourceText, sls: str | None) -> list[StateDecl]:
     Every state written in the template is seen, in every Jinja branch, but arguments whose value is a Jinja
     expression are left out (their value is unknown), so rules judge only what the text says literally."""
     blanked = blank_jinja(source.text)
-    try:
-        data = yaml.safe_load(blanked)
-    except yaml.YAMLError:
-        data = None
-    if isinstance(data, Mapping):
-        decls = states_from_high(data, source, sls, origin="text")
-        if decls:
-            return [_scrub(d) for d in decls]
+    decls = []
+    for state_id, body, line in _top_pairs(blanked) or ():
+        # Each occurrence of a state ID on its own: the same ID in two Jinja branches is two declarations.
+        decls += states_from_high({state_id: body}, source, sls, origin="text") if state_id == "extend" else (
+            _decls(state_id, state_body(body), source, sls, "text", line, in_extend=False)
+            if isinstance(state_body(body), Mapping) and state_id not in RESERVED_KEYS else []
+        )
+    if decls:
+        return [_scrub(d) for d in decls]
     return [_scrub(d) for d in _scan_lines(source, blanked, sls)]
+
+
+def _top_pairs(text: str) -> list[tuple[str, Any, int]] | None:
+    """``(key, value, line)`` of each top-level key of the YAML ``text``, duplicates kept (``yaml.safe_load``
+    keeps the last of equal keys only); None when it is not a YAML mapping."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if not isinstance(node, yaml.MappingNode):
+            return None
+        loader.flatten_mapping(node)
+        return [
+            (str(loader.construct_object(k, deep=True)), loader.construct_object(v, deep=True), k.start_mark.line + 1)
+            for k, v in node.value
+        ]
+    except yaml.YAMLError:
+        return None
+    finally:
+        loader.dispose()
 
 
 def _scan_lines(source: SourceText, blanked: str, sls: str | None) -> Iterator[StateDecl]:
