@@ -14,7 +14,6 @@ import fnmatch
 import re
 import sys
 from collections.abc import Callable, Iterator, Mapping
-from pathlib import Path
 from typing import Any
 
 from pipeline.policy.model import RenderCall
@@ -141,11 +140,3 @@ class GuardedFunctions(Mapping[str, Any]):
             frame = frame.f_back
         return self.current, 1
 
-
-def state_root_display(states_root: Path, rel: Callable[[Path], str]) -> Callable[[str], str]:
-    """``display`` for :class:`GuardedFunctions`: a file_roots-relative template name as a display path."""
-
-    def display(name: str) -> str:
-        return rel(states_root / name)
-
-    return display
