@@ -20,9 +20,9 @@ from pipeline.release import BuildContext, ReleaseStore, build_release
 from pipeline.release.manifest import check_release_id
 from pipeline.salt_access import syndic_configs
 from pipeline.sync import (
-    Attestor,
     SwitchJournal,
     SyncContext,
+    choose_attestor,
     close_targets,
     environment_status,
     previous_release,
@@ -33,7 +33,7 @@ from pipeline.sync import (
     targets_for,
     unexpose_release,
 )
-from pipeline.sync.attest import choose_attestor, expected_files
+from pipeline.sync.attest_select import MODES as ATTEST_MODES
 from pipeline.sync.report import release_json, release_lines, status_json, status_lines, store_entry_json, sync_json, sync_lines
 
 _FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
@@ -136,12 +136,6 @@ def list_releases(app: AppContext, fmt: str, verify: bool) -> None:
         raise click.exceptions.Exit(EXIT_FINDINGS)
 
 
-def _attestor(app: AppContext, targets, master_configs: dict[str, Path], attest: str) -> Attestor | None:
-    """See :func:`pipeline.sync.attest.choose_attestor`: each syndic's Salt fileserver (in-process with a local
-    master config, over SSH on its host), the marker file only where Salt cannot be asked (stated as weaker)."""
-    return choose_attestor(targets, master_configs, attest, expected_files(_store(app)))
-
-
 def _refuse_if_a_rollout_uses(app: AppContext, environment: str, release_id: str) -> None:
     """An unfinished rollout of ``release_id`` (crashed, to be resumed or rolled back) still publishes to its
     canary saltenv: removing it would make the rest of that rollout fail on every minion."""
@@ -174,7 +168,7 @@ def _recover(app: AppContext, environment: str, targets) -> None:  # type: ignor
 @click.option("--rollback", is_flag=True, help="Deploy the release every syndic served before the current one.")
 @click.option("--canary", is_flag=True, help="Expose the release as its own saltenv; leave base unchanged.")
 @click.option("--remove-canary", "remove_canary", default=None, metavar="ID", help="Remove the canary saltenv of ID.")
-@click.option("--attest", type=click.Choice(["auto", "salt", "file_roots", "none"]), default="auto", show_default=True,
+@click.option("--attest", type=click.Choice(ATTEST_MODES), default="auto", show_default=True,
               help="How to check what each syndic serves after the switch: salt (each syndic master's own Salt "
                    "fileserver: in-process with a local master config, over SSH on an SSH syndic's host), "
                    "file_roots (the marker read through the target), auto = salt, falling back to the marker "
@@ -228,7 +222,7 @@ def sync(app: AppContext, environment: str, release_id: str | None, rev: str, ro
                 store=store,
                 keep=cfg.release.keep,
                 saltenv=saltenv_for(rel.id) if canary else "base",
-                attestor=_attestor(app, targets, master_configs, attest),
+                attestor=choose_attestor(targets, master_configs, attest, store),
                 switch_journal=switch_journal_path(app.state_dir(), environment),
             )
             if freeze is not None and freeze.overridden:

@@ -58,7 +58,7 @@ class SyncServing:
 
     ``master_configs`` (syndic -> its master config file on this host): those syndics are attested through their
     Salt fileserver in-process; SSH syndics through theirs on their own host; the marker file only where Salt
-    cannot be asked (reported as weaker) - :func:`pipeline.sync.attest.choose_attestor`.
+    cannot be asked (reported as weaker) - :func:`pipeline.sync.attest_select.choose_attestor`.
     """
 
     def __init__(self, state_dir: Path, keep: int, master_configs: Mapping[str, Path] | None = None) -> None:
@@ -76,10 +76,10 @@ class SyncServing:
 
     def _attestor(self, env: Environment, targets: Sequence[object]):  # type: ignore[no-untyped-def]
         from pipeline.release import ReleaseStore
-        from pipeline.sync.attest import choose_attestor, expected_files
+        from pipeline.sync.attest_select import choose_attestor
 
         store = ReleaseStore.for_state_dir(self.state_dir)
-        return choose_attestor(targets, dict(self.master_configs), "auto", expected_files(store))  # type: ignore[arg-type]
+        return choose_attestor(targets, dict(self.master_configs), "auto", store)  # type: ignore[arg-type]
 
     def _sync(self, env: Environment, release_id: str, saltenv: str) -> Mapping[str, str]:
         from pipeline.release import ReleaseStore

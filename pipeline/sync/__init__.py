@@ -5,7 +5,9 @@
   :mod:`~pipeline.sync.ssh` implement it;
 * :mod:`pipeline.sync.engine` - the stage: :func:`sync_release` (stage all, switch all, prune, attest),
   :func:`unexpose_release`, :func:`previous_release`, :func:`environment_status`;
-* :mod:`pipeline.sync.attest` - asking each syndic what it serves (file_roots, a master's fileserver, a minion).
+* :mod:`pipeline.sync.attest` - asking each syndic what it serves (file_roots, a master's fileserver, a minion);
+  :mod:`pipeline.sync.salt_remote` - an SSH syndic's own fileserver; :mod:`pipeline.sync.attest_select` -
+  :func:`choose_attestor`, which of them asks which syndic.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pipeline.sync.attest import (
     ServedRelease,
     attest,
 )
+from pipeline.sync.attest_select import choose_attestor
 from pipeline.sync.engine import (
     StageOutcome,
     SwitchOutcome,
@@ -91,6 +94,7 @@ __all__ = [
     "TargetError",
     "TargetSnapshot",
     "attest",
+    "choose_attestor",
     "close_targets",
     "environment_status",
     "previous_release",

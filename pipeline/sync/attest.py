@@ -64,7 +64,7 @@ class Attestation:
     @property
     def weaker(self) -> list[str]:
         """One line per syndic attested by its marker file only where Salt could not be asked (see
-        :func:`choose_attestor`): that proves the files, not what its Salt fileserver serves."""
+        :func:`pipeline.sync.attest_select.choose_attestor`): that proves the files, not what its Salt fileserver serves."""
         return [f"syndic {s.syndic}: attested by its marker file only ({s.method[len('file_roots (weaker: '):-1]}); "
                 "that proves the files, not what its Salt fileserver serves"
                 for s in self.served if s.method.startswith("file_roots (weaker:")]
@@ -109,7 +109,8 @@ def attest(attestor: Attestor, syndics: Sequence[str], expected: str | None, sal
     return Attestation(saltenv, expected, tuple(attestor.attest(syndics, saltenv)), attestor.method)
 
 
-def _from_marker(syndic: str, data: bytes | str | None, method: str) -> ServedRelease:
+def served_from_marker(syndic: str, data: bytes | str | None, method: str) -> ServedRelease:
+    """What a syndic serves, judged from the marker bytes it handed out (``None`` or empty: not served)."""
     if data is None or data == "":
         return ServedRelease(syndic, None, error=f"salt://{MARKER_NAME} is not served", method=method)
     marker = parse_marker(data)
@@ -119,7 +120,8 @@ def _from_marker(syndic: str, data: bytes | str | None, method: str) -> ServedRe
     return ServedRelease(syndic, marker["release"], digest if isinstance(digest, str) else None, method=method)
 
 
-def _each(syndics: Sequence[str], one: Callable[[str], ServedRelease]) -> tuple[ServedRelease, ...]:
+def ask_each(syndics: Sequence[str], one: Callable[[str], ServedRelease]) -> tuple[ServedRelease, ...]:
+    """``one`` for every syndic, in threads (each answer is I/O bound), answers in ``syndics`` order."""
     with ThreadPoolExecutor(max_workers=max(1, len(syndics))) as pool:
         return tuple(pool.map(one, syndics))
 
@@ -135,11 +137,11 @@ class FileRootsAttestor:
     def attest(self, syndics: Sequence[str], saltenv: str = "base") -> tuple[ServedRelease, ...]:
         def one(name: str) -> ServedRelease:
             try:
-                return _from_marker(name, self.targets[name].read_served_marker(env_link(saltenv)), self.method)
+                return served_from_marker(name, self.targets[name].read_served_marker(env_link(saltenv)), self.method)
             except TargetError as exc:
                 return ServedRelease(name, None, error=exc.cause, method=self.method)
 
-        return _each(syndics, one)
+        return ask_each(syndics, one)
 
 
 class SaltMasterAttestor:
@@ -171,7 +173,7 @@ class SaltMasterAttestor:
                 f"the pipeline config, or pass --syndic-config {name}=PATH",
             )
         try:
-            return _from_marker(name, read_through_fileserver(path, saltenv), self.method)
+            return served_from_marker(name, read_through_fileserver(path, saltenv), self.method)
         except Exception as exc:  # pylint: disable=broad-except
             # Salt raises many types here (SaltClientError, OSError, KeyError from bad opts); one syndic's
             # failure is data for the attestation, not a crash of the whole command.
@@ -245,13 +247,14 @@ class SaltCallAttestor:
                 return ServedRelease(name, None, error=f"{type(exc).__name__}: {exc}", method=self.method)
             if data is False or data is None:
                 data = None
-            return _from_marker(name, data, self.method)
+            return served_from_marker(name, data, self.method)
 
-        return _each(syndics, one)
+        return ask_each(syndics, one)
 
 
-class _WeakerMarker(FileRootsAttestor):
-    """The marker read through the file_roots target, where nothing stronger can be asked (says why)."""
+class WeakerMarkerAttestor(FileRootsAttestor):
+    """The marker read through the file_roots target where nothing stronger can be asked, saying why
+    (``method`` ``file_roots (weaker: <why>)``, which :attr:`Attestation.weaker` reports)."""
 
     def __init__(self, targets: Sequence[FileRootsTarget], why: str) -> None:
         super().__init__(targets)
@@ -274,63 +277,3 @@ class RoutedAttestor:
         for attestor, names in groups.values():
             answers.update((s.syndic, s) for s in attestor.attest(names, saltenv))
         return tuple(answers[name] for name in syndics)
-
-
-def choose_attestor(
-    targets: Sequence[FileRootsTarget],
-    master_configs: dict[str, Path],
-    mode: str,
-    expected_files: Callable[[str], "set[str] | None"],
-) -> Attestor | None:
-    """The strongest attestation each syndic allows (``mode`` ``auto``, ``salt``, ``file_roots``, ``none``):
-
-    * a syndic whose master config is on this host: its Salt fileserver in-process (:class:`SaltMasterAttestor`);
-    * an SSH syndic: its Salt fileserver on its own host, over the SSH session
-      (:class:`~pipeline.sync.salt_remote.SshSaltAttestor`);
-    * a local syndic without a master config: its marker file, reported as weaker (``salt``: a usage error).
-
-    Under ``auto`` an SSH syndic whose host cannot run Salt falls back to its marker, reported as weaker; under
-    ``salt`` that is an attestation failure. ``file_roots`` reads every marker (weakest, never mixed).
-    """
-    from pipeline.errors import UsageError
-    from pipeline.sync.salt_remote import SshSaltAttestor
-
-    if mode == "none":
-        return None
-    if mode == "file_roots":
-        return FileRootsAttestor(targets)
-    local = {t.name: master_configs[t.name] for t in targets if t.name in master_configs}
-    ssh = {t.name: t for t in targets if t.name not in local and hasattr(t, "read_through_salt")}
-    rest = [t for t in targets if t.name not in local and t.name not in ssh]
-    if rest and mode == "salt":
-        raise UsageError(
-            f"--attest salt needs the master config of every local syndic; missing: {', '.join(t.name for t in rest)}",
-            hint="set environments.<env>.syndics[].master_config in the pipeline config, or --syndic-config SYNDIC=PATH",
-        )
-    routes: dict[str, Attestor] = {}
-    if local:
-        shared = SaltMasterAttestor(local)
-        routes.update(dict.fromkeys(local, shared))
-    if ssh:
-        remote = SshSaltAttestor(ssh, expected_files, fallback=mode == "auto")
-        routes.update(dict.fromkeys(ssh, remote))
-    if rest:
-        weak = _WeakerMarker(rest, "no master config of this syndic on this host")
-        routes.update((t.name, weak) for t in rest)
-    return RoutedAttestor(routes)
-
-
-def expected_files(store: Any) -> Callable[[str], "set[str] | None"]:
-    """A release's file list as its manifest in ``store`` (a ReleaseStore) says; ``None`` when not stored here."""
-
-    from pipeline.errors import UsageError
-
-    def files(release_id: str) -> set[str] | None:
-        if not store.exists(release_id):
-            return None  # built elsewhere: only its marker can be compared
-        try:
-            return set(store.get(release_id).manifest.expected_files())
-        except UsageError:
-            return None
-
-    return files

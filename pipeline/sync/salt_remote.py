@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from pipeline.release.manifest import MARKER_NAME
-from pipeline.sync.attest import FileRootsAttestor, ServedRelease, _each, _from_marker
+from pipeline.sync.attest import ServedRelease, WeakerMarkerAttestor, ask_each, served_from_marker
 from pipeline.sync.target import TargetError
 
 #: Exit code of the remote step when Salt cannot be run on the host (command not found, by shell convention).
@@ -89,7 +89,7 @@ class SshSaltAttestor:
         self.fallback = fallback
 
     def attest(self, syndics: Sequence[str], saltenv: str = "base") -> tuple[ServedRelease, ...]:
-        return _each(syndics, lambda name: self._one(name, saltenv))
+        return ask_each(syndics, lambda name: self._one(name, saltenv))
 
     def _one(self, name: str, saltenv: str) -> ServedRelease:
         target = self.targets[name]
@@ -98,12 +98,10 @@ class SshSaltAttestor:
         except SaltUnavailable as exc:
             if not self.fallback:
                 return ServedRelease(name, None, error=f"cannot ask its Salt fileserver: {exc.cause}", method=self.method)
-            served = FileRootsAttestor([target]).attest([name], saltenv)[0]
-            return ServedRelease(served.syndic, served.release, served.digest, served.error,
-                                 method=f"file_roots (weaker: {exc.cause})")
+            return WeakerMarkerAttestor([target], exc.cause).attest([name], saltenv)[0]
         except TargetError as exc:
             return ServedRelease(name, None, error=exc.cause, method=self.method)
-        served = _from_marker(name, answer.get("marker") or None, self.method)
+        served = served_from_marker(name, answer.get("marker") or None, self.method)
         if served.error or not served.release:
             return served
         expected = self.expected_files(served.release)

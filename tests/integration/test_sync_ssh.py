@@ -309,13 +309,14 @@ def test_attestation_asks_the_ssh_syndics_salt_fileserver_on_its_host(store, mak
     update, file list, serve_file of the marker) says what it serves - not the marker read as a file. A master
     whose file_roots points elsewhere is caught although the switched link and its marker are right; a host
     that cannot run Salt falls back to the marker under auto, stated as weaker."""
-    from pipeline.sync.attest import attest, choose_attestor, expected_files
+    from pipeline.sync.attest import attest
+    from pipeline.sync.attest_select import choose_attestor
 
     rel = make_release(store, {**sample_files(5), **ODD_NAMES})
     roots = tmp_path / "syndics" / "syndic-prod-a"
     good = _master_config(tmp_path / "master-good", roots, roots / "current")
     target = make_target("syndic-prod-a", roots, salt_master_config=good, salt_python=sys.executable)
-    attestor = choose_attestor([target], {}, "auto", expected_files(store))
+    attestor = choose_attestor([target], {}, "auto", store)
     result = sync(store, [target], rel, attestor=attestor)
     assert result.ok, result.failures()
     assert result.attestation.method == "salt-master (ssh)" and result.attestation.weaker == []
@@ -330,7 +331,7 @@ def test_attestation_asks_the_ssh_syndics_salt_fileserver_on_its_host(store, mak
     (stale / "old-leftover.sls").write_text("x: 1\n")
     wrong = _master_config(tmp_path / "master-wrong", roots, stale)
     misconfigured = make_target("syndic-prod-a", roots, salt_master_config=wrong, salt_python=sys.executable)
-    result = attest(choose_attestor([misconfigured], {}, "auto", expected_files(store)), ["syndic-prod-a"], rel.id)
+    result = attest(choose_attestor([misconfigured], {}, "auto", store), ["syndic-prod-a"], rel.id)
     assert not result.ok
     assert "lists other files for base than release" in result.problems()[0] and "old-leftover.sls" in result.problems()[0]
     # The marker alone would have said yes: that is why it is only the fallback.
@@ -338,7 +339,7 @@ def test_attestation_asks_the_ssh_syndics_salt_fileserver_on_its_host(store, mak
 
     # No Salt on the host: auto falls back to the marker and says it is weaker; salt refuses.
     no_salt = make_target("syndic-prod-a", roots, salt_master_config=good, salt_python="/nonexistent/python3")
-    result = attest(choose_attestor([no_salt], {}, "auto", expected_files(store)), ["syndic-prod-a"], rel.id)
+    result = attest(choose_attestor([no_salt], {}, "auto", store), ["syndic-prod-a"], rel.id)
     assert result.ok and result.weaker and result.served[0].method.startswith("file_roots (weaker:")
-    result = attest(choose_attestor([no_salt], {}, "salt", expected_files(store)), ["syndic-prod-a"], rel.id)
+    result = attest(choose_attestor([no_salt], {}, "salt", store), ["syndic-prod-a"], rel.id)
     assert not result.ok and "cannot ask its Salt fileserver" in result.problems()[0]

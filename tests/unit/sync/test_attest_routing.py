@@ -1,4 +1,4 @@
-"""Which evidence each syndic gets (pipeline/sync/attest.py choose_attestor, pipeline/sync/salt_remote.py).
+"""Which evidence each syndic gets (pipeline/sync/attest_select.py choose_attestor, pipeline/sync/salt_remote.py).
 
 An SSH syndic is attested through its own Salt fileserver on its host; only where Salt cannot run there does
 ``--attest auto`` fall back to the marker file, and then says it is weaker. The SSH target is faked here (what
@@ -16,7 +16,7 @@ from pipeline.errors import UsageError
 from pipeline.release import ReleaseStore
 from pipeline.release.manifest import MARKER_NAME
 from pipeline.sync import LocalTarget, attest
-from pipeline.sync.attest import choose_attestor, expected_files
+from pipeline.sync.attest_select import choose_attestor
 from pipeline.sync.salt_remote import SaltUnavailable
 
 
@@ -49,7 +49,7 @@ def world(tmp_path: Path):
 
 
 def _attest(store, targets, mode="auto", expected=None):
-    attestor = choose_attestor(targets, {}, mode, expected_files(store))
+    attestor = choose_attestor(targets, {}, mode, store)
     return attest(attestor, [t.name for t in targets], expected)
 
 
@@ -99,7 +99,7 @@ def test_a_local_syndic_without_master_config_is_weaker_under_auto_and_refused_u
     result = _attest(store, [local], expected=rel.id)
     assert result.ok and len(result.weaker) == 1
     with pytest.raises(UsageError, match="--attest salt needs the master config of every local syndic"):
-        choose_attestor([local], {}, "salt", expected_files(store))
+        choose_attestor([local], {}, "salt", store)
 
 
 def test_file_roots_mode_reads_markers_only(world) -> None:
