@@ -2,6 +2,7 @@
 
 * :mod:`pipeline.gitlab.models` - frozen facts (merge request, approvals, diff versions, notes, pipelines ...)
 * :mod:`pipeline.gitlab.client` - :class:`GitLabClient` and its python-gitlab implementation
+* :mod:`pipeline.gitlab.payload` - GitLab's JSON read into those facts, failing on a field it cannot use
 * :mod:`pipeline.gitlab.ci` - the CI job's variables (:class:`CiEnvironment`)
 """
 

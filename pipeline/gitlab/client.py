@@ -2,7 +2,8 @@
 
 :class:`GitLabClient` is what the review gate, the MR note and deployment recording call; it speaks in the
 frozen types of :mod:`pipeline.gitlab.models`. :class:`PythonGitLabClient` implements it with python-gitlab's
-HTTP layer (authentication, pagination, rate-limit handling) against the REST API v4 of one project.
+HTTP layer (authentication, pagination, rate-limit handling) against the REST API v4 of one project; reading
+GitLab's JSON into those types is :mod:`pipeline.gitlab.payload`.
 
 Failure contract (the review gate fails closed on it): every way GitLab can fail - unreachable, token
 refused, an HTTP error, an answer that is not the JSON shape we expect - raises
@@ -13,9 +14,8 @@ refused, an HTTP error, an answer that is not the JSON shape we expect - raises
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -37,6 +37,18 @@ from pipeline.gitlab.models import (
     Pipeline,
     ProtectedEnvironment,
     User,
+)
+from pipeline.gitlab.payload import (
+    Payload,
+    optional_int,
+    parse_deployment,
+    parse_diff_version,
+    parse_job,
+    parse_merge_request,
+    parse_note,
+    parse_pipeline,
+    parse_user,
+    payload_list,
 )
 
 T = TypeVar("T")
@@ -132,130 +144,6 @@ class GitLabClient(abc.ABC):
         """Set the status of deployment ``deployment_id``."""
 
 
-# --------------------------------------------------------------------------------------------------------------
-# Payload parsing: GitLab's JSON -> models. A missing or mistyped field is an error, never a default, because
-# a gate that guesses is not a gate.
-
-
-class _Payload:
-    """Typed access to one JSON object; errors name the endpoint and the field."""
-
-    def __init__(self, data: Any, where: str) -> None:
-        if not isinstance(data, Mapping):
-            raise GitLabError(
-                f"GitLab answered {where} with {type(data).__name__}, expected a JSON object",
-                hint="check CI_SERVER_URL points at GitLab itself (not a proxy or login page)",
-            )
-        self.data = data
-        self.where = where
-
-    def _get(self, key: str, types: tuple[type, ...], optional: bool) -> Any:
-        value = self.data.get(key)
-        if value is None and optional:
-            return None
-        # bool is an int in Python; an id must not be True.
-        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
-            raise GitLabError(
-                f"GitLab's answer to {self.where} has no usable {key!r} (got {value!r})",
-                hint="this GitLab version answers in a shape saltpipe does not know; report it with the version",
-            )
-        return value
-
-    def int(self, key: str) -> int:
-        return self._get(key, (int,), False)
-
-    def str(self, key: str, *, optional: bool = False) -> str:
-        value = self._get(key, (str,), optional)
-        return "" if value is None else value
-
-    def bool(self, key: str, *, optional: bool = False) -> bool | None:
-        return self._get(key, (bool,), optional)
-
-    def time(self, key: str, *, optional: bool = False) -> datetime | None:
-        raw = self._get(key, (str,), optional)
-        if raw is None:
-            return None
-        try:
-            stamp = datetime.fromisoformat(raw)
-        except ValueError:
-            raise GitLabError(f"GitLab's answer to {self.where} has an unreadable {key!r}: {raw!r}") from None
-        if stamp.tzinfo is None:
-            raise GitLabError(f"GitLab's answer to {self.where} has {key!r} without a timezone: {raw!r}")
-        return stamp
-
-    def obj(self, key: str) -> "_Payload":
-        return _Payload(self.data.get(key), f"{self.where} ({key})")
-
-
-def _user(p: _Payload) -> User:
-    return User(
-        id=p.int("id"),
-        username=p.str("username"),
-        name=p.str("name", optional=True),
-        state=p.str("state", optional=True) or "active",
-    )
-
-
-def _note(p: _Payload) -> Note:
-    return Note(
-        id=p.int("id"),
-        body=p.str("body", optional=True),
-        author=_user(p.obj("author")),
-        system=bool(p.bool("system", optional=True)),
-        created_at=p.time("created_at"),  # type: ignore[arg-type]
-    )
-
-
-def _merge_request(p: _Payload, *, listed: bool = False) -> MergeRequest:
-    """A merge request from its full (``/merge_requests/:iid``) or basic (``listed``) representation.
-
-    A listed merge request may lack a ``sha`` (one whose diff GitLab never built): it is then ``""``, which
-    matches no commit, rather than an error that would stop the judging of the others.
-    """
-    return MergeRequest(
-        iid=p.int("iid"),
-        title=p.str("title"),
-        state=p.str("state"),
-        author=_user(p.obj("author")),
-        sha=p.str("sha", optional=listed),
-        source_branch=p.str("source_branch"),
-        target_branch=p.str("target_branch"),
-        web_url=p.str("web_url", optional=True),
-        draft=bool(p.bool("draft", optional=True) or p.bool("work_in_progress", optional=True)),
-        merge_commit_sha=p.str("merge_commit_sha", optional=True) or None,
-        squash_commit_sha=p.str("squash_commit_sha", optional=True) or None,
-    )
-
-
-def _optional_user(p: _Payload) -> User | None:
-    return _user(p.obj("user")) if isinstance(p.data.get("user"), Mapping) else None
-
-
-def _deployment(p: _Payload) -> Deployment:
-    env = p.obj("environment")
-    return Deployment(
-        id=p.int("id"),
-        iid=p.int("iid"),
-        environment=env.str("name"),
-        sha=p.str("sha"),
-        ref=p.str("ref"),
-        status=p.str("status"),
-    )
-
-
-def _opt_int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _list(data: Any, where: str) -> list[_Payload]:
-    if not isinstance(data, list):
-        raise GitLabError(f"GitLab answered {where} with {type(data).__name__}, expected a JSON list")
-    return [_Payload(item, where) for item in data]
-
-
-# --------------------------------------------------------------------------------------------------------------
-
-
 class PythonGitLabClient(GitLabClient):
     """:class:`GitLabClient` for project ``project_id`` on ``url``, authenticated with ``token``.
 
@@ -324,17 +212,17 @@ class PythonGitLabClient(GitLabClient):
             )
         return data
 
-    def _get(self, path: str, what: str, query: dict[str, Any] | None = None) -> _Payload:
+    def _get(self, path: str, what: str, query: dict[str, Any] | None = None) -> Payload:
         with self._errors(what):
             data = self._gl.http_get(path, query_data=query or {})
-        return _Payload(self._json(data, what), what)
+        return Payload(self._json(data, what), what)
 
-    def _list(self, path: str, what: str, query: dict[str, Any] | None = None) -> list[_Payload]:
+    def _list(self, path: str, what: str, query: dict[str, Any] | None = None) -> list[Payload]:
         with self._errors(what):
             data = self._gl.http_list(path, query_data=query or {}, get_all=True, per_page=100)
-        return _list(data, what)
+        return payload_list(data, what)
 
-    def _get_or_none(self, path: str, what: str, query: dict[str, Any] | None = None) -> _Payload | None:
+    def _get_or_none(self, path: str, what: str, query: dict[str, Any] | None = None) -> Payload | None:
         """Like :meth:`_get`, but a 404 is an answer (``None``): the thing does not exist."""
         with self._errors(what):
             try:
@@ -343,20 +231,20 @@ class PythonGitLabClient(GitLabClient):
                 if exc.response_code == 404:
                     return None
                 raise  # every other failure as _errors says
-        return _Payload(self._json(data, what), what)
+        return Payload(self._json(data, what), what)
 
-    def _send(self, method: Callable[..., Any], path: str, what: str, body: dict[str, Any]) -> _Payload:
+    def _send(self, method: Callable[..., Any], path: str, what: str, body: dict[str, Any]) -> Payload:
         with self._errors(what):
             data = method(path, post_data=body)
-        return _Payload(self._json(data, what), what)
+        return Payload(self._json(data, what), what)
 
     # -- reads -------------------------------------------------------------------------------------------------
 
     def current_user(self) -> User:
-        return _user(self._get("/user", "the token's user"))
+        return parse_user(self._get("/user", "the token's user"))
 
     def merge_request(self, iid: int) -> MergeRequest:
-        return _merge_request(self._get(f"{self._project}/merge_requests/{iid}", f"merge request !{iid}"))
+        return parse_merge_request(self._get(f"{self._project}/merge_requests/{iid}", f"merge request !{iid}"))
 
     def default_branch(self) -> str:
         what = f"project {self.project_id}"
@@ -368,17 +256,17 @@ class PythonGitLabClient(GitLabClient):
     def commit_merge_requests(self, sha: str) -> tuple[MergeRequest, ...]:
         what = f"the merge requests of commit {sha[:12]}"
         path = f"{self._project}/repository/commits/{quote(sha, safe='')}/merge_requests"
-        return tuple(_merge_request(p, listed=True) for p in self._list(path, what))
+        return tuple(parse_merge_request(p, listed=True) for p in self._list(path, what))
 
     def approvals(self, iid: int) -> Approvals:
         what = f"the approvals of merge request !{iid}"
         p = self._get(f"{self._project}/merge_requests/{iid}/approvals", what)
         approved_by = p.data.get("approved_by")
-        entries = _list(approved_by if approved_by is not None else [], what + " (approved_by)")
+        entries = payload_list(approved_by if approved_by is not None else [], what + " (approved_by)")
         left = p.data.get("approvals_left")
         return Approvals(
             approved_by=tuple(
-                Approval(user=_user(e.obj("user")), approved_at=e.time("approved_at", optional=True)) for e in entries
+                Approval(user=parse_user(e.obj("user")), approved_at=e.time("approved_at", optional=True)) for e in entries
             ),
             gitlab_approved=p.bool("approved", optional=True),
             gitlab_approvals_left=left if isinstance(left, int) and not isinstance(left, bool) else None,
@@ -386,23 +274,14 @@ class PythonGitLabClient(GitLabClient):
 
     def diff_versions(self, iid: int) -> tuple[DiffVersion, ...]:
         what = f"the diff versions of merge request !{iid}"
-        versions = [
-            DiffVersion(
-                id=p.int("id"),
-                head_sha=p.str("head_commit_sha"),
-                base_sha=p.str("base_commit_sha", optional=True),
-                created_at=p.time("created_at"),  # type: ignore[arg-type]
-                state=p.str("state", optional=True),
-            )
-            for p in self._list(f"{self._project}/merge_requests/{iid}/versions", what)
-        ]
+        versions = [parse_diff_version(p) for p in self._list(f"{self._project}/merge_requests/{iid}/versions", what)]
         return tuple(sorted(versions, key=lambda v: v.id, reverse=True))
 
     def changed_files(self, iid: int, version_id: int) -> ChangedFiles:
         what = f"diff version {version_id} of merge request !{iid}"
         p = self._get(f"{self._project}/merge_requests/{iid}/versions/{version_id}", what)
         paths: list[str] = []
-        for diff in _list(p.data.get("diffs"), what + " (diffs)"):
+        for diff in payload_list(p.data.get("diffs"), what + " (diffs)"):
             for key in ("old_path", "new_path"):
                 path = diff.str(key)
                 if path not in paths:
@@ -416,43 +295,22 @@ class PythonGitLabClient(GitLabClient):
         payloads = self._list(
             f"{self._project}/merge_requests/{iid}/notes", what, {"sort": "asc", "order_by": "created_at"}
         )
-        return tuple(_note(p) for p in payloads)
+        return tuple(parse_note(p) for p in payloads)
 
     def merge_request_pipelines(self, iid: int) -> tuple[Pipeline, ...]:
         what = f"the pipelines of merge request !{iid}"
-        pipelines = [
-            Pipeline(
-                id=p.int("id"),
-                sha=p.str("sha"),
-                status=p.str("status"),
-                source=p.str("source", optional=True),
-                web_url=p.str("web_url", optional=True),
-                created_at=p.time("created_at", optional=True),
-            )
-            for p in self._list(f"{self._project}/merge_requests/{iid}/pipelines", what)
-        ]
+        pipelines = [parse_pipeline(p) for p in self._list(f"{self._project}/merge_requests/{iid}/pipelines", what)]
         return tuple(sorted(pipelines, key=lambda pl: pl.id, reverse=True))
 
     def pipeline_jobs(self, pipeline_id: int) -> tuple[Job, ...]:
         what = f"the jobs of pipeline {pipeline_id}"
-        return tuple(
-            Job(
-                id=p.int("id"),
-                name=p.str("name"),
-                stage=p.str("stage"),
-                status=p.str("status"),
-                allow_failure=bool(p.bool("allow_failure", optional=True)),
-                web_url=p.str("web_url", optional=True),
-                user=_optional_user(p),
-            )
-            for p in self._list(f"{self._project}/pipelines/{pipeline_id}/jobs", what)
-        )
+        return tuple(parse_job(p) for p in self._list(f"{self._project}/pipelines/{pipeline_id}/jobs", what))
 
     def group_members(self, group: str) -> tuple[User, ...]:
         what = f"the members of group {group!r}"
         members = []
         for p in self._list(f"/groups/{quote(str(group), safe='')}/members/all", what):
-            user = _user(p)
+            user = parse_user(p)
             # An invitation not yet accepted (or a membership awaiting a seat) is not a member who can review.
             membership = p.str("membership_state", optional=True) or "active"
             members.append(user if membership == "active" else User(user.id, user.username, user.name, membership))
@@ -460,20 +318,11 @@ class PythonGitLabClient(GitLabClient):
 
     def pipeline(self, pipeline_id: int) -> Pipeline:
         what = f"pipeline {pipeline_id}"
-        p = self._get(f"{self._project}/pipelines/{pipeline_id}", what)
-        return Pipeline(
-            id=p.int("id"),
-            sha=p.str("sha"),
-            status=p.str("status"),
-            source=p.str("source", optional=True),
-            web_url=p.str("web_url", optional=True),
-            created_at=p.time("created_at", optional=True),
-            user=_optional_user(p),
-        )
+        return parse_pipeline(self._get(f"{self._project}/pipelines/{pipeline_id}", what), with_user=True)
 
     def user_by_username(self, username: str) -> User | None:
         what = f"the user {username!r}"
-        found = [_user(p) for p in self._list("/users", what, {"username": username})]
+        found = [parse_user(p) for p in self._list("/users", what, {"username": username})]
         return next((u for u in found if u.username.lower() == username.lower()), None)
 
     def member_access_level(self, user_id: int) -> int | None:
@@ -490,14 +339,14 @@ class PythonGitLabClient(GitLabClient):
         p = self._get_or_none(f"{self._project}/protected_environments/{quote(name, safe='')}", what)
         if p is None:
             return None
-        levels = _list(p.data.get("deploy_access_levels"), what + " (deploy_access_levels)")
+        levels = payload_list(p.data.get("deploy_access_levels"), what + " (deploy_access_levels)")
         return ProtectedEnvironment(
             name=p.str("name"),
             deploy_access=tuple(
                 DeployAccess(
-                    access_level=_opt_int(a.data.get("access_level")),
-                    user_id=_opt_int(a.data.get("user_id")),
-                    group_id=_opt_int(a.data.get("group_id")),
+                    access_level=optional_int(a.data.get("access_level")),
+                    user_id=optional_int(a.data.get("user_id")),
+                    group_id=optional_int(a.data.get("group_id")),
                     description=a.str("access_level_description", optional=True),
                 )
                 for a in levels
@@ -509,12 +358,12 @@ class PythonGitLabClient(GitLabClient):
     def create_note(self, iid: int, body: str) -> Note:
         what = f"a new note on merge request !{iid}"
         path = f"{self._project}/merge_requests/{iid}/notes"
-        return _note(self._send(self._gl.http_post, path, what, {"body": body}))
+        return parse_note(self._send(self._gl.http_post, path, what, {"body": body}))
 
     def update_note(self, iid: int, note_id: int, body: str) -> Note:
         what = f"note {note_id} of merge request !{iid}"
         path = f"{self._project}/merge_requests/{iid}/notes/{note_id}"
-        return _note(self._send(self._gl.http_put, path, what, {"body": body}))
+        return parse_note(self._send(self._gl.http_put, path, what, {"body": body}))
 
     def create_commit_comment(self, sha: str, body: str) -> None:
         what = f"a new comment on commit {sha[:12]}"
@@ -527,12 +376,12 @@ class PythonGitLabClient(GitLabClient):
             raise ValueError(f"deployment status must be one of {DEPLOYMENT_STATUSES}, not {status!r}")
         what = f"a new deployment to {environment!r}"
         body = {"environment": environment, "sha": sha, "ref": ref, "tag": tag, "status": status}
-        return _deployment(self._send(self._gl.http_post, f"{self._project}/deployments", what, body))
+        return parse_deployment(self._send(self._gl.http_post, f"{self._project}/deployments", what, body))
 
     def update_deployment(self, deployment_id: int, status: str) -> Deployment:
         if status not in DEPLOYMENT_STATUSES:
             raise ValueError(f"deployment status must be one of {DEPLOYMENT_STATUSES}, not {status!r}")
         what = f"deployment {deployment_id}"
-        return _deployment(
+        return parse_deployment(
             self._send(self._gl.http_put, f"{self._project}/deployments/{deployment_id}", what, {"status": status})
         )

@@ -1,7 +1,7 @@
 """What saltpipe reads from and writes to GitLab, as frozen data.
 
-The client (:mod:`pipeline.gitlab.client`) turns GitLab's JSON into these types once, checking the fields the
-pipeline relies on; stages never see raw payloads. Timestamps are timezone-aware :class:`datetime` values as
+The client (:mod:`pipeline.gitlab.client`, through :mod:`pipeline.gitlab.payload`) turns GitLab's JSON into
+these types once, checking the fields the pipeline relies on; stages never see raw payloads. Timestamps are timezone-aware :class:`datetime` values as
 GitLab's server stamped them, so they can be compared with each other (never with a local clock).
 """
 
