@@ -1,7 +1,7 @@
 """``saltpipe policy verify-runtime``: do the running masters enforce salt/daemons/runtime-policy.yaml?
 
 The command lives here; the ``policy`` group (pipeline/commands/policy.py) carries it, so this module registers
-nothing at the top level (``COMMANDS = []``).
+nothing at the top level (it has no ``COMMANDS`` list).
 """
 
 from __future__ import annotations

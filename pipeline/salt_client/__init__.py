@@ -2,7 +2,7 @@
 
 * :class:`LocalSaltClient` - Salt's LocalClient on the master-of-masters (imports Salt lazily);
 * :class:`SaltApiClient` - salt-api rest_cherrypy over HTTP (eauth token reused, ``local_async`` + polling);
-* :class:`pipeline.salt_client.scripted.ScriptedSaltClient` - a test double for unit tests, not exported here.
+* ``ScriptedSaltClient`` - the test double of the unit tests, in tests/unit/scripted_client.py (not part of the package).
 """
 
 from typing import TYPE_CHECKING

@@ -21,7 +21,7 @@ Contract shared by every implementation:
 
 Implementations: :class:`pipeline.salt_client.local.LocalSaltClient` (Salt's LocalClient, on the master),
 :class:`pipeline.salt_client.api.SaltApiClient` (salt-api rest_cherrypy over HTTP), and the test double
-:class:`pipeline.salt_client.scripted.ScriptedSaltClient` (unit tests only).
+``ScriptedSaltClient`` (unit tests only: tests/unit/scripted_client.py).
 """
 
 from __future__ import annotations

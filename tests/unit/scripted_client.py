@@ -1,4 +1,5 @@
-"""TEST DOUBLE - a scripted, in-memory :class:`SaltClient` for the executor's unit tests. Never used by the CLI.
+"""TEST DOUBLE - a scripted, in-memory :class:`~pipeline.salt_client.base.SaltClient` for the unit tests (importable
+as ``scripted_client``: tests/unit/conftest.py puts this directory on sys.path). Never used by the CLI.
 
 It plays a fleet of minions behind syndics: every publish is recorded (so a test can prove which minions were
 touched), and each minion answers each function as its script says - success, failed states, render errors, a

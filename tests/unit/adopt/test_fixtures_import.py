@@ -85,7 +85,7 @@ ROLES = {"web-1": ["web"], "web-2": ["web"], "db-1": ["db"], "db-2": ["db"]}
 
 
 def _script(silent: frozenset[str] = frozenset()):
-    from pipeline.salt_client.scripted import Behavior
+    from scripted_client import Behavior
 
     def script(minion: str, fun: str, arg, kwarg) -> Behavior | None:
         if minion in silent and fun != "grains.item":
@@ -103,7 +103,7 @@ def _script(silent: frozenset[str] = frozenset()):
 
 def test_fetch_through_the_mom_publishes_to_exactly_the_named_minions() -> None:
     from pipeline.adopt.importer import IMPORT_FUNCTIONS, fetch_from_salt
-    from pipeline.salt_client.scripted import ScriptedSaltClient
+    from scripted_client import ScriptedSaltClient
 
     client = ScriptedSaltClient(FLEET, _script(), extra=IMPORT_FUNCTIONS)
     fetched = fetch_from_salt(client, FakeClock(), minions=["web-1", "db-1"])
@@ -113,7 +113,7 @@ def test_fetch_through_the_mom_publishes_to_exactly_the_named_minions() -> None:
 
 def test_fetch_samples_per_role_of_a_target() -> None:
     from pipeline.adopt.importer import IMPORT_FUNCTIONS, fetch_from_salt
-    from pipeline.salt_client.scripted import ScriptedSaltClient
+    from scripted_client import ScriptedSaltClient
 
     client = ScriptedSaltClient(FLEET, _script(), extra=IMPORT_FUNCTIONS)
     fetched = fetch_from_salt(client, FakeClock(), target="G@env:test", per_role=1)
@@ -124,7 +124,7 @@ def test_fetch_samples_per_role_of_a_target() -> None:
 def test_fetch_fails_closed_when_a_minion_does_not_answer() -> None:
     from pipeline.adopt.importer import IMPORT_FUNCTIONS, fetch_from_salt
     from pipeline.errors import SaltError
-    from pipeline.salt_client.scripted import ScriptedSaltClient
+    from scripted_client import ScriptedSaltClient
 
     client = ScriptedSaltClient(FLEET, _script(frozenset({"db-1"})), extra=IMPORT_FUNCTIONS)
     with pytest.raises(SaltError, match="no return from db-1"):

@@ -26,7 +26,7 @@ from pipeline.impact import (
 )
 from pipeline.mrnote import ImpactReport, MrReport, render_markdown
 from pipeline.rollout.planner import PlanError
-from pipeline.salt_client.scripted import Behavior, ScriptedSaltClient
+from scripted_client import Behavior, ScriptedSaltClient
 
 RELEASE = "rel-0123456789ab"
 

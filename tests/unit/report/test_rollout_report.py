@@ -12,7 +12,7 @@ import pytest
 
 from pipeline.report import build_report, render_html
 from pipeline.rollout import load_progress, start_rollout
-from pipeline.salt_client.scripted import Behavior, ScriptedSaltClient
+from scripted_client import Behavior, ScriptedSaltClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "rollout"))
 from rollout_helpers import PREVIOUS, RELEASE, TEST_FLEET, FakeClock, FakeServing, Harness, make_config  # noqa: E402

@@ -1,7 +1,7 @@
 """Helpers for the rollout engine's unit tests: a config, a fake clock, an in-memory sync stage, a context.
 
-The Salt side is :class:`pipeline.salt_client.scripted.ScriptedSaltClient` (a test double); the integration tests
-run the same engine against real daemons.
+The Salt side is :class:`scripted_client.ScriptedSaltClient` (tests/unit/scripted_client.py, a test double); the
+integration tests run the same engine against real daemons.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pipeline.gitlab.models import User
 from pipeline.rollout.approvals import VerifiedApprover
 from pipeline.rollout.model import PromotionRefused
 from pipeline.rollout import Recovery, RolloutContext
-from pipeline.salt_client.scripted import ScriptedSaltClient
+from scripted_client import ScriptedSaltClient
 
 RELEASE = "rel-0123456789ab"
 PREVIOUS = "rel-ba9876543210"

@@ -17,7 +17,7 @@ from pipeline.deployments import DeploymentTrail
 from pipeline.errors import GitLabError
 from pipeline.gitlab import PythonGitLabClient
 from pipeline.rollout import Outcome, RolloutStore, resume_rollout, rollback_environment, start_rollout
-from pipeline.salt_client.scripted import Behavior, ScriptedSaltClient, failed_state_return
+from scripted_client import Behavior, ScriptedSaltClient, failed_state_return
 
 SERVER = "https://gitlab.example.net"
 DEPLOYMENTS = f"{SERVER}/api/v4/projects/1234/deployments"

@@ -16,7 +16,7 @@ from rollout_helpers import PREVIOUS, PROD_FLEET, RELEASE, TEST_FLEET, FakeServi
 
 from pipeline.cli import main
 from pipeline.lock import EnvironmentLock
-from pipeline.salt_client.scripted import Behavior, ScriptedSaltClient, failed_state_return
+from scripted_client import Behavior, ScriptedSaltClient, failed_state_return
 
 CONFIG = """\
 version: 1

@@ -22,7 +22,7 @@ from pipeline.rollout import (
     rollback_environment,
     start_rollout,
 )
-from pipeline.salt_client.scripted import Behavior, ScriptedSaltClient, failed_state_return
+from scripted_client import Behavior, ScriptedSaltClient, failed_state_return
 
 
 def fail_apply_on(*minions: str, saltenv: str | None = RELEASE):

@@ -13,7 +13,7 @@ from rollout_helpers import RELEASE, TEST_FLEET, Harness
 from pipeline.rollout import Outcome, start_rollout
 from pipeline.salt_client.base import MinionReturn
 from pipeline.salt_client.jobcache import SOURCE, JobCacheClient
-from pipeline.salt_client.scripted import Behavior, ScriptedSaltClient
+from scripted_client import Behavior, ScriptedSaltClient
 
 LOST = "test-db-1"
 

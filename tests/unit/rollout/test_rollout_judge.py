@@ -8,7 +8,7 @@ import pytest
 
 from pipeline.rollout import decide_gate, judge_return
 from pipeline.salt_client.base import MinionReturn
-from pipeline.salt_client.scripted import failed_state_return, ok_state_return
+from scripted_client import failed_state_return, ok_state_return
 
 OK_STATE = ok_state_return()
 FAILED_STATE = failed_state_return()

@@ -14,7 +14,7 @@ from webhook_receiver import webhook_receiver
 from pipeline.freeze import OVERRIDES_FILE, FreezeRefused
 from pipeline.notify import NotifySettings, notifier_from_environ
 from pipeline.rollout import Outcome, RolloutStore, start_rollout
-from pipeline.salt_client.scripted import ScriptedSaltClient
+from scripted_client import ScriptedSaltClient
 
 ALWAYS = {"name": "change-freeze", "start": "2000-01-01T00:00", "end": "2100-01-01T00:00", "timezone": "Europe/Berlin"}
 

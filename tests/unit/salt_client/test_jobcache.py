@@ -14,7 +14,7 @@ from pipeline.config import JobCache, PipelineConfig
 from pipeline.salt_client.api import SaltApiClient
 from pipeline.salt_client.base import MinionReturn
 from pipeline.salt_client.jobcache import SOURCE, JobCacheClient, JobCacheError, RedisJobCache, parse_returns
-from pipeline.salt_client.scripted import Behavior, ScriptedSaltClient
+from scripted_client import Behavior, ScriptedSaltClient
 
 JID = "20250101120000123456"
 CONFIG = JobCache(type="redis", host="redis.example.net", port=6380, db=2)

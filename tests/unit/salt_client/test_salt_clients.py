@@ -20,7 +20,7 @@ from pipeline.salt_client.base import MinionReturn
 from pipeline.salt_client.base import SaltClient as SaltClientBase
 from pipeline.salt_client.base import returns_from_list_job, running_from_find_job
 from pipeline.salt_client.local import EventRouter
-from pipeline.salt_client.scripted import ScriptedSaltClient
+from scripted_client import ScriptedSaltClient
 
 URL = "https://mom.example.net:8000"
 JID = "20250101120000123456"
