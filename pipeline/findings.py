@@ -174,13 +174,81 @@ def unique_fingerprints(findings: Iterable[Finding]) -> list[tuple[Finding, str]
 
 
 @dataclass(frozen=True)
+class MinionCoverage:
+    """What lint's renders produced for one fixture minion: ``rendered`` SLS rendered by Salt, ``text`` SLS
+    that did not render for it (a render error, a renderer the policy refuses, a blocked template; the policy
+    read their text where no minion rendered them) and ``limited`` SLS stopped by a render bound. The three add
+    up to the run's SLS count."""
+
+    minion: str
+    rendered: int
+    text: int
+    limited: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"minion": self.minion, "rendered": self.rendered, "text": self.text, "limited": self.limited}
+
+
+@dataclass(frozen=True)
+class UnrenderedBranch:
+    """A Jinja branch (``if``, ``elif``, ``else``, ``for``, ``for-else``, ``macro``, ``call``) of ``path`` that
+    no fixture minion's successful render reached, from ``line`` to ``end_line``: the policy checked its text."""
+
+    path: str
+    line: int
+    end_line: int
+    kind: str
+
+    @property
+    def where(self) -> str:
+        """``path:line`` or ``path:line-end``."""
+        return f"{self.path}:{self.line}" + (f"-{self.end_line}" if self.end_line != self.line else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "line": self.line, "end_line": self.end_line, "kind": self.kind}
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """What the fixture renders of a run covered (not findings: a gap is shown, it never fails the run).
+
+    ``sls`` SLS files were rendered for each of ``minions``; ``never_rendered`` lists the SLS no fixture
+    minion rendered (checked from their template text only); ``unrendered_branches`` the outermost Jinja
+    branches of rendered SLS that no render reached; ``unmapped`` the rendered SLS whose branches could not be
+    mapped (their whole text was checked again instead). Paths are sorted; branches by path and line.
+    """
+
+    sls: int
+    minions: tuple[MinionCoverage, ...] = ()
+    never_rendered: tuple[str, ...] = ()
+    unrendered_branches: tuple[UnrenderedBranch, ...] = ()
+    unmapped: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "never_rendered", tuple(sorted(set(self.never_rendered))))
+        object.__setattr__(self, "unmapped", tuple(sorted(set(self.unmapped))))
+        object.__setattr__(self, "unrendered_branches", tuple(sorted(set(self.unrendered_branches), key=lambda b: (b.path, b.line, b.end_line, b.kind))))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything, unbounded: ``sls``, ``minions``, ``never_rendered``, ``unrendered_branches``, ``unmapped``."""
+        return {
+            "sls": self.sls,
+            "minions": [m.to_dict() for m in self.minions],
+            "never_rendered": list(self.never_rendered),
+            "unrendered_branches": [b.to_dict() for b in self.unrendered_branches],
+            "unmapped": list(self.unmapped),
+        }
+
+
+@dataclass(frozen=True)
 class Report:
     """What a check stage hands to a formatter.
 
     ``tool`` names the stage (``"saltpipe lint"``); ``checked`` lists the paths that were checked (JUnit shows
     a passing test case for each clean one); ``stats`` holds counters worth showing (``{"sls": 250}``);
     ``notes`` are human lines (skipped steps, fallbacks); ``security_review_required`` is set when the change
-    touches the policy or waiver file, so the review gate can ask the security group.
+    touches the policy or waiver file, so the review gate can ask the security group. ``coverage`` is what the
+    fixture renders covered (None when nothing was rendered).
     """
 
     tool: str
@@ -190,6 +258,7 @@ class Report:
     stats: Mapping[str, int | float] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     security_review_required: bool = False
+    coverage: Coverage | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "findings", tuple(sort_findings(self.findings)))
@@ -226,8 +295,8 @@ class Report:
         return text
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON shape: ``{"findings": [...], "waived": [...], "summary": {...}, ...}``."""
-        return {
+        """The JSON shape: ``{"findings": [...], "waived": [...], "summary": {...}, ...}``; ``coverage`` when set."""
+        data: dict[str, Any] = {
             "tool": self.tool,
             "ok": self.ok,
             "findings": [f.to_dict() for f in self.findings],
@@ -237,3 +306,6 @@ class Report:
             "notes": list(self.notes),
             "security_review_required": self.security_review_required,
         }
+        if self.coverage is not None:
+            data["coverage"] = self.coverage.to_dict()
+        return data

@@ -32,6 +32,7 @@ MARKER = "<!-- saltpipe:mr-note -->"
 MAX_FINDINGS = 50
 MAX_TEST_FAILURES = 20
 MAX_IMPACT_STATES = 50
+MAX_COVERAGE_ITEMS = 20
 
 _BLOCKING = ("blocker", "critical", "error", "high", "major", "very_high")
 _WARNING = ("warning", "medium", "minor", "low")
@@ -56,9 +57,41 @@ class LintFinding(_Input):
     message: str
 
 
+class CoverageMinion(_Input):
+    """One fixture minion's renders in the ``coverage`` of ``saltpipe lint --format json``."""
+
+    minion: str
+    rendered: int
+    text: int
+    limited: int = 0
+
+
+class CoverageBranch(_Input):
+    """A Jinja branch no fixture minion rendered."""
+
+    path: str
+    line: int
+    end_line: int | None = None
+    kind: str = ""
+
+    @property
+    def where(self) -> str:
+        return f"{self.path}:{self.line}" + (f"-{self.end_line}" if self.end_line and self.end_line != self.line else "")
+
+
+class LintCoverage(_Input):
+    """The ``coverage`` of ``saltpipe lint --format json``: what the fixture renders covered (docs/lint.md)."""
+
+    sls: int
+    minions: tuple[CoverageMinion, ...] = ()
+    never_rendered: tuple[str, ...] = ()
+    unrendered_branches: tuple[CoverageBranch, ...] = ()
+
+
 class _FindingsFile(_Input):
     findings: tuple[LintFinding, ...]
     waived: tuple[dict[str, Any], ...] = ()  # findings a policy waiver covers: counted, not listed
+    coverage: LintCoverage | None = None
 
 
 class ImpactState(_Input):
@@ -125,7 +158,8 @@ class TestSummary:
 
 @dataclass(frozen=True)
 class MrReport:
-    """Everything one note shows. ``findings`` is ``None`` when no lint JSON was given (section omitted)."""
+    """Everything one note shows. ``findings`` is ``None`` when no lint JSON was given (section omitted);
+    ``coverage`` holds the render coverage of each lint JSON that has one."""
 
     head_sha: str | None
     pipeline_url: str | None
@@ -133,6 +167,7 @@ class MrReport:
     tests: tuple[TestSummary, ...]
     impact: ImpactReport | None
     waived: int = 0
+    coverage: tuple[LintCoverage, ...] = ()
 
 
 def _read(path: Path, what: str) -> str:
@@ -161,14 +196,15 @@ def _validation_error(path: Path, what: str, exc: ValidationError) -> UsageError
     return UsageError(f"{path}: {what}: {loc}: {first['msg']}{more}", hint=f"see docs/review.md for the {what} format")
 
 
-def load_findings(path: Path) -> tuple[tuple[LintFinding, ...], int]:
-    """Findings from a ``saltpipe lint --format json`` file, and how many findings waivers cover."""
+def load_findings(path: Path) -> tuple[tuple[LintFinding, ...], int, LintCoverage | None]:
+    """Findings from a ``saltpipe lint --format json`` file, how many findings waivers cover, and its render
+    coverage (None when the file has none)."""
     data = _json(path, "lint JSON")
     try:
         parsed = _FindingsFile.model_validate(data)
     except ValidationError as exc:
         raise _validation_error(path, "lint JSON", exc) from None
-    return parsed.findings, len(parsed.waived)
+    return parsed.findings, len(parsed.waived), parsed.coverage
 
 
 def load_impact(path: Path) -> ImpactReport:
@@ -226,12 +262,15 @@ def build_report(
     """Read every input into one :class:`MrReport`. Findings of several lint files are merged, duplicates once."""
     findings: tuple[LintFinding, ...] | None = None
     waived = 0
+    coverage: list[LintCoverage] = []
     if lint_json:
         merged: dict[LintFinding, None] = {}
         for path in lint_json:
-            found, covered = load_findings(path)
+            found, covered, rendered = load_findings(path)
             merged.update(dict.fromkeys(found))
             waived += covered
+            if rendered is not None:
+                coverage.append(rendered)
         findings = tuple(merged)
     return MrReport(
         head_sha=head_sha,
@@ -240,6 +279,7 @@ def build_report(
         tests=tuple(load_junit(p) for p in junit),
         impact=load_impact(impact_json) if impact_json is not None else None,
         waived=waived,
+        coverage=tuple(coverage),
     )
 
 
@@ -306,12 +346,42 @@ def _impact_summary(impact: ImpactReport) -> tuple[str, str]:
     return icon, text
 
 
+def _coverage_summary(coverage: LintCoverage) -> tuple[str, str]:
+    renders = sum(m.rendered for m in coverage.minions)
+    text = (
+        f"{renders} of {coverage.sls * len(coverage.minions)} renders ({coverage.sls} SLS × {_plural(len(coverage.minions), 'fixture minion')}); "
+        f"{_plural(len(coverage.never_rendered), 'file')} and {len(coverage.unrendered_branches)} Jinja "
+        f"branch{'' if len(coverage.unrendered_branches) == 1 else 'es'} never rendered"
+    )
+    return ("✅" if not coverage.never_rendered and not coverage.unrendered_branches else "🔶"), text
+
+
+def _coverage_section(coverage: LintCoverage) -> list[str]:
+    lines = ["", "#### Render coverage", "", "| Fixture minion | Rendered | Not rendered (checked from text) |", "|---|---|---|"]
+    for m in coverage.minions:
+        lines.append(f"| {_code(_cell(m.minion))} | {m.rendered} | {m.text + m.limited} |")
+    for title, items in (
+        ("never rendered by any fixture minion", [_code(_cell(p)) for p in coverage.never_rendered]),
+        ("Jinja branches no fixture minion rendered", [f"{_code(_cell(b.where))} ({_cell(b.kind)})" for b in coverage.unrendered_branches]),
+    ):
+        if not items:
+            continue
+        lines += ["", f"<details><summary>{title}: {len(items)}</summary>", ""]
+        lines += [f"- {item}" for item in items[:MAX_COVERAGE_ITEMS]]
+        if len(items) > MAX_COVERAGE_ITEMS:
+            lines.append(f"- …and {len(items) - MAX_COVERAGE_ITEMS} more; see the lint job's JSON report")
+        lines += ["", "</details>"]
+    return lines
+
+
 def render_markdown(report: MrReport) -> str:
     """The note's body: :data:`MARKER` first, a summary table, then one section per input."""
     lines = [MARKER, f"### saltpipe report{' for ' + _code(report.head_sha[:12]) if report.head_sha else ''}", ""]
     rows: list[tuple[str, str, str]] = []
     if report.findings is not None:
         rows.append(("Lint and policy", *_findings_summary(report.findings, report.waived)))
+    for coverage in report.coverage:
+        rows.append(("Render coverage", *_coverage_summary(coverage)))
     if report.tests:
         rows.append(("Tests", *_tests_summary(report.tests)))
     if report.impact is not None:
@@ -332,6 +402,9 @@ def render_markdown(report: MrReport) -> str:
             lines.append("| " + " | ".join(cells) + " |")
         if len(ordered) > MAX_FINDINGS:
             lines.append(f"\n_…and {len(ordered) - MAX_FINDINGS} more; see the lint job's report._")
+
+    for coverage in report.coverage:
+        lines += _coverage_section(coverage)
 
     if report.tests:
         lines += ["", "#### Tests", "", "| Report | Passed | Failed | Errors | Skipped |", "|---|---|---|---|---|"]

@@ -13,9 +13,8 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
-from pipeline.findings import Finding, Severity
+from pipeline.findings import Coverage, Finding, MinionCoverage, Severity, UnrenderedBranch
 from pipeline.lint.bounds import RENDER_LIMIT, RenderLimits
 from pipeline.lint.coverage import Branch, BranchTracker, find_branches
 from pipeline.lint.fixtures import MinionFixture
@@ -52,8 +51,8 @@ class Analysis:
     stats: dict[str, int] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-    #: What the fixture renders covered (:func:`coverage_summary`); empty when nothing was rendered.
-    coverage: dict[str, Any] = field(default_factory=dict)
+    #: What the fixture renders covered (:func:`render_and_check`); None when nothing was rendered.
+    coverage: Coverage | None = None
 
     def count(self, key: str, n: int = 1) -> None:
         self.stats[key] = self.stats.get(key, 0) + n
@@ -125,7 +124,7 @@ def render_and_check(
         by_root.setdefault(tree.states_root, [])  # top.sls is checked even when no SLS is selected
     started = time.perf_counter()
     tracker = BranchTracker()
-    rendered_by: dict[str, int] = {m.label: 0 for m in minions}
+    rendered_by: dict[str, set[str]] = {m.label: set() for m in minions}
     for root, group in sorted(by_root.items()):
         renderable = []
         for target in group:
@@ -174,7 +173,7 @@ def render_and_check(
                             out.findings.append(internal_error(source.path, "reading the rendered states", exc))
                         run.decls[target.name] = decls
                         rendered_ok.add(target.path.as_posix())
-                        rendered_by[minion.label] += 1
+                        rendered_by[minion.label].add(source.path)
                         tracker.keep()
                     else:
                         _record_error(tree, outcome, minion, render_errors)
@@ -225,7 +224,8 @@ def render_and_check(
     # again for the Jinja branches that no fixture minion took ({% if grains.id == 'db-7' %}cmd.run...).
     reported = {(f.rule, f.path, f.line) for f in out.findings}
     never: list[str] = []
-    branches: list[dict[str, Any]] = []
+    branches: list[UnrenderedBranch] = []
+    unmapped: list[str] = []
     for target in targets:
         out.checked.add(tree.rel(target.path))
         out.count("sls")
@@ -243,19 +243,24 @@ def render_and_check(
             continue
         missed = tracker.unreached(source.path)
         if missed is None:  # branches not mapped: the whole text, as before markers existed
+            unmapped.append(source.path)
             for finding in engine.check_sls(doc):
                 if (finding.rule, finding.path, finding.line) not in reported:
                     out.findings.append(replace(finding, message=f"{finding.message} (in the template text: no fixture minion renders this part)"))
             continue
-        branches += [{"path": source.path, "lines": b.lines, "kind": b.kind} for b in missed]
+        branches += [UnrenderedBranch(source.path, b.start_line, b.end_line, b.kind) for b in missed]
         out.findings += _branch_findings(engine, source, target.name, missed)
     if minions and targets:
-        out.coverage = {
-            "sls": len(targets),
-            "minions": [{"minion": label, "rendered": n, "text": len(targets) - len(limited) - n} for label, n in rendered_by.items()],
-            "never_rendered": sorted(never),
-            "unrendered_branches": branches,
-        }
+        paths = {tree.source(t.path).path for t in targets}
+        out.coverage = Coverage(
+            sls=len(paths),
+            minions=tuple(
+                MinionCoverage(label, len(ok), len(paths - ok - set(limited)), len(set(limited) - ok)) for label, ok in rendered_by.items()
+            ),
+            never_rendered=tuple(never),
+            unrendered_branches=tuple(branches),
+            unmapped=tuple(unmapped),
+        )
 
 
 def _salt_text(path: Path, fallback: str) -> str:

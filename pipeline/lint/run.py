@@ -156,5 +156,6 @@ def run_lint(options: LintOptions) -> LintResult:
         stats=dict(out.stats),
         notes=tuple(out.notes),
         security_review_required=final.security_review_required,
+        coverage=out.coverage,
     )
     return LintResult(report=report, selection=selection, timings=dict(out.timings))

@@ -120,4 +120,5 @@ def check_paths(options: PolicyCheckOptions) -> Report:
         checked=tuple(out.checked),
         stats=dict(out.stats),
         notes=tuple(out.notes),
+        coverage=out.coverage,
     )
