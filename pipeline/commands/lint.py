@@ -62,7 +62,8 @@ def lint(
 ) -> None:
     """All merge-request static checks: pylint + saltpylint on Python, every SLS rendered by Salt for every
     fixture minion (Jinja/YAML errors, top.sls, includes, duplicate IDs, state functions, requisites), and the
-    policy (no cmd.* and no way around it).
+    policy (no cmd.* and no way around it). The report ends with the render coverage: per fixture minion the
+    SLS rendered and not, the SLS no minion rendered and the Jinja branches none took (docs/lint.md).
 
     Exit 0 with no error-severity finding, 1 with any, 2 on a usage or configuration error.
     """

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import UsageError
-from pipeline.findings import Finding, Report, Severity, WaivedFinding
+from pipeline.findings import Coverage, Finding, MinionCoverage, Report, Severity, UnrenderedBranch, WaivedFinding
 from pipeline.formatters import get_formatter, names
 from pipeline.policy.check import PolicyCheckOptions, check_paths
 
@@ -111,3 +111,63 @@ def test_finding_validation() -> None:
     with pytest.raises(ValueError, match="kebab"):
         Finding("No_Cmd", Severity.ERROR, "a.sls", 1, "x")
     assert Finding("no-cmd-module", "warning", "a.sls", 1, "x").severity is Severity.WARNING  # type: ignore[arg-type]
+
+
+COVERED = Report(
+    tool="saltpipe lint",
+    checked=("states/a.sls",),
+    coverage=Coverage(
+        sls=14,
+        minions=(MinionCoverage("test/web-1", 12, 2), MinionCoverage("production/db-10", 11, 2, limited=1)),
+        never_rendered=("states/z.sls", "states/b.sls"),
+        unrendered_branches=tuple(UnrenderedBranch(f"states/f{n:02}.sls", n, n + (n % 2), "if") for n in range(1, 13)),
+        unmapped=("states/odd.sls",),
+    ),
+)
+
+
+def test_text_coverage_block_is_bounded() -> None:
+    text = get_formatter("text").format(COVERED)
+    block = text[text.index("coverage: "):text.index("saltpipe lint: ")]
+    assert block.splitlines() == [
+        "coverage: 14 SLS, rendered for 2 fixture minions",
+        "  test/web-1        12 rendered, 2 not rendered (checked from text)",
+        "  production/db-10  11 rendered, 2 not rendered (checked from text), 1 stopped by a render limit",
+        "  never rendered by any fixture minion: 2 files",
+        "    states/b.sls",
+        "    states/z.sls",
+        "  Jinja branches no fixture minion rendered (checked from their text): 12",
+        *[f"    states/f{n:02}.sls:{n}{'-' + str(n + 1) if n % 2 else ''} (if)" for n in range(1, 11)],
+        "    … and 2 more (--format json lists them all)",
+        "  branches not mapped (whole text checked): states/odd.sls",
+        "",
+    ]
+    assert "coverage" not in get_formatter("text").format(REPORT)
+
+
+def test_json_coverage_is_complete() -> None:
+    data = json.loads(get_formatter("json").format(COVERED))["coverage"]
+    assert data["sls"] == 14 and data["never_rendered"] == ["states/b.sls", "states/z.sls"] and data["unmapped"] == ["states/odd.sls"]
+    assert data["minions"][1] == {"minion": "production/db-10", "rendered": 11, "text": 2, "limited": 1}
+    assert [b["path"] for b in data["unrendered_branches"]] == [f"states/f{n:02}.sls" for n in range(1, 13)]
+    assert data["unrendered_branches"][0] == {"path": "states/f01.sls", "line": 1, "end_line": 2, "kind": "if"}
+    assert "coverage" not in json.loads(get_formatter("json").format(REPORT))
+
+
+def test_junit_coverage_is_suite_properties_and_output_not_a_failure() -> None:
+    suite = ET.fromstring(get_formatter("junit").format(COVERED)).find("testsuite")
+    assert suite is not None and suite.get("failures") == "0" and suite.get("tests") == "1"
+    props = {p.get("name"): p.get("value") for p in suite.iter("property")}
+    assert props == {
+        "coverage.sls": "14", "coverage.test/web-1.rendered": "12", "coverage.test/web-1.text": "2",
+        "coverage.production/db-10.rendered": "11", "coverage.production/db-10.text": "2",
+        "coverage.never_rendered": "2", "coverage.unrendered_branches": "12",
+    }
+    # The schema's order: properties, test cases, then the suite's system-out.
+    assert [child.tag for child in suite] == ["properties", "testcase", "system-out"]
+    assert (suite.findtext("system-out") or "").startswith("coverage: 14 SLS, rendered for 2 fixture minions\n")
+
+
+def test_codequality_has_no_coverage_entries() -> None:
+    """Code Quality is a list of issues; a coverage gap is not one (it is in the text, JSON and JUnit reports)."""
+    assert json.loads(get_formatter("codequality").format(COVERED)) == []

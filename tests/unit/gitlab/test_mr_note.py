@@ -296,3 +296,27 @@ def test_long_lists_are_cut() -> None:
     body = render_markdown(MrReport(head_sha=None, pipeline_url=None, findings=many, tests=(), impact=None))
     assert sum(1 for line in body.splitlines() if line.startswith("| warning")) == MAX_FINDINGS
     assert f"and {70 - MAX_FINDINGS} more" in body
+
+
+def test_render_coverage_from_the_lint_json_is_a_row_and_a_bounded_section(tmp_path: Path) -> None:
+    """The coverage ``saltpipe lint --format json`` writes: a summary row, a per-minion table, the gaps cut."""
+    from pipeline.findings import Coverage, MinionCoverage, Report, UnrenderedBranch
+    from pipeline.formatters import get_formatter
+
+    coverage = Coverage(
+        sls=3,
+        minions=(MinionCoverage("test/web-1", 3, 0), MinionCoverage("test/db-1", 2, 1)),
+        never_rendered=("states/db.sls",),
+        unrendered_branches=tuple(UnrenderedBranch("states/web.sls", n, n + 2, "if") for n in range(1, 26)),
+    )
+    path = tmp_path / "lint.json"
+    path.write_text(get_formatter("json").format(Report(tool="saltpipe lint", coverage=coverage)))
+    body = render_markdown(build_report(lint_json=(path,)))
+    assert "| Render coverage | 🔶 | 5 of 6 renders (3 SLS × 2 fixture minions); 1 file and 25 Jinja branches never rendered |" in body
+    assert "| `test/db-1` | 2 | 1 |" in body
+    assert "<details><summary>never rendered by any fixture minion: 1</summary>\n\n- `states/db.sls`\n" in body
+    assert "- `states/web.sls:20-22` (if)\n- …and 5 more; see the lint job's JSON report" in body
+    assert "states/web.sls:21-23" not in body
+    # A lint JSON without coverage (an older saltpipe, or nothing rendered): no row, no section.
+    path.write_text(get_formatter("json").format(Report(tool="saltpipe lint")))
+    assert "Render coverage" not in render_markdown(build_report(lint_json=(path,)))
