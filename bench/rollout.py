@@ -186,7 +186,7 @@ def _compare(topology: Any, rounds: int) -> dict[str, Any]:
     # pylint: disable=import-outside-toplevel
     from rollout_helpers import applied, context, journal, release
 
-    from pipeline.rollout import Outcome, start_rollout
+    from pipeline.rollout import Outcome, RolloutRequest, start_rollout
 
     minions = list(topology.env_minions("production"))
     tmp = Path(tempfile.mkdtemp(prefix="bench-rollout-"))
@@ -235,7 +235,7 @@ def _compare(topology: Any, rounds: int) -> dict[str, Any]:
         c = ctx()
         try:
             started = time.perf_counter()
-            result = start_rollout(c, rel)
+            result = start_rollout(RolloutRequest(c, rel))
             rollout_s.append(time.perf_counter() - started)
         finally:
             c.client.close()

@@ -36,6 +36,7 @@ from pipeline.rollout import (
     Plan,
     Recovery,
     RolloutContext,
+    RolloutRequest,
     RolloutResult,
     RolloutStore,
     SyncServing,
@@ -414,8 +415,9 @@ def run(app: AppContext, environment: str, release_id: str, approvers: tuple[str
             view.start(plan)
 
         try:
-            result = start_rollout(ctx, release_id, commit=commit, approve=approvers, no_rollback=no_rollback,
-                                   on_plan=on_plan, override_freeze=override_freeze, merge_request=merge_request)
+            result = start_rollout(RolloutRequest(
+                ctx, release_id, commit=commit, approve=approvers, no_rollback=no_rollback, on_plan=on_plan,
+                override_freeze=override_freeze, merge_request=merge_request))
         finally:
             ctx.client.close()
     _finish(result, report_json, report_html)

@@ -1,13 +1,14 @@
-"""What a rollout is given and what it hands back: :class:`RolloutContext`, :class:`Recovery`, :class:`RolloutResult`.
+"""What a rollout is given and what it hands back: :class:`RolloutContext`, :class:`Recovery`,
+:class:`RolloutRequest`, :class:`RolloutResult`.
 
-Contract: the context is frozen and built once by the caller (the CLI, the demo, tests); the stage never reads
-the environment, the process environment or a global. ``clock`` and ``http_get`` are injected so that unit
+Contract: the context and the request are frozen and built once by the caller (the CLI, the demo, tests); the
+stage never reads the environment, the process environment or a global. ``clock`` and ``http_get`` are injected so that unit
 tests spend no real time and open no socket; ``observer`` sees every journal record as it is written.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,29 @@ class RolloutContext:
     @property
     def approvals(self) -> ApprovalStore:
         return ApprovalStore(self.state_dir)
+
+
+@dataclass(frozen=True)
+class RolloutRequest:
+    """One rollout to start (:func:`pipeline.rollout.start_rollout`): ``release`` to the context's environment.
+
+    ``approve`` names the approvers given with ``--approve`` (checked through GitLab); ``on_plan`` is called
+    with the saved plan before the first batch (the CLI prints it); ``override_freeze`` is the journaled reason
+    to roll out inside a freeze window; ``merge_request`` (the release's provenance: the MR that brought
+    ``commit``) is journaled as the first link of the chain.
+    """
+
+    context: RolloutContext
+    release: str
+    commit: str | None = None
+    approve: Sequence[str] = ()
+    no_rollback: bool = False
+    on_plan: Callable[[Plan], None] | None = None
+    override_freeze: str | None = None
+    merge_request: Mapping[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "approve", tuple(self.approve))  # frozen all the way down
 
 
 @dataclass(frozen=True)

@@ -20,16 +20,15 @@ Contracts:
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 from pipeline.config import Canary, Size
 from pipeline.freeze import check_freeze, record_override
 from pipeline.lock import EnvironmentLock
 from pipeline.rollout.approvals import check_approvals
 from pipeline.rollout.audit import open_deployment, release_commit
-from pipeline.rollout.context import RolloutContext, RolloutResult
+from pipeline.rollout.context import RolloutContext, RolloutRequest, RolloutResult
 from pipeline.rollout.journal import Progress, RolloutStore, load_progress, new_progress
 from pipeline.rollout.machine import RolloutMachine, touched
 from pipeline.rollout.model import Outcome, Plan, PlanError, RolloutStateError, Step, StepStatus
@@ -52,25 +51,14 @@ def _user() -> str:
         return "unknown"
 
 
-def start_rollout(
-    ctx: RolloutContext,
-    release: str,
-    *,
-    commit: str | None = None,
-    approve: Sequence[str] = (),
-    no_rollback: bool = False,
-    on_plan: Callable[[Plan], None] | None = None,
-    override_freeze: str | None = None,
-    merge_request: Mapping[str, Any] | None = None,
-) -> RolloutResult:
-    """Check, plan and run a rollout of ``release`` to the context's environment (holding its lock throughout).
+def start_rollout(request: RolloutRequest) -> RolloutResult:
+    """Check, plan and run the rollout ``request`` asks for (holding the environment's lock throughout).
 
-    ``on_plan`` is called with the saved plan before the first batch (the CLI prints it). Inside a freeze window
-    of the environment the rollout is refused (:class:`~pipeline.freeze.FreezeRefused`, before anything is
-    planned) unless ``override_freeze`` gives a reason, which is journaled (``freeze_overridden``).
-    ``merge_request`` (the release's provenance: the MR that brought ``commit``) is journaled as the first link
-    of the chain.
+    Inside a freeze window of the environment the rollout is refused (:class:`~pipeline.freeze.FreezeRefused`,
+    before anything is planned) unless ``request.override_freeze`` gives a reason, which is journaled
+    (``freeze_overridden``). The request's fields: :class:`~pipeline.rollout.context.RolloutRequest`.
     """
+    ctx, release, commit = request.context, request.release, request.commit
     env = ctx.environment
     lock = _lock(ctx, "rollout")
     try:
@@ -81,8 +69,8 @@ def start_rollout(
                 f"rollout {unfinished} of {env.name} is unfinished",
                 hint=f"continue it with `saltpipe rollout resume {env.name}` or undo it with `saltpipe rollback {env.name}`",
             )
-        freeze = check_freeze(env.name, env.freeze, action="rollout", override=override_freeze)
-        check = check_approvals(ctx.authority, ctx.config, env, release, approve, store, ctx.approvals)
+        freeze = check_freeze(env.name, env.freeze, action="rollout", override=request.override_freeze)
+        check = check_approvals(ctx.authority, ctx.config, env, release, request.approve, store, ctx.approvals)
         plan = _plan_rollout(ctx, release, commit)
         deployment = open_deployment(ctx.deployments, env.name, commit)  # fails closed before any batch
         store.save_plan(plan)
@@ -90,7 +78,7 @@ def start_rollout(
         executor = RolloutMachine(ctx, plan, new_progress(plan))
         executor.write(
             "rollout_started",
-            merge_request=dict(merge_request) if merge_request else None,
+            merge_request=dict(request.merge_request) if request.merge_request else None,
             kind=plan.kind,
             rollout_id=plan.rollout_id,
             environment=env.name,
@@ -102,7 +90,7 @@ def start_rollout(
             host=socket.gethostname(),
             population=plan.population,
             batches=[len(b.minions) for b in plan.batches],
-            no_rollback=no_rollback,
+            no_rollback=request.no_rollback,
             client=ctx.client.name,
         )
         executor.write("promotion_checked", **check.to_json())
@@ -110,8 +98,8 @@ def start_rollout(
             override = record_override(ctx.state_dir, freeze, action="rollout", release=release)
             executor.write("freeze_overridden", **freeze.to_json(), by=override["by"])
         executor.write(**deployment)
-        if on_plan:
-            on_plan(plan)
+        if request.on_plan:
+            request.on_plan(plan)
         return executor.run()
     finally:
         lock.release()

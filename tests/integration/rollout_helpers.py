@@ -169,12 +169,12 @@ def journal(state_dir: Path, rollout_id: str) -> list[dict[str, Any]]:
 
 def main(argv: list[str]) -> int:
     """``start WORKDIR CONFIG RELEASE``: run a rollout in this process (to be killed by the test)."""
-    from pipeline.rollout import start_rollout
+    from pipeline.rollout import RolloutRequest, start_rollout
 
     _, workdir, config, release_id = argv
     topology = load_topology(Path(workdir))
     ctx = context(topology, Path(config))
-    result = start_rollout(ctx, release_id)
+    result = start_rollout(RolloutRequest(ctx, release_id))
     print(result.outcome.value)
     return 0
 

@@ -34,7 +34,7 @@ from sync_helpers import make_release
 
 from pipeline.config import load_config
 from pipeline.release import ReleaseStore
-from pipeline.rollout import Outcome, RolloutContext, SyncServing, start_rollout
+from pipeline.rollout import Outcome, RolloutContext, RolloutRequest, SyncServing, start_rollout
 from pipeline.salt_client.jobcache import SOURCE, with_job_cache
 from pipeline.salt_client.local import LocalSaltClient
 from pipeline.topology import Topology
@@ -203,7 +203,7 @@ def roll(topology: Topology, state: dict[str, Any], cache: RedisServer | None, k
     if kind == "restart":
         ctx = replace(ctx, observer=restart_after_the_returns)
     try:
-        result = start_rollout(ctx, rel)
+        result = start_rollout(RolloutRequest(ctx, rel))
     finally:
         ctx.client.close()
         fault.heal()

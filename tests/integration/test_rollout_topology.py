@@ -44,7 +44,7 @@ from rollout_helpers import (
 
 from pipeline.config import load_config
 from pipeline.errors import LockError
-from pipeline.rollout import Outcome, resume_rollout, rollback_environment, start_rollout
+from pipeline.rollout import Outcome, RolloutRequest, resume_rollout, rollback_environment, start_rollout
 from pipeline.rollout.planner import order_minions
 from pipeline.sync import SaltMasterAttestor, attest, saltenv_for
 from pipeline.topology import Topology
@@ -117,6 +117,10 @@ def published_targets(records: list[dict], step_prefix: str = "") -> dict[int, s
     return out
 
 
+def start(ctx, release_id, **kwargs):
+    return start_rollout(RolloutRequest(ctx, release_id, **kwargs))
+
+
 def run(topology, state, fn, *args, **kwargs):
     ctx = context(topology, state["config"])
     try:
@@ -130,7 +134,7 @@ def run(topology, state, fn, *args, **kwargs):
 
 def test_happy_path_canary_first_then_promoted(topology, state, minions, order, v0) -> None:
     v1 = release(state["dir"], "v1").id
-    result = run(topology, state, start_rollout, v1)
+    result = run(topology, state, start, v1)
     assert result.outcome is Outcome.SUCCEEDED
     plan = result.plan
     assert [b.minions for b in plan.batches] == [tuple(order[:1]), tuple(order[1:2]), tuple(order[2:])]
@@ -164,7 +168,7 @@ def test_rollback_switches_base_back_and_reapplies(topology, state, minions, v0)
 def test_failing_canary_halts_and_touches_no_other_minion(topology, state, minions, order, v0) -> None:
     canary = order[0]
     bad = release(state["dir"], "bad-canary", fail_on=[canary]).id
-    result = run(topology, state, start_rollout, bad)
+    result = run(topology, state, start, bad)
     assert result.outcome is Outcome.ROLLED_BACK
     records = journal(state["dir"], result.plan.rollout_id)
     (gate,) = [r for r in records if r["event"] == "gate"]
@@ -197,7 +201,7 @@ def test_minion_stopped_mid_run_is_missing_and_never_promoted(topology, state, o
     # test short; the live minions of this topology return in 2-4 s.
     ctx = context(topology, state["config"], observer=observer, recovery=replace(FAST, job_timeout=10.0))
     try:
-        result = start_rollout(ctx, v3)
+        result = start(ctx, v3)
     finally:
         ctx.client.close()
         restart_minion(topology, victim)  # the session's topology is whole again for the next tests
@@ -255,7 +259,7 @@ def test_killed_rollout_resumes_without_rerunning_a_finished_batch(topology, sta
         _wait_for(records, lambda rs: any(r["event"] == "batch_started" for r in rs), deadline, proc)
         # A second rollout of the environment meanwhile is refused, naming the holder and since when.
         with pytest.raises(LockError) as refused:
-            run(topology, state, start_rollout, v4)
+            run(topology, state, start, v4)
         message = str(refused.value)
         assert f"environment '{ENV}' is locked: rollout by" in message and f"pid {proc.pid}" in message
         assert " since 20" in message, message
@@ -314,7 +318,7 @@ def test_production_approval_is_proven_by_gitlab(topology, state, minions, v0) -
             ci = CiEnvironment.from_environ(gitlab.environ(token, pipeline_id))
             authority = GitLabApprovals(PythonGitLabClient(gitlab.url, token, "1"), ci)
             try:
-                return start_rollout(replace(ctx, environment=env, authority=authority), rel, approve=[approver])
+                return start(replace(ctx, environment=env, authority=authority), rel, approve=[approver])
             finally:
                 ctx.client.close()
 

@@ -24,7 +24,7 @@ from rollout_helpers import ENV, applied, context, release, write_config
 from pipeline.config import load_config
 from pipeline.freeze import FreezeRefused
 from pipeline.notify import NotifySettings, notifier_from_environ
-from pipeline.rollout import Outcome, start_rollout
+from pipeline.rollout import Outcome, RolloutRequest, start_rollout
 from pipeline.rollout.planner import order_minions
 from pipeline.topology import Topology
 from pipeline.web.app import create_app
@@ -70,7 +70,7 @@ def test_rollout_with_webhook_then_status_page_then_freeze(topology: Topology, t
                                              {"SALTPIPE_NOTIFY_WEBHOOK": hook.url})
             ctx = replace(context(topology, config_path), notifier=notifier)
             try:
-                result = start_rollout(ctx, bad, commit="0123456789abcdef0123456789abcdef01234567")
+                result = start_rollout(RolloutRequest(ctx, bad, commit="0123456789abcdef0123456789abcdef01234567"))
             finally:
                 ctx.client.close()
         assert result.outcome is Outcome.ROLLED_BACK
@@ -107,7 +107,7 @@ def test_rollout_with_webhook_then_status_page_then_freeze(topology: Topology, t
         ctx = context(topology, frozen_path)
         try:
             with pytest.raises(FreezeRefused, match="it-freeze"):
-                start_rollout(ctx, bad)
+                start_rollout(RolloutRequest(ctx, bad))
         finally:
             ctx.client.close()
         assert len(list((state_dir / "rollouts" / ENV).glob("*/plan.json"))) == 1

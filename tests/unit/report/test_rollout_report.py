@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from pipeline.report import build_report, render_html
-from pipeline.rollout import load_progress, start_rollout
+from pipeline.rollout import RolloutRequest, load_progress, start_rollout
 from scripted_client import Behavior, ScriptedSaltClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "rollout"))
@@ -32,7 +32,7 @@ def _halted_report(harness: Harness) -> dict[str, Any]:
             return Behavior(ret={"pkg_|-x_|-x_|-installed": {"result": False, "comment": EVIL, "duration": 5.0}}, retcode=2)
         return None
 
-    result = start_rollout(harness.ctx("test", ScriptedSaltClient(TEST_FLEET, script=script)), RELEASE, commit="c0ffee")
+    result = start_rollout(RolloutRequest(harness.ctx("test", ScriptedSaltClient(TEST_FLEET, script=script)), RELEASE, commit="c0ffee"))
     return json.loads(result.report_path.read_text(encoding="utf-8"))
 
 

@@ -16,7 +16,7 @@ from rollout_helpers import RELEASE, TEST_FLEET, Harness
 from pipeline.deployments import DeploymentTrail
 from pipeline.errors import GitLabError
 from pipeline.gitlab import PythonGitLabClient
-from pipeline.rollout import Outcome, RolloutStore, resume_rollout, rollback_environment, start_rollout
+from pipeline.rollout import Outcome, RolloutRequest, RolloutStore, resume_rollout, rollback_environment, start_rollout
 from scripted_client import Behavior, ScriptedSaltClient, failed_state_return
 
 SERVER = "https://gitlab.example.net"
@@ -57,7 +57,7 @@ def test_a_succeeded_rollout_is_a_successful_deployment_and_the_report_shows_the
     def observe(record: dict[str, Any]) -> None:
         order.append(record["event"])
 
-    result = start_rollout(_ctx(harness, client, observer=observe), RELEASE, commit=COMMIT, merge_request=MR)
+    result = start_rollout(RolloutRequest(_ctx(harness, client, observer=observe), RELEASE, commit=COMMIT, merge_request=MR))
     assert result.outcome is Outcome.SUCCEEDED
     assert _calls(gitlab) == [("POST", "running"), ("PUT", "success")]
     # Recorded in GitLab before the first job was published.
@@ -81,7 +81,7 @@ def test_a_halt_and_its_rollback_are_one_failed_deployment(harness: Harness, git
         return None
 
     harness.serving.base = "rel-ba9876543210"
-    result = start_rollout(_ctx(harness, ScriptedSaltClient(TEST_FLEET, script=script)), RELEASE, commit=COMMIT)
+    result = start_rollout(RolloutRequest(_ctx(harness, ScriptedSaltClient(TEST_FLEET, script=script)), RELEASE, commit=COMMIT))
     assert result.outcome is Outcome.ROLLED_BACK
     assert _calls(gitlab) == [("POST", "running"), ("PUT", "failed")]
     assert json.loads(result.report_path.read_text())["chain"]["deployment"]["status"] == "failed"
@@ -95,7 +95,7 @@ def test_a_resumed_rollout_keeps_its_one_deployment(harness: Harness, gitlab) ->
             raise Crash()
 
     with pytest.raises(Crash):
-        start_rollout(_ctx(harness, client, observer=crash), RELEASE, commit=COMMIT)
+        start_rollout(RolloutRequest(_ctx(harness, client, observer=crash), RELEASE, commit=COMMIT))
     assert _calls(gitlab) == [("POST", "running")]
     result = resume_rollout(_ctx(harness, client))
     assert result.outcome is Outcome.SUCCEEDED
@@ -111,7 +111,7 @@ def test_an_unfinished_rollout_rolled_back_by_the_operator_is_failed(harness: Ha
             raise Crash()
 
     with pytest.raises(Crash):
-        start_rollout(_ctx(harness, client, observer=crash), RELEASE, commit=COMMIT)
+        start_rollout(RolloutRequest(_ctx(harness, client, observer=crash), RELEASE, commit=COMMIT))
     rollback_environment(_ctx(harness, client))
     assert _calls(gitlab) == [("POST", "running"), ("PUT", "failed")]
 
@@ -121,7 +121,7 @@ def test_gitlab_refusing_the_record_stops_the_rollout_before_any_job(harness: Ha
     with responses.RequestsMock() as rsps:
         rsps.add(responses.POST, DEPLOYMENTS, json={"message": "403 Forbidden"}, status=403)
         with pytest.raises(GitLabError, match="rollout does not start"):
-            start_rollout(_ctx(harness, client), RELEASE, commit=COMMIT)
+            start_rollout(RolloutRequest(_ctx(harness, client), RELEASE, commit=COMMIT))
     assert client.published == [] and RolloutStore(harness.state_dir).current("test") is None
 
 
@@ -130,14 +130,14 @@ def test_a_status_gitlab_does_not_take_is_in_the_report_and_the_outcome_stands(h
     with responses.RequestsMock() as rsps:
         rsps.add(responses.POST, DEPLOYMENTS, json=PAYLOAD, status=201)
         rsps.add(responses.PUT, f"{DEPLOYMENTS}/5120", json={"message": "502 Bad Gateway"}, status=502)
-        result = start_rollout(_ctx(harness, client), RELEASE, commit=COMMIT)
+        result = start_rollout(RolloutRequest(_ctx(harness, client), RELEASE, commit=COMMIT))
     assert result.outcome is Outcome.SUCCEEDED
     (failure,) = json.loads(result.report_path.read_text())["chain"]["deployment_failures"]
     assert failure["status"] == "success" and "HTTP 502" in failure["message"] and "by hand" in failure["hint"]
 
 
 def test_without_gitlab_the_journal_says_nothing_was_recorded(harness: Harness) -> None:
-    result = start_rollout(harness.ctx("test", ScriptedSaltClient(TEST_FLEET)), RELEASE, commit=COMMIT)
+    result = start_rollout(RolloutRequest(harness.ctx("test", ScriptedSaltClient(TEST_FLEET)), RELEASE, commit=COMMIT))
     assert harness.events("deployment_skipped")[0]["reason"].startswith("GitLab is not configured")
     assert json.loads(result.report_path.read_text())["chain"]["deployment"] is None
 
@@ -147,7 +147,7 @@ def test_status_finds_the_chain_of_the_served_release(harness: Harness, gitlab) 
     from pipeline.rollout.audit import served_chain
 
     assert served_chain(harness.state_dir, "test", RELEASE) is None
-    start_rollout(_ctx(harness, ScriptedSaltClient(TEST_FLEET)), RELEASE, commit=COMMIT, merge_request=MR)
+    start_rollout(RolloutRequest(_ctx(harness, ScriptedSaltClient(TEST_FLEET)), RELEASE, commit=COMMIT, merge_request=MR))
     chain = served_chain(harness.state_dir, "test", RELEASE)
     assert chain is not None and chain["outcome"] == "succeeded" and chain["merge_request"]["iid"] == 42
     line = describe_chain(chain)

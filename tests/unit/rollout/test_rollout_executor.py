@@ -15,6 +15,7 @@ from pipeline.rollout import (
     PlanError,
     PromotionRefused,
     Recovery,
+    RolloutRequest,
     RolloutStateError,
     RolloutStore,
     load_progress,
@@ -43,7 +44,7 @@ def published_minions(client: ScriptedSaltClient, saltenv: str) -> set[str]:
 def succeed_test(harness: Harness) -> None:
     """Record a successful test rollout of RELEASE (production requires it)."""
     client = ScriptedSaltClient(TEST_FLEET)
-    assert start_rollout(harness.ctx("test", client), RELEASE).outcome is Outcome.SUCCEEDED
+    assert start_rollout(RolloutRequest(harness.ctx("test", client), RELEASE)).outcome is Outcome.SUCCEEDED
     harness.serving.base = PREVIOUS  # production's syndics still serve the previous release
 
 
@@ -52,7 +53,7 @@ def succeed_test(harness: Harness) -> None:
 
 def test_happy_path_runs_canary_first_then_batches_and_promotes(harness: Harness) -> None:
     client = ScriptedSaltClient(TEST_FLEET)
-    result = start_rollout(harness.ctx("test", client), RELEASE, commit="c0ffee")
+    result = start_rollout(RolloutRequest(harness.ctx("test", client), RELEASE, commit="c0ffee"))
     assert result.outcome is Outcome.SUCCEEDED and result.ok
     # Every job went to an explicit list, canary alone first, each batch synced before it was applied.
     jobs = [(r.fun, r.targets, r.kwarg) for r in client.published]
@@ -84,7 +85,7 @@ def test_happy_path_runs_canary_first_then_batches_and_promotes(harness: Harness
 
 def test_every_decision_and_result_is_in_the_journal(harness: Harness) -> None:
     client = ScriptedSaltClient(TEST_FLEET)
-    result = start_rollout(harness.ctx("test", client), RELEASE)
+    result = start_rollout(RolloutRequest(harness.ctx("test", client), RELEASE))
     path = harness.state_dir / "rollouts" / "test" / result.plan.rollout_id / "journal.jsonl"
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     assert [r["seq"] for r in lines] == list(range(1, len(lines) + 1))
@@ -101,7 +102,7 @@ def test_every_decision_and_result_is_in_the_journal(harness: Harness) -> None:
 
 def test_failing_canary_halts_and_rolls_back_touching_no_other_minion(harness: Harness) -> None:
     client = ScriptedSaltClient(TEST_FLEET, script=fail_apply_on("test-web-1"))
-    result = start_rollout(harness.ctx("test", client), RELEASE)
+    result = start_rollout(RolloutRequest(harness.ctx("test", client), RELEASE))
     assert result.outcome is Outcome.ROLLED_BACK and not result.ok
     # Only the canary ever received anything: the new release, then the rollback.
     assert client.touched() == {"test-web-1"}
@@ -126,7 +127,7 @@ def test_failing_canary_halts_and_rolls_back_touching_no_other_minion(harness: H
 
 def test_a_canary_that_cannot_be_retired_is_a_journaled_warning_not_a_failure(harness: Harness) -> None:
     harness.serving.fail_retire = True
-    result = start_rollout(harness.ctx("test", ScriptedSaltClient(TEST_FLEET)), RELEASE)
+    result = start_rollout(RolloutRequest(harness.ctx("test", ScriptedSaltClient(TEST_FLEET)), RELEASE))
     assert result.outcome is Outcome.SUCCEEDED
     (warning,) = harness.events("canary_retire_failed")
     assert "Permission denied" in warning["message"] and "--remove-canary" in warning["hint"]
@@ -136,7 +137,7 @@ def test_a_canary_that_cannot_be_retired_is_a_journaled_warning_not_a_failure(ha
 
 def test_failure_in_a_later_batch_rolls_back_it_and_every_earlier_batch(harness: Harness) -> None:
     client = ScriptedSaltClient(TEST_FLEET, script=fail_apply_on("test-db-1"))
-    result = start_rollout(harness.ctx("test", client), RELEASE)
+    result = start_rollout(RolloutRequest(harness.ctx("test", client), RELEASE))
     assert result.outcome is Outcome.ROLLED_BACK
     assert "test-web-2" not in client.touched()  # batch 2 never ran
     rollback_jobs = [(r.fun, r.targets) for r in client.published if r.kwarg.get("saltenv") == "base"]
@@ -151,7 +152,7 @@ def test_failure_in_a_later_batch_rolls_back_it_and_every_earlier_batch(harness:
 
 def test_no_rollback_halts_and_leaves_the_touched_minions(harness: Harness) -> None:
     client = ScriptedSaltClient(TEST_FLEET, script=fail_apply_on("test-db-1"))
-    result = start_rollout(harness.ctx("test", client), RELEASE, no_rollback=True)
+    result = start_rollout(RolloutRequest(harness.ctx("test", client), RELEASE, no_rollback=True))
     assert result.outcome is Outcome.HALTED
     assert published_minions(client, "base") == set()
     assert "--no-rollback" in harness.events("rollback_skipped")[0]["reason"]
@@ -170,7 +171,7 @@ def test_no_rollback_halts_and_leaves_the_touched_minions(harness: Harness) -> N
 def test_first_release_cannot_be_rolled_back_and_says_so(harness: Harness) -> None:
     harness.serving.base = None
     client = ScriptedSaltClient(TEST_FLEET, script=fail_apply_on("test-web-1"))
-    result = start_rollout(harness.ctx("test", client), RELEASE)
+    result = start_rollout(RolloutRequest(harness.ctx("test", client), RELEASE))
     assert result.outcome is Outcome.HALTED
     assert "nothing to roll back to" in harness.events("rollback_skipped")[0]["reason"]
     assert client.touched() == {"test-web-1"}
@@ -182,7 +183,7 @@ def test_failure_ratio_lets_a_batch_pass_within_its_budget(harness: Harness) -> 
     # production requires a test rollout of the release and an approval
     succeed_test(harness)
     client = ScriptedSaltClient(PROD_FLEET, script=fail_apply_on("prod-a-3"))
-    result = start_rollout(harness.ctx("production", client), RELEASE, approve=["alice"])
+    result = start_rollout(RolloutRequest(harness.ctx("production", client), RELEASE, approve=["alice"]))
     assert result.outcome is Outcome.SUCCEEDED
     gates = harness.events("gate")
     assert [g["failed"] for g in gates][-1] == 1 and all(g["passed"] for g in gates)
@@ -194,7 +195,7 @@ def test_rollback_that_fails_on_a_minion_is_reported_as_halted(harness: Harness)
             return Behavior(ret=failed_state_return(), retcode=2)  # fails forward and back
         return None
 
-    result = start_rollout(harness.ctx("test", ScriptedSaltClient(TEST_FLEET, script=script)), RELEASE)
+    result = start_rollout(RolloutRequest(harness.ctx("test", ScriptedSaltClient(TEST_FLEET, script=script)), RELEASE))
     assert result.outcome is Outcome.HALTED
     assert harness.events("rollback_finished")[0]["failed"] == ["test-web-1"]
 
@@ -210,7 +211,7 @@ def test_minion_still_running_is_waited_for_not_counted_missing(harness: Harness
         return None
 
     client = ScriptedSaltClient(TEST_FLEET, script=script)
-    result = start_rollout(harness.ctx("test", client), RELEASE)
+    result = start_rollout(RolloutRequest(harness.ctx("test", client), RELEASE))
     assert result.outcome is Outcome.SUCCEEDED
     finds = [r for r in harness.events("lookup") if r["method"] == "find_job"]
     assert finds[0]["running"] == ["test-web-1"]
@@ -229,7 +230,7 @@ def test_lost_return_is_recovered_from_a_job_cache(harness: Harness, delivery: s
         return None
 
     client = ScriptedSaltClient(TEST_FLEET, script=script)
-    result = start_rollout(harness.ctx("test", client), RELEASE)
+    result = start_rollout(RolloutRequest(harness.ctx("test", client), RELEASE))
     assert result.outcome is Outcome.SUCCEEDED
     res = [r for r in harness.events("minion_result") if r["minion"] == "test-web-1" and r["step"] == "apply"][0]
     assert res["status"] == "ok" and res["source"] == source
@@ -243,7 +244,7 @@ def test_truly_missing_minion_is_looked_up_then_counted_missing_and_halts(harnes
 
     client = ScriptedSaltClient(TEST_FLEET, script=script, reachable_syndic_caches=frozenset())
     ctx = harness.ctx("test", client)
-    result = start_rollout(ctx, RELEASE)
+    result = start_rollout(RolloutRequest(ctx, RELEASE))
     assert result.outcome is Outcome.ROLLED_BACK
     lookups = [r for r in harness.events("lookup") if "test-db-1" in r["asked"]]
     methods = [r["method"] for r in lookups if r["step"] == "sync"]
@@ -271,7 +272,7 @@ def test_missing_within_the_missing_budget_passes(harness: Harness) -> None:
     def script(minion: str, fun: str, arg: Any, kwarg: dict[str, Any]) -> Behavior | None:
         return Behavior(delivery="never") if minion == "test-web-2" else None
 
-    result = start_rollout(harness.ctx("test", ScriptedSaltClient(TEST_FLEET, script=script)), RELEASE)
+    result = start_rollout(RolloutRequest(harness.ctx("test", ScriptedSaltClient(TEST_FLEET, script=script)), RELEASE))
     assert result.outcome is Outcome.SUCCEEDED
     report = json.loads(result.report_path.read_text(encoding="utf-8"))
     assert report["totals"]["missing"] == 1
@@ -291,7 +292,7 @@ def test_bake_and_health_function_gate_the_batch(harness: Harness) -> None:
         return None
 
     client = ScriptedSaltClient(TEST_FLEET, script=script, extra=("ops_app.health",))
-    result = start_rollout(harness.ctx("test", client), RELEASE)
+    result = start_rollout(RolloutRequest(harness.ctx("test", client), RELEASE))
     assert result.outcome is Outcome.ROLLED_BACK
     assert harness.clock.slept.count(30) == 2  # canary and batch 1 baked before their health checks
     health = client.calls("ops_app.health")
@@ -304,7 +305,7 @@ def test_health_function_must_be_allowed_by_the_client(harness: Harness) -> None
     harness.config = make_config(test={"gates": {"health_check": {"function": "ops_app.health"}}})
     client = ScriptedSaltClient(TEST_FLEET)  # built without the health function
     with pytest.raises(PlanError, match="not allowed"):
-        start_rollout(harness.ctx("test", client), RELEASE)
+        start_rollout(RolloutRequest(harness.ctx("test", client), RELEASE))
     assert client.published == []
 
 
@@ -323,7 +324,7 @@ def test_http_health_check_per_minion(harness: Harness) -> None:
         return 503 if "test-web-2" in url else 200
 
     client = ScriptedSaltClient(TEST_FLEET, script=script)
-    result = start_rollout(harness.ctx("test", client, http_get=http_get), RELEASE)
+    result = start_rollout(RolloutRequest(harness.ctx("test", client, http_get=http_get), RELEASE))
     assert result.outcome is Outcome.ROLLED_BACK
     assert seen == [
         "http://test-web-1.example.net:8080/health?m=test-web-1",
@@ -349,14 +350,14 @@ def test_resume_after_a_crash_mid_batch_collects_by_jid_and_never_reruns_a_finis
             raise Crash()
 
     with pytest.raises(Crash):
-        start_rollout(harness.ctx("test", client, observer=crash_after_batch1_apply_published), RELEASE)
+        start_rollout(RolloutRequest(harness.ctx("test", client, observer=crash_after_batch1_apply_published), RELEASE))
     store = RolloutStore(harness.state_dir)
     rollout_id = store.current("test")
     assert rollout_id and load_progress(store, "test", rollout_id).state() == "running"
     before = len(client.published)
 
     with pytest.raises(RolloutStateError, match="unfinished"):
-        start_rollout(harness.ctx("test", client), RELEASE)
+        start_rollout(RolloutRequest(harness.ctx("test", client), RELEASE))
 
     result = resume_rollout(harness.ctx("test", client))
     assert result.outcome is Outcome.SUCCEEDED and result.plan.rollout_id == rollout_id
@@ -391,9 +392,9 @@ def test_resume_right_after_a_publish_waits_for_the_job_instead_of_counting_it_m
             raise Crash()
 
     with pytest.raises(Crash):
-        start_rollout(
+        start_rollout(RolloutRequest(
             harness.ctx("test", client, observer=crash_after_batch1_apply_published, recovery=rec), RELEASE
-        )
+        ))
     result = resume_rollout(harness.ctx("test", client, recovery=rec))
     assert result.outcome is Outcome.SUCCEEDED
     got = [r for r in harness.events("minion_result") if r["minion"] == "test-db-1" and r["step"] == "apply"]
@@ -408,7 +409,7 @@ def test_crash_inside_publish_republishes_the_step_on_resume(harness: Harness) -
             raise Crash()
 
     with pytest.raises(Crash):
-        start_rollout(harness.ctx("test", client, observer=crash), RELEASE)
+        start_rollout(RolloutRequest(harness.ctx("test", client, observer=crash), RELEASE))
     result = resume_rollout(harness.ctx("test", client))
     assert result.outcome is Outcome.SUCCEEDED
     assert [r.targets for r in client.calls("saltutil.sync_all")] == [("test-web-1",), ("test-db-1",), ("test-web-2",)]
@@ -428,7 +429,7 @@ def test_resume_between_the_two_publish_records_of_one_job_does_not_publish_it_a
     apply ran in that same job, so the resumed rollout collects it by the jid and judges its own return."""
     client = ScriptedSaltClient(TEST_FLEET, script=fail_apply_on("test-db-1"))
     with pytest.raises(Crash):
-        start_rollout(harness.ctx("test", client, observer=_crash_at("step_published", 1, "sync")), RELEASE)
+        start_rollout(RolloutRequest(harness.ctx("test", client, observer=_crash_at("step_published", 1, "sync")), RELEASE))
     jobs_before = {r.jid for r in client.published}
     result = resume_rollout(harness.ctx("test", client))
     assert not any(r.kwarg.get("saltenv") == RELEASE and "test-db-1" in r.targets
@@ -443,8 +444,8 @@ def test_resume_between_the_two_publish_records_of_one_job_does_not_publish_it_a
 def test_resume_between_the_two_results_of_one_return_records_each_step_once(harness: Harness) -> None:
     client = ScriptedSaltClient(TEST_FLEET)
     with pytest.raises(Crash):
-        start_rollout(harness.ctx("test", client, observer=_crash_at("minion_result", 1, "sync", "test-db-1")),
-                      RELEASE)
+        start_rollout(RolloutRequest(harness.ctx("test", client, observer=_crash_at("minion_result", 1, "sync", "test-db-1")),
+                      RELEASE))
     assert resume_rollout(harness.ctx("test", client)).outcome is Outcome.SUCCEEDED
     got = [(r["step"], r["status"]) for r in harness.events("minion_result") if r["minion"] == "test-db-1"]
     # The sync result was written just before the kill (observers see records once written); apply once, after.
@@ -458,7 +459,7 @@ def test_a_failed_sync_all_fails_the_minion_even_when_its_states_applied(harness
         return None
 
     client = ScriptedSaltClient(TEST_FLEET, script=script)
-    result = start_rollout(harness.ctx("test", client), RELEASE)
+    result = start_rollout(RolloutRequest(harness.ctx("test", client), RELEASE))
     assert result.outcome is Outcome.ROLLED_BACK
     canary = {r["step"]: r for r in harness.events("minion_result") if r["minion"] == "test-web-1"
               and r["step"] in ("sync", "apply")}
@@ -475,7 +476,7 @@ def test_resume_continues_an_interrupted_rollback(harness: Harness) -> None:
             raise Crash()
 
     with pytest.raises(Crash):
-        start_rollout(harness.ctx("test", client, observer=crash), RELEASE)
+        start_rollout(RolloutRequest(harness.ctx("test", client, observer=crash), RELEASE))
     result = resume_rollout(harness.ctx("test", client))
     assert result.outcome is Outcome.ROLLED_BACK
     rollback_targets = [r.targets for r in client.published if r.kwarg.get("saltenv") == "base"]
@@ -493,7 +494,7 @@ def test_infrastructure_error_leaves_the_rollout_resumable(harness: Harness) -> 
 
     client = Flaky(TEST_FLEET)
     with pytest.raises(SaltError):
-        start_rollout(harness.ctx("test", client), RELEASE)
+        start_rollout(RolloutRequest(harness.ctx("test", client), RELEASE))
     assert harness.events("error")[0]["message"] == "the master-of-masters cannot be reached"
     client.fail = False
     assert resume_rollout(harness.ctx("test", client)).outcome is Outcome.SUCCEEDED
@@ -512,7 +513,7 @@ def test_operator_rollback_of_an_unfinished_rollout(harness: Harness) -> None:
             raise Crash()
 
     with pytest.raises(Crash):
-        start_rollout(harness.ctx("test", client, observer=crash), RELEASE)
+        start_rollout(RolloutRequest(harness.ctx("test", client, observer=crash), RELEASE))
     result = rollback_environment(harness.ctx("test", client))
     assert result.outcome is Outcome.ROLLED_BACK
     assert published_minions(client, "base") == {"test-web-1", "test-db-1"}
@@ -520,7 +521,7 @@ def test_operator_rollback_of_an_unfinished_rollout(harness: Harness) -> None:
 
 
 def test_rollback_after_a_promoted_rollout_switches_base_back_and_reapplies(harness: Harness) -> None:
-    first = start_rollout(harness.ctx("test", ScriptedSaltClient(TEST_FLEET)), RELEASE)
+    first = start_rollout(RolloutRequest(harness.ctx("test", ScriptedSaltClient(TEST_FLEET)), RELEASE))
     assert harness.serving.base == RELEASE
     client = ScriptedSaltClient(TEST_FLEET)
     result = rollback_environment(harness.ctx("test", client))
@@ -541,36 +542,36 @@ def test_lock_refuses_a_concurrent_rollout(harness: Harness) -> None:
     client = ScriptedSaltClient(TEST_FLEET)
     with EnvironmentLock(harness.state_dir, "test", "sync"):
         with pytest.raises(LockError, match="sync by"):
-            start_rollout(harness.ctx("test", client), RELEASE)
+            start_rollout(RolloutRequest(harness.ctx("test", client), RELEASE))
         with pytest.raises(LockError):
             resume_rollout(harness.ctx("test", client))
     assert client.published == []
     # Other environments are not blocked.
     with EnvironmentLock(harness.state_dir, "production", "rollout"):
-        assert start_rollout(harness.ctx("test", client), RELEASE).ok
+        assert start_rollout(RolloutRequest(harness.ctx("test", client), RELEASE)).ok
 
 
 def test_production_refused_without_a_test_rollout(harness: Harness) -> None:
     client = ScriptedSaltClient(PROD_FLEET)
     with pytest.raises(PromotionRefused, match="no successful rollout of .* to test") as excinfo:
-        start_rollout(harness.ctx("production", client), RELEASE, approve=["alice"])
+        start_rollout(RolloutRequest(harness.ctx("production", client), RELEASE, approve=["alice"]))
     assert excinfo.value.exit_code == 1
     assert client.published == [] and harness.serving.exposed == set()
 
 
 def test_production_refused_after_a_failed_test_rollout(harness: Harness) -> None:
-    start_rollout(harness.ctx("test", ScriptedSaltClient(TEST_FLEET, script=fail_apply_on("test-web-1"))), RELEASE)
+    start_rollout(RolloutRequest(harness.ctx("test", ScriptedSaltClient(TEST_FLEET, script=fail_apply_on("test-web-1"))), RELEASE))
     with pytest.raises(PromotionRefused, match="no successful rollout"):
-        start_rollout(harness.ctx("production", ScriptedSaltClient(PROD_FLEET)), RELEASE, approve=["alice"])
+        start_rollout(RolloutRequest(harness.ctx("production", ScriptedSaltClient(PROD_FLEET)), RELEASE, approve=["alice"]))
 
 
 def test_production_refused_without_approvals_then_accepted(harness: Harness) -> None:
     succeed_test(harness)
     client = ScriptedSaltClient(PROD_FLEET)
     with pytest.raises(PromotionRefused, match="needs 1 approval.*has 0"):
-        start_rollout(harness.ctx("production", client), RELEASE)
+        start_rollout(RolloutRequest(harness.ctx("production", client), RELEASE))
     assert client.published == []
-    result = start_rollout(harness.ctx("production", client), RELEASE, approve=["alice"])
+    result = start_rollout(RolloutRequest(harness.ctx("production", client), RELEASE, approve=["alice"]))
     assert result.outcome is Outcome.SUCCEEDED
     check = harness.events("promotion_checked")[-1]
     assert check["approvals"][0]["name"] == "alice" and check["approvals"][0]["at"]
@@ -587,15 +588,15 @@ def test_approvals_add_up_across_runs_and_count_each_name_once(harness: Harness)
     succeed_test(harness)
     client = ScriptedSaltClient(PROD_FLEET)
     with pytest.raises(PromotionRefused, match="has 1 \\(alice\\)"):
-        start_rollout(harness.ctx("production", client), RELEASE, approve=["alice", "alice"])
-    assert start_rollout(harness.ctx("production", client), RELEASE, approve=["bob"]).ok
+        start_rollout(RolloutRequest(harness.ctx("production", client), RELEASE, approve=["alice", "alice"]))
+    assert start_rollout(RolloutRequest(harness.ctx("production", client), RELEASE, approve=["bob"])).ok
 
 
 def test_plan_refuses_when_a_syndic_does_not_serve_the_release(harness: Harness) -> None:
     harness.serving.fail_attest = True
     client = ScriptedSaltClient(TEST_FLEET)
     with pytest.raises(Exception, match="serves nothing"):
-        start_rollout(harness.ctx("test", client), RELEASE)
+        start_rollout(RolloutRequest(harness.ctx("test", client), RELEASE))
     assert client.published == []
     assert RolloutStore(harness.state_dir).current("test") is None
 
@@ -603,13 +604,13 @@ def test_plan_refuses_when_a_syndic_does_not_serve_the_release(harness: Harness)
 def test_plan_refuses_a_release_base_already_serves(harness: Harness) -> None:
     harness.serving.base = RELEASE
     with pytest.raises(PlanError, match="already serves"):
-        start_rollout(harness.ctx("test", ScriptedSaltClient(TEST_FLEET)), RELEASE)
+        start_rollout(RolloutRequest(harness.ctx("test", ScriptedSaltClient(TEST_FLEET)), RELEASE))
 
 
 def test_unreachable_minions_refuse_the_plan(harness: Harness) -> None:
     client = ScriptedSaltClient(TEST_FLEET, silent={"test-web-9": "syndic-test"})
     with pytest.raises(PlanError, match="test-web-9"):
-        start_rollout(harness.ctx("test", client), RELEASE)
+        start_rollout(RolloutRequest(harness.ctx("test", client), RELEASE))
     assert client.touched() == set()
 
 
@@ -620,7 +621,7 @@ def test_recovery_settings_bound_the_waits(harness: Harness) -> None:
         return Behavior(delivery="never") if minion == "test-web-1" else None
 
     start = harness.clock.now
-    start_rollout(harness.ctx("test", ScriptedSaltClient(TEST_FLEET, script=script), recovery=rec), RELEASE)
+    start_rollout(RolloutRequest(harness.ctx("test", ScriptedSaltClient(TEST_FLEET, script=script), recovery=rec), RELEASE))
     # forward sync (7 s + 2 x 3 s), the rollback's sync of the same missing minion (7 s + 2 x 3 s), the rollback
     # published to it once more (7 s + 2 x 3 s), then the reconcile's grains.item waits the job timeout (7 s)
     assert harness.clock.now - start == pytest.approx(3 * (7 + 2 * 3) + 7)
@@ -630,7 +631,7 @@ def test_a_top_file_keyed_base_is_refused_before_anything_runs(harness: Harness)
     harness.serving.top = "base:\n  '*':\n    - base\n"
     client = ScriptedSaltClient(TEST_FLEET)
     with pytest.raises(PlanError, match="keyed 'base'"):
-        start_rollout(harness.ctx("test", client), RELEASE)
+        start_rollout(RolloutRequest(harness.ctx("test", client), RELEASE))
     assert client.published == [] and harness.serving.exposed == set()
 
 
@@ -642,7 +643,7 @@ def test_rollback_of_a_promoted_but_unfinished_rollout_asks_to_resume_first(harn
             raise Crash()
 
     with pytest.raises(Crash):
-        start_rollout(harness.ctx("test", client, observer=crash), RELEASE)
+        start_rollout(RolloutRequest(harness.ctx("test", client, observer=crash), RELEASE))
     with pytest.raises(RolloutStateError, match="already promoted"):
         rollback_environment(harness.ctx("test", client))
     assert resume_rollout(harness.ctx("test", client)).outcome is Outcome.SUCCEEDED
@@ -660,7 +661,7 @@ def test_a_kill_around_the_halt_neither_reruns_the_batch_nor_duplicates_decision
             raise Crash()
 
     with pytest.raises(Crash):
-        start_rollout(harness.ctx("test", client, observer=crash), RELEASE, no_rollback=True)
+        start_rollout(RolloutRequest(harness.ctx("test", client, observer=crash), RELEASE, no_rollback=True))
     before = len(client.published)
     result = resume_rollout(harness.ctx("test", client))
     assert result.outcome is Outcome.HALTED
@@ -694,7 +695,7 @@ def test_a_lost_rollback_is_published_again_and_the_minions_are_reconciled(harne
         return Behavior(delivery="never") if sent[fun] == 1 else None
 
     client = ScriptedSaltClient(TEST_FLEET, script=script)
-    result = start_rollout(harness.ctx("test", client), RELEASE)
+    result = start_rollout(RolloutRequest(harness.ctx("test", client), RELEASE))
     assert result.outcome is Outcome.ROLLED_BACK
     rollback_jobs = [r for r in client.calls("state.apply") if r.kwarg.get("saltenv") == "base"]
     assert [r.targets for r in rollback_jobs] == [("test-web-1",), ("test-web-1",)]  # published twice
@@ -721,7 +722,7 @@ def test_files_the_release_added_are_reported_left_behind_by_the_rollback(harnes
             return Behavior(ret=ret, retcode=2)
         return Behavior(ret=_file_state("/etc/app.conf", True))  # the previous release manages app.conf only
 
-    result = start_rollout(harness.ctx("test", ScriptedSaltClient(TEST_FLEET, script=script)), RELEASE)
+    result = start_rollout(RolloutRequest(harness.ctx("test", ScriptedSaltClient(TEST_FLEET, script=script)), RELEASE))
     assert result.outcome is Outcome.ROLLED_BACK
     report = json.loads(result.report_path.read_text(encoding="utf-8"))
     assert report["rollback"]["left_behind"] == {"test-web-1": ["/etc/new.conf"]}
@@ -733,7 +734,7 @@ def test_the_user_starting_the_rollout_cannot_approve_it(harness: Harness) -> No
     succeed_test(harness)
     client = ScriptedSaltClient(PROD_FLEET)
     with pytest.raises(PromotionRefused, match="carol starts this rollout .* cannot approve it too"):
-        start_rollout(harness.ctx("production", client), RELEASE, approve=["carol"])
+        start_rollout(RolloutRequest(harness.ctx("production", client), RELEASE, approve=["carol"]))
     assert client.published == [] and harness.serving.exposed == set()
 
 
@@ -741,7 +742,7 @@ def test_an_approver_gitlab_does_not_allow_is_refused(harness: Harness) -> None:
     succeed_test(harness)
     client = ScriptedSaltClient(PROD_FLEET)
     with pytest.raises(PromotionRefused, match="mallory may not approve"):
-        start_rollout(harness.ctx("production", client), RELEASE, approve=["mallory"])
+        start_rollout(RolloutRequest(harness.ctx("production", client), RELEASE, approve=["mallory"]))
     assert client.published == []
 
 
@@ -751,7 +752,7 @@ def test_approvals_without_gitlab_fail_closed(harness: Harness) -> None:
     succeed_test(harness)
     harness.authority = None
     with pytest.raises(GitLabError, match="checked against GitLab") as excinfo:
-        start_rollout(harness.ctx("production", ScriptedSaltClient(PROD_FLEET)), RELEASE, approve=["alice"])
+        start_rollout(RolloutRequest(harness.ctx("production", ScriptedSaltClient(PROD_FLEET)), RELEASE, approve=["alice"]))
     assert excinfo.value.exit_code == 2
 
 
@@ -763,4 +764,4 @@ def test_an_unverified_approval_line_does_not_count(harness: Harness) -> None:
     path.write_text(json.dumps({"name": "alice", "at": "2026-01-01T00:00:00+00:00", "recorded_by": "root",
                                 "host": "h"}) + "\n")
     with pytest.raises(PromotionRefused, match="not counted: alice \\(not verified through GitLab\\)"):
-        start_rollout(harness.ctx("production", ScriptedSaltClient(PROD_FLEET)), RELEASE)
+        start_rollout(RolloutRequest(harness.ctx("production", ScriptedSaltClient(PROD_FLEET)), RELEASE))

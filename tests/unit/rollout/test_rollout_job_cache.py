@@ -10,7 +10,7 @@ from typing import Any
 
 from rollout_helpers import RELEASE, TEST_FLEET, Harness
 
-from pipeline.rollout import Outcome, start_rollout
+from pipeline.rollout import Outcome, RolloutRequest, start_rollout
 from pipeline.salt_client.base import MinionReturn
 from pipeline.salt_client.jobcache import SOURCE, JobCacheClient
 from scripted_client import Behavior, ScriptedSaltClient
@@ -47,7 +47,7 @@ def lossy_link(minion: str, fun: str, arg: Any, kwarg: dict[str, Any]) -> Behavi
 def test_a_return_the_syndic_lost_counts_from_the_job_cache_once(harness: Harness) -> None:
     fleet = ScriptedSaltClient(TEST_FLEET, script=lossy_link, reachable_syndic_caches=frozenset())
     cache = ScriptedCache(fleet)
-    result = start_rollout(harness.ctx("test", JobCacheClient(fleet, cache)), RELEASE)
+    result = start_rollout(RolloutRequest(harness.ctx("test", JobCacheClient(fleet, cache)), RELEASE))
     assert result.outcome is Outcome.SUCCEEDED and harness.serving.promotions == [("test", RELEASE)]
     results = [r for r in harness.events("minion_result") if r["minion"] == LOST]
     assert {(r["step"], r["status"], r["source"]) for r in results} == {("sync", "ok", SOURCE), ("apply", "ok", SOURCE)}
@@ -60,7 +60,7 @@ def test_a_return_the_syndic_lost_counts_from_the_job_cache_once(harness: Harnes
 
 def test_without_the_job_cache_the_same_minion_is_missing_and_the_rollout_halts(harness: Harness) -> None:
     fleet = ScriptedSaltClient(TEST_FLEET, script=lossy_link, reachable_syndic_caches=frozenset())
-    result = start_rollout(harness.ctx("test", fleet), RELEASE)
+    result = start_rollout(RolloutRequest(harness.ctx("test", fleet), RELEASE))
     assert result.outcome is Outcome.ROLLED_BACK and harness.serving.promotions == []
     statuses = {r["status"] for r in harness.events("minion_result") if r["minion"] == LOST and r["step"] == "apply"}
     assert statuses == {"missing"}
@@ -70,7 +70,7 @@ def test_a_minion_that_never_ran_is_missing_with_the_cache_too(harness: Harness)
     """True figures: the cache only adds returns that exist; a minion that did not run is not invented."""
     fleet = ScriptedSaltClient(TEST_FLEET, script=lossy_link, reachable_syndic_caches=frozenset())
     cache = ScriptedCache(fleet, never_ran={LOST})
-    result = start_rollout(harness.ctx("test", JobCacheClient(fleet, cache)), RELEASE)
+    result = start_rollout(RolloutRequest(harness.ctx("test", JobCacheClient(fleet, cache)), RELEASE))
     assert result.outcome is Outcome.ROLLED_BACK and harness.serving.promotions == []
     gate = [g for g in harness.events("gate") if not g["passed"]][0]
     assert gate["missing"] == 1 and gate["failed"] == 0

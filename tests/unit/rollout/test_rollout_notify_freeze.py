@@ -13,7 +13,7 @@ from webhook_receiver import webhook_receiver
 
 from pipeline.freeze import OVERRIDES_FILE, FreezeRefused
 from pipeline.notify import NotifySettings, notifier_from_environ
-from pipeline.rollout import Outcome, RolloutStore, start_rollout
+from pipeline.rollout import Outcome, RolloutRequest, RolloutStore, start_rollout
 from scripted_client import ScriptedSaltClient
 
 ALWAYS = {"name": "change-freeze", "start": "2000-01-01T00:00", "end": "2100-01-01T00:00", "timezone": "Europe/Berlin"}
@@ -34,7 +34,7 @@ def test_started_and_finished_reach_the_webhook(harness: Harness) -> None:
     with webhook_receiver() as hook:
         ctx = dataclasses.replace(harness.ctx("test", ScriptedSaltClient(TEST_FLEET)), notifier=notifier_for(
             hook.url, status_url="http://127.0.0.1:8080"))
-        result = start_rollout(ctx, RELEASE, commit="c0ffee1234567890")
+        result = start_rollout(RolloutRequest(ctx, RELEASE, commit="c0ffee1234567890"))
     assert result.outcome is Outcome.SUCCEEDED
     assert [p["content_type"] for p in hook.posts] == ["application/json"] * 2
     assert all(set(p["json"]) == {"text"} for p in hook.posts)  # the Slack/Mattermost incoming-webhook shape
@@ -51,7 +51,7 @@ def test_halted_and_rolled_back_are_notified(harness: Harness) -> None:
     with webhook_receiver() as hook:
         client = ScriptedSaltClient(TEST_FLEET, script=fail_apply_on("test-web-2"))
         ctx = dataclasses.replace(harness.ctx("test", client), notifier=notifier_for(hook.url))
-        result = start_rollout(ctx, RELEASE)
+        result = start_rollout(RolloutRequest(ctx, RELEASE))
     assert result.outcome is Outcome.ROLLED_BACK
     texts = hook.texts()
     assert len(texts) == 4, texts
@@ -64,7 +64,7 @@ def test_only_the_configured_events(harness: Harness) -> None:
     with webhook_receiver() as hook:
         ctx = dataclasses.replace(harness.ctx("test", ScriptedSaltClient(TEST_FLEET)),
                                   notifier=notifier_for(hook.url, events=["finished"]))
-        start_rollout(ctx, RELEASE)
+        start_rollout(RolloutRequest(ctx, RELEASE))
     assert len(hook.texts()) == 1 and "finished" in hook.texts()[0]
 
 
@@ -74,14 +74,14 @@ def test_a_failing_webhook_never_breaks_the_rollout(harness: Harness, broken: st
         with webhook_receiver(status=500) as hook:
             ctx = dataclasses.replace(harness.ctx("test", ScriptedSaltClient(TEST_FLEET)),
                                       notifier=notifier_for(hook.url))
-            result = start_rollout(ctx, RELEASE)
+            result = start_rollout(RolloutRequest(ctx, RELEASE))
     else:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]  # closed again: connections are refused
         ctx = dataclasses.replace(harness.ctx("test", ScriptedSaltClient(TEST_FLEET)),
                                   notifier=notifier_for(f"http://127.0.0.1:{port}/hook", timeout_seconds=1))
-        result = start_rollout(ctx, RELEASE)
+        result = start_rollout(RolloutRequest(ctx, RELEASE))
     assert result.outcome is Outcome.SUCCEEDED
     failed = [r for r in journal(harness) if r["event"] == "notify_failed"]
     assert [f["notification"] for f in failed] == ["started", "finished"]
@@ -92,15 +92,15 @@ def test_a_rollout_inside_a_freeze_window_is_refused_before_anything_runs(harnes
     harness.config = make_config(test={"freeze": [ALWAYS]})
     client = ScriptedSaltClient(TEST_FLEET)
     with pytest.raises(FreezeRefused) as exc:
-        start_rollout(harness.ctx("test", client), RELEASE)
+        start_rollout(RolloutRequest(harness.ctx("test", client), RELEASE))
     assert exc.value.exit_code == 1 and "'change-freeze'" in exc.value.message
     assert client.published == [] and RolloutStore(harness.state_dir).latest("test") is None
 
 
 def test_an_override_runs_and_is_journaled(harness: Harness) -> None:
     harness.config = make_config(test={"freeze": [ALWAYS]})
-    result = start_rollout(harness.ctx("test", ScriptedSaltClient(TEST_FLEET)), RELEASE,
-                           override_freeze="INC-4711 hotfix, approved by the CAB")
+    result = start_rollout(RolloutRequest(harness.ctx("test", ScriptedSaltClient(TEST_FLEET)), RELEASE,
+                           override_freeze="INC-4711 hotfix, approved by the CAB"))
     assert result.outcome is Outcome.SUCCEEDED
     overridden = [r for r in journal(harness) if r["event"] == "freeze_overridden"]
     assert len(overridden) == 1
