@@ -20,7 +20,7 @@ from pipeline.context import AppContext
 from pipeline.errors import EXIT_FINDINGS, UsageError
 from pipeline.gitlab import CiEnvironment, client_from_ci
 from pipeline.mrnote import build_report, publish_note, render_markdown
-from pipeline.review import ReviewResult, review, review_merged
+from pipeline.review import ReviewRequest, ReviewResult, review, review_merged
 
 
 def _ci(**overrides: object) -> CiEnvironment:
@@ -92,13 +92,15 @@ def review_command(app: AppContext, mr_iid: int | None, sha: str | None, merged:
         ci.require("server_url", "project_id", "token", "mr_iid", "head_sha")
         assert ci.mr_iid is not None and ci.head_sha is not None
         result = review(
-            client_from_ci(ci),
-            ci.mr_iid,
-            head_sha=ci.head_sha,
-            settings=settings,
-            commit_sha=ci.commit_sha,
-            pipeline_id=ci.pipeline_id,
-            job_id=ci.job_id,
+            ReviewRequest(
+                client=client_from_ci(ci),
+                iid=ci.mr_iid,
+                head_sha=ci.head_sha,
+                settings=settings,
+                commit_sha=ci.commit_sha,
+                pipeline_id=ci.pipeline_id,
+                job_id=ci.job_id,
+            )
         )
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
