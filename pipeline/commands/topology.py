@@ -51,6 +51,9 @@ def _status_dict(topo: Topology, status: TopologyStatus) -> dict[str, object]:
         }
         for s in topo.syndics
     ]
+    data["job_cache"] = (
+        {"url": topo.job_cache.url, "directory": str(topo.job_cache.directory)} if topo.job_cache else None
+    )
     data["timings"] = topo.timings
     return data
 
@@ -98,7 +101,8 @@ def up(app: AppContext, workdir: Path, timeout: float, job_cache: bool, fmt: str
 @_workdir_option
 @_format_option
 def status(workdir: Path, fmt: str) -> None:
-    """Each daemon, its pid and its state (running, stopped, stale, zombie).
+    """Each daemon, its pid and its state (running, stopped, stale, zombie); the job cache's redis-server too
+    when the topology runs one.
 
     Exit 0 when every daemon runs, 1 when some or all do not, 2 when there is no topology in the directory.
     """

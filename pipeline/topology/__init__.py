@@ -16,8 +16,10 @@ Python API (docs/topology.md)::
 
 from pipeline.topology.daemons import Daemon, DaemonStatus
 from pipeline.topology.handles import MasterHandle, MinionHandle, SaltResult, SyndicHandle
-from pipeline.topology.local import Topology, TopologyStatus, down, load, status, up
+from pipeline.topology.local import down, status, up
+from pipeline.topology.model import Topology, TopologyStatus
 from pipeline.topology.spec import MinionSpec, SyndicSpec, TopologySpec, load_spec
+from pipeline.topology.state import load
 
 __all__ = [
     "Daemon",

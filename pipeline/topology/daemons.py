@@ -24,6 +24,8 @@ import psutil
 from pipeline.errors import TopologyError
 
 Kind = Literal["master", "syndic", "minion"]
+#: What ``topology status`` lists: the Salt daemons and the redis-server of the job cache (pipeline/topology/redis.py).
+StatusKind = Literal["master", "syndic", "minion", "redis-server"]
 State = Literal["running", "stopped", "stale", "zombie"]
 
 _SCRIPTS: dict[Kind, str] = {"master": "salt-master", "syndic": "salt-syndic", "minion": "salt-minion"}
@@ -86,11 +88,11 @@ class Daemon:
 
 @dataclass(frozen=True)
 class DaemonStatus:
-    """What ``saltpipe topology status`` shows for one daemon."""
+    """What ``saltpipe topology status`` shows for one daemon (or the job cache's redis-server)."""
 
     name: str
     node: str
-    kind: Kind
+    kind: StatusKind
     pid: int | None
     state: State
     log_file: Path

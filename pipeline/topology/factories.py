@@ -52,20 +52,11 @@ from saltfactories.daemons.syndic import SaltSyndic
 from pipeline.config import DEFAULT_CONFIG, load_config
 from pipeline.errors import TopologyError
 from pipeline.runtime_policy import DEFAULT_POLICY, load_runtime_policy
-from pipeline.topology import daemons as procs
+import pipeline.topology.daemons as procs
+from pipeline.topology.build import assemble, check_socket_paths, fresh_ports, master_handle, minion_handle, seed_key
 from pipeline.topology.daemons import Daemon
-from pipeline.topology.handles import MasterHandle, MinionHandle, SyndicHandle
-from pipeline.topology.local import (
-    LOOPBACK,
-    Topology,
-    TopologyStatus,
-    _check_socket_paths,
-    _free_ports,
-    _seed_key,
-    _save,
-    _write,
-    derive_pipeline_config,
-)
+from pipeline.topology.handles import SyndicHandle
+from pipeline.topology.model import Topology, TopologyStatus
 from pipeline.topology.pillar import write_local_pillar
 from pipeline.topology.redis import RedisServer
 from pipeline.topology.render import (
@@ -77,6 +68,7 @@ from pipeline.topology.render import (
     local_syndic_minion_values,
 )
 from pipeline.topology.spec import DEFAULT_SPEC, load_spec
+from pipeline.topology.state import save_state
 
 Progress = Callable[[str], None]
 
@@ -134,44 +126,30 @@ def _replace_keys(config: dict[str, Any], overrides: dict[str, Any] | None) -> d
     return config
 
 
-class TemplateMaster(SaltMaster):
+class _TemplateKeys:  # pylint: disable=too-few-public-methods
+    """Mixin of a factories daemon class: its ``overrides`` (the rendered template) replace factories' values."""
+
+    # The daemon's id and the other parameters pass through unchanged (positional or by keyword).
+    @classmethod
+    def default_config(cls, root_dir, *args, overrides=None, **kwargs):  # type: ignore[no-untyped-def]
+        config = super().default_config(root_dir, *args, overrides=overrides, **kwargs)  # type: ignore[misc]
+        return _replace_keys(config, overrides)
+
+
+class TemplateMaster(_TemplateKeys, SaltMaster):
     """A factories salt-master whose ``overrides`` (the rendered template) replace factories' values."""
 
-    # The other parameters pass through unchanged (**kwargs).
-    @classmethod
-    def default_config(  # type: ignore[no-untyped-def]  # pylint: disable=arguments-differ
-        cls, root_dir, master_id, defaults=None, overrides=None, **kwargs
-    ):
-        config = super().default_config(root_dir, master_id, defaults=defaults, overrides=overrides, **kwargs)
-        return _replace_keys(config, overrides)
 
-
-class TemplateMinion(SaltMinion):
+class TemplateMinion(_TemplateKeys, SaltMinion):
     """A factories salt-minion whose ``overrides`` (the rendered template) replace factories' values."""
 
-    # The other parameters pass through unchanged (**kwargs).
-    @classmethod
-    def default_config(  # type: ignore[no-untyped-def]  # pylint: disable=arguments-differ
-        cls, root_dir, minion_id, defaults=None, overrides=None, **kwargs
-    ):
-        config = super().default_config(root_dir, minion_id, defaults=defaults, overrides=overrides, **kwargs)
-        return _replace_keys(config, overrides)
 
-
-class TemplateSyndic(SaltSyndic):
+class TemplateSyndic(_TemplateKeys, SaltSyndic):
     """A factories salt-syndic that starts its node's salt-master before it, but no salt-minion.
 
     Factories registers both as start callbacks; the minion config it writes for the syndic's minion side
     (``conf/minion``, read by salt-syndic) is all the node needs.
     """
-
-    # The other parameters pass through unchanged (**kwargs).
-    @classmethod
-    def default_config(  # type: ignore[no-untyped-def]  # pylint: disable=arguments-differ
-        cls, root_dir, syndic_id, defaults=None, overrides=None, **kwargs
-    ):
-        config = super().default_config(root_dir, syndic_id, defaults=defaults, overrides=overrides, **kwargs)
-        return _replace_keys(config, overrides)
 
     def before_start(self, callback, *args, **kwargs):  # type: ignore[no-untyped-def]
         if getattr(callback, "__self__", None) is self.minion:
@@ -255,7 +233,7 @@ def _seed_and_accept(master: Any, node: Any, node_id: str) -> None:
     Without it each daemon generates its key at start, waits for factories' auth-event handler to run
     ``salt-key --accept`` and retries after ``acceptance_wait_time``: on 2 cores that doubled the start time.
     """
-    pub = _seed_key(_pki_dir(node))
+    pub = seed_key(_pki_dir(node))
     accepted = _pki_dir(master) / "minions"
     accepted.mkdir(parents=True, exist_ok=True)
     (accepted / node_id).write_text(pub, encoding="ascii")
@@ -327,21 +305,14 @@ def factories_up(
     workdir.mkdir(parents=True, exist_ok=True)
     config = load_config(repo / DEFAULT_CONFIG)
     spec = load_spec(repo / DEFAULT_SPEC, config)
-    _check_socket_paths(workdir, spec)
+    check_socket_paths(workdir, spec)
     templates = DaemonTemplates(repo / DEFAULT_POLICY.parent, load_runtime_policy(repo / DEFAULT_POLICY))
     bindir = procs.salt_bindir()
     user = getpass.getuser()
-    nodes = [spec.mom, *(s.id for s in spec.syndics)]
-    fresh = iter(_free_ports(2 * len(nodes)))
-    ports = {n: {"publish": next(fresh), "ret": next(fresh)} for n in nodes}
-
-    def master_handle(node: str) -> MasterHandle:
-        root = workdir / node
-        return MasterHandle(node, root, root / "conf", LOOPBACK, ports[node]["publish"], ports[node]["ret"], bindir)
-
+    ports = fresh_ports(spec)
     factories: dict[str, Any] = {}
     wrappers = _write_wrappers(bindir, workdir / "bin")
-    mom = master_handle(spec.mom)
+    mom = master_handle(workdir, spec.mom, ports, bindir)
     (mom.root_dir / "file_roots").mkdir(parents=True, exist_ok=True)
     mom_config = _rendered(templates, "mom", **local_mom_values(mom, user=user, file_roots=mom.root_dir / "file_roots"))
     daemons = [Daemon(mom.id, "master", mom.root_dir, mom.config_dir)]
@@ -358,7 +329,7 @@ def factories_up(
     syndics: list[SyndicHandle] = []
     minion_factories: list[Any] = []
     for s in spec.syndics:
-        master = master_handle(s.id)
+        master = master_handle(workdir, s.id, ports, bindir)
         file_roots = master.root_dir / "file_roots"
         (file_roots / "envs").mkdir(parents=True, exist_ok=True)
         pillar_dir = master.root_dir / "pillar"
@@ -403,19 +374,18 @@ def factories_up(
 
         minions = []
         for m in s.minions:
-            mroot = workdir / m.id
-            minion = MinionHandle(m.id, s.id, m.env, m.roles, m.datacenter, mroot, mroot / "conf", bindir)
+            minion = minion_handle(workdir, m, s.id, bindir)
             minion_config = _rendered(
                 templates, "minion",
                 **local_minion_values(
                     minion, master, user=user, job_cache=(job_cache.host, job_cache.port) if job_cache else None
                 ),
             )
-            minion_daemon = Daemon(m.id, "minion", mroot, minion.config_dir)
+            minion_daemon = Daemon(m.id, "minion", minion.root_dir, minion.config_dir)
             daemons.append(minion_daemon)
             minion_factory = syndic_factory.master.salt_minion_daemon(
                 m.id,
-                defaults={"root_dir": str(mroot)},
+                defaults={"root_dir": str(minion.root_dir)},
                 overrides={**minion_config, **_salt_paths(minion_daemon)},
                 factory_class=TemplateMinion,
                 start_timeout=start_timeout,
@@ -432,22 +402,9 @@ def factories_up(
     for daemon in daemons:
         factories[daemon.name].script_name = wrappers[daemon.script]
 
-    assert config.source is not None
-    derived = workdir / "pipeline.yaml"
-    _write(derived, derive_pipeline_config(config.source, workdir, spec, job_cache=job_cache))
-    (workdir / "state").mkdir(exist_ok=True)
-    load_config(derived)
-    topo = FactoriesTopology(
-        workdir=workdir,
-        spec=spec,
-        mom=mom,
-        syndics=tuple(syndics),
-        daemons=tuple(daemons),
-        pipeline_config=derived,
-        bindir=bindir,
-        factories=factories,
-        rendered=rendered,
-        job_cache=job_cache,
+    topo = assemble(
+        FactoriesTopology, workdir, config, spec, (mom, tuple(syndics), tuple(daemons), bindir),
+        job_cache=job_cache, factories=factories, rendered=rendered,
     )
     topo.timings["build_seconds"] = round(time.monotonic() - t0, 2)
 
@@ -476,5 +433,5 @@ def factories_up(
             ) from exc
         raise
     # load(workdir) from another process (saltpipe policy verify-runtime --workdir) needs the spec and ports.
-    _save(topo, repo=repo, ports=ports, ready=True)
+    save_state(topo, repo=repo, ports=ports, ready=True)
     return topo

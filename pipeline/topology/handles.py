@@ -99,6 +99,11 @@ def run_cli(argv: list[str], *, timeout: float) -> SaltResult:
     )
 
 
+def _salt_cli(script: Path, config_dir: Path, *args: str, timeout: float) -> SaltResult:
+    """``<script> -c <config_dir> --out=json ARGS``: one of Salt's CLIs on one node's config."""
+    return run_cli([str(script), "-c", str(config_dir), "--out=json", *args], timeout=timeout)
+
+
 def _args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[str]:
     out = [a if isinstance(a, str) else json.dumps(a) for a in args]
     for key, value in kwargs.items():
@@ -175,13 +180,11 @@ class MasterHandle:
 
     def salt_run(self, fun: str, *args: Any, timeout: int = 60, **kwargs: Any) -> SaltResult:
         """Run a runner on this master (``salt-run -c <config_dir>``)."""
-        argv = [str(self.bindir / "salt-run"), "-c", str(self.config_dir), "--out=json", fun, *_args(args, kwargs)]
-        return run_cli(argv, timeout=timeout)
+        return _salt_cli(self.bindir / "salt-run", self.config_dir, fun, *_args(args, kwargs), timeout=timeout)
 
     def salt_key(self, *args: str, timeout: int = 30) -> SaltResult:
         """``salt-key -c <config_dir> --out=json ...`` (e.g. ``"-L"``)."""
-        argv = [str(self.bindir / "salt-key"), "-c", str(self.config_dir), "--out=json", *args]
-        return run_cli(argv, timeout=timeout)
+        return _salt_cli(self.bindir / "salt-key", self.config_dir, *args, timeout=timeout)
 
 
 @dataclass(frozen=True)
@@ -208,11 +211,8 @@ class MinionHandle:
 
     def salt_call(self, fun: str, *args: Any, timeout: int = 120, local: bool = False, **kwargs: Any) -> SaltResult:
         """``salt-call`` on this minion's config (its master serves files and pillar unless ``local``)."""
-        argv = [str(self.bindir / "salt-call"), "-c", str(self.config_dir), "--out=json", "--retcode-passthrough"]
-        if local:
-            argv.append("--local")
-        argv += [fun, *_args(args, kwargs)]
-        return run_cli(argv, timeout=timeout)
+        flags = ["--retcode-passthrough", *(["--local"] if local else [])]
+        return _salt_cli(self.bindir / "salt-call", self.config_dir, *flags, fun, *_args(args, kwargs), timeout=timeout)
 
 
 @dataclass(frozen=True)
@@ -220,10 +220,14 @@ class SyndicHandle:
     """A syndic node: a salt-master for its minions plus a salt-syndic towards the MoM."""
 
     id: str
+    #: The environment of ``salt/pipeline.yaml`` that lists this syndic.
     env: str
     datacenter: str
+    #: The node's salt-master (its minions' master); the salt-syndic shares its config directory.
     master: MasterHandle
+    #: The sync target: what ``pipeline.yaml`` names as this syndic's ``file_roots`` (local path).
     file_roots: Path
+    #: The local pillar (generated sandbox pillar plus per-minion overrides, :meth:`Topology.set_pillar`).
     pillar_dir: Path
     minions: tuple[MinionHandle, ...]
 

@@ -2,7 +2,8 @@
 
 :func:`start_redis` runs it in the foreground of its own process group (no persistence: a job cache of a
 throwaway topology), with its pid file, log and socket files in one directory, and returns once it answers
-``PING``. :func:`stop_redis` stops it from the pid file, from any process (``topology down``).
+``PING``. :func:`inspect_redis` (``topology status``) and :func:`stop_redis` (``topology down``) find it from
+its pid file, from any process, trusting a pid only when that process is a redis-server on the server's port.
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 from pipeline.errors import TopologyError
+from pipeline.topology.daemons import DaemonStatus, State, read_pidfile
 
 LOOPBACK = "127.0.0.1"
 INSTALL_HINT = "apt-get install redis-server (the Debian package; .ci/run installs it)"
@@ -28,15 +32,25 @@ class RedisServer:
 
     host: str
     port: int
+    #: Holds its pid file and its log; nothing is persisted.
     directory: Path
+
+    @property
+    def url(self) -> str:
+        return f"redis://{self.host}:{self.port}/0"
 
     @property
     def pidfile(self) -> Path:
         return self.directory / "redis.pid"
 
     @property
-    def url(self) -> str:
-        return f"redis://{self.host}:{self.port}/0"
+    def log_file(self) -> Path:
+        return self.directory / "redis.log"
+
+    @property
+    def name(self) -> str:
+        """Its name in ``topology status``, shaped like a Salt daemon's ``<node>/<kind>``."""
+        return f"{self.directory.name}/redis-server"
 
 
 def redis_server_binary() -> str:
@@ -70,7 +84,7 @@ def start_redis(directory: Path, *, port: int | None = None, timeout: float = 20
     server = RedisServer(LOOPBACK, port or _free_port(), directory.resolve())
     args = [
         binary, "--bind", server.host, "--port", str(server.port), "--dir", str(server.directory),
-        "--pidfile", str(server.pidfile), "--logfile", str(server.directory / "redis.log"),
+        "--pidfile", str(server.pidfile), "--logfile", str(server.log_file),
         # A job cache of a throwaway topology: nothing to persist, nothing to fork for.
         "--save", "", "--appendonly", "no", "--daemonize", "no",
     ]
@@ -86,7 +100,7 @@ def start_redis(directory: Path, *, port: int | None = None, timeout: float = 20
             proc.wait()
             raise TopologyError(
                 f"redis-server did not answer on {server.host}:{server.port} within {timeout:.0f}s",
-                hint=f"see {server.directory / 'redis.log'}",
+                hint=f"see {server.log_file}",
             )
         time.sleep(0.05)
     # The pid file is written right after the listening socket: wait for it so stop_redis finds the server.
@@ -95,12 +109,54 @@ def start_redis(directory: Path, *, port: int | None = None, timeout: float = 20
     return server
 
 
-def stop_redis(server: RedisServer, *, timeout: float = 10.0) -> None:
-    """Stop the server of ``server.pidfile`` (SIGTERM, then SIGKILL after ``timeout``); nothing running is fine."""
+def _owns(proc: psutil.Process, server: RedisServer) -> bool:
+    # redis-server sets its process title to "redis-server <host>:<port>"; a reused pid is another program.
     try:
-        pid = int(server.pidfile.read_text().strip())
-    except (OSError, ValueError):
-        return
+        cmdline = " ".join(proc.cmdline())
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return False
+    return "redis-server" in cmdline and f":{server.port}" in cmdline
+
+
+def _find(server: RedisServer) -> psutil.Process | None:
+    pid = read_pidfile(server.pidfile)
+    if pid is None:
+        return None
+    try:
+        proc = psutil.Process(pid)
+    except psutil.NoSuchProcess:
+        return None
+    return proc if _owns(proc, server) else None
+
+
+def inspect_redis(server: RedisServer) -> DaemonStatus:
+    """The server's pid and state, as :func:`pipeline.topology.daemons.inspect` gives a Salt daemon's:
+    ``running``; ``zombie`` (exited, not reaped); ``stale`` (a pid file whose process is gone or is another
+    program); ``stopped`` (no pid file: redis-server removes it when it shuts down)."""
+    proc = _find(server)
+    state: State
+    if proc is not None:
+        try:
+            state = "zombie" if proc.status() == psutil.STATUS_ZOMBIE else "running"
+        except psutil.NoSuchProcess:
+            state = "zombie"
+        pid: int | None = proc.pid
+    else:
+        pid = read_pidfile(server.pidfile)
+        state = "stale" if pid is not None else "stopped"
+    return DaemonStatus(server.name, server.directory.name, "redis-server", pid, state, server.log_file)
+
+
+def stop_redis(server: RedisServer, *, timeout: float = 10.0) -> None:
+    """Stop the server of ``server.pidfile`` (SIGTERM, then SIGKILL after ``timeout``); nothing running is fine.
+    Its pid file goes too, so :func:`inspect_redis` reads ``stopped``."""
+    proc = _find(server)
+    if proc is not None:
+        _terminate(proc.pid, timeout)
+    server.pidfile.unlink(missing_ok=True)
+
+
+def _terminate(pid: int, timeout: float) -> None:
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:

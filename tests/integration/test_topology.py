@@ -184,7 +184,12 @@ def cli_topology() -> Iterator[Path]:
 
     Torn down with ``down`` if a test left it running (test_cli_down_leaves_no_daemon normally stops it)."""
     workdir = short_tmpdir()
-    proc = saltpipe("topology", "up", "--workdir", str(workdir), "--format", "json", "--timeout", "120", timeout=300)
+    # With the job cache where redis-server is installed (conftest.py fails the session without it under CI):
+    # status must list it beside the daemons.
+    cache = ["--job-cache"] if shutil.which("redis-server") else []
+    proc = saltpipe(
+        "topology", "up", "--workdir", str(workdir), "--format", "json", "--timeout", "120", *cache, timeout=300
+    )
     if proc.returncode != 0:
         saltpipe("topology", "down", "--workdir", str(workdir))
         pytest.fail(f"saltpipe topology up failed (rc {proc.returncode}):\n{proc.stderr}\n{proc.stdout}")
@@ -196,8 +201,8 @@ def cli_topology() -> Iterator[Path]:
 
 
 def test_cli_status_from_another_process_finds_every_daemon(cli_topology: Path) -> None:
-    """`up` ran in a process that has exited; `status` (another process) finds each daemon from its pid file,
-    and every minion answers through its syndic."""
+    """`up` ran in a process that has exited; `status` (another process) finds each daemon from its pid file
+    (and the job cache's redis-server, when it runs one), and every minion answers through its syndic."""
     proc = saltpipe("topology", "status", "--workdir", str(cli_topology), "--format", "json")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     status = json.loads(proc.stdout)
@@ -206,6 +211,9 @@ def test_cli_status_from_another_process_finds_every_daemon(cli_topology: Path) 
     expected = {f"{topo.mom.id}/master"}
     for syndic in topo.syndics:
         expected |= {f"{syndic.id}/master", f"{syndic.id}/syndic"} | {f"{m}/minion" for m in syndic.minion_ids}
+    if topo.job_cache is not None:
+        expected.add("redis/redis-server")
+        assert status["job_cache"]["url"] == topo.job_cache.url
     assert set(names) == expected
     for daemon in names.values():
         assert daemon["state"] == "running" and isinstance(daemon["pid"], int), daemon

@@ -14,7 +14,7 @@ from pipeline.config import load_config, validate_config
 from pipeline.runtime_policy import load_runtime_policy
 from pipeline.saltlib import import_salt
 from pipeline.topology.handles import MasterHandle, MinionHandle
-from pipeline.topology.local import derive_pipeline_config
+from pipeline.topology.build import derive_pipeline_config
 from pipeline.topology.redis import INSTALL_HINT, RedisServer, start_redis, stop_redis
 from pipeline.topology.render import DaemonTemplates, local_minion_values
 from pipeline.topology.spec import load_spec

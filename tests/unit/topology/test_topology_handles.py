@@ -8,7 +8,7 @@ from pathlib import Path
 from pipeline.config import load_config, validate_config
 from pipeline.topology.daemons import Daemon, inspect
 from pipeline.topology.handles import SaltResult, _parse_json
-from pipeline.topology.local import derive_pipeline_config
+from pipeline.topology.build import derive_pipeline_config
 from pipeline.topology.spec import load_spec
 from pipeline.yamlsrc import load_yaml_text
 
