@@ -85,7 +85,7 @@ ALLOWED_EXCEPTIONS: Mapping[tuple[str, str], str] = {
     # The local topology renders each master's publisher_acl_blacklist from the runtime policy's model, which lives
     # with the verify-runtime check in one module.
     ("pipeline.topology.factories", "pipeline.runtime_policy"): "the runtime policy's model",
-    ("pipeline.topology.local", "pipeline.runtime_policy"): "the runtime policy's model",
+    ("pipeline.topology.build", "pipeline.runtime_policy"): "the runtime policy's model",
     ("pipeline.topology.render", "pipeline.runtime_policy"): "the runtime policy's model",
 }
 
