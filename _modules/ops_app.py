@@ -46,9 +46,7 @@ def __virtual__() -> str | tuple[bool, str]:
     called, and fail there with Salt's own error if the minion lacks them.
     Needs ``_utils/ops_common.py`` (synced with the modules).
     """
-    if "ops_common.answered" not in __utils__:
-        return False, f"{__virtualname__}: {_NEEDS_UTILS}"
-    return __virtualname__
+    return __virtualname__ if "ops_common.answered" in __utils__ else (False, f"{__virtualname__}: {_NEEDS_UTILS}")
 
 
 def _answer_is_the_return(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -179,45 +177,26 @@ def restart(name: str, test: bool = False) -> dict[str, Any]:
     """
     name = _service_name(name)
     if not __salt__["service.available"](name):
-        return {
-            "result": False,
-            "changes": {},
-            "comment": f"Service {name} is not available on this minion; "
+        return __utils__["ops_common.outcome"](
+            False, {}, f"Service {name} is not available on this minion; "
             "check the service name (ops:app:service in pillar)",
-        }
+        )
     if __utils__["ops_common.test_mode"](test, __opts__):
-        return {
-            "result": None,
-            "changes": {"restarted": name},
-            "comment": f"Service {name} would be restarted",
-        }
+        return __utils__["ops_common.outcome"](None, {"restarted": name}, f"Service {name} would be restarted")
     try:
         restarted = __salt__["service.restart"](name)
     except CommandExecutionError as exc:
-        return {
-            "result": False,
-            "changes": {},
-            "comment": f"Failed to restart service {name}: {exc}",
-        }
+        return __utils__["ops_common.outcome"](False, {}, f"Failed to restart service {name}: {exc}")
     if not restarted:
-        return {
-            "result": False,
-            "changes": {},
-            "comment": f"Failed to restart service {name}: "
-            "the service manager reported failure",
-        }
+        return __utils__["ops_common.outcome"](
+            False, {}, f"Failed to restart service {name}: the service manager reported failure"
+        )
     if not __salt__["service.status"](name):
-        return {
-            "result": False,
-            "changes": {"restarted": name},
-            "comment": f"Service {name} was restarted but is not running",
-        }
+        return __utils__["ops_common.outcome"](
+            False, {"restarted": name}, f"Service {name} was restarted but is not running"
+        )
     log.info("Restarted service %s", name)
-    return {
-        "result": True,
-        "changes": {"restarted": name},
-        "comment": f"Service {name} restarted",
-    }
+    return __utils__["ops_common.outcome"](True, {"restarted": name}, f"Service {name} restarted")
 
 
 @_answer_is_the_return

@@ -59,9 +59,7 @@ def __virtual__() -> str | tuple[bool, str]:
     execution modules, which every minion has.
     Needs ``_utils/ops_common.py`` (synced with the modules).
     """
-    if "ops_common.answered" not in __utils__:
-        return False, f"{__virtualname__}: {_NEEDS_UTILS}"
-    return __virtualname__
+    return __virtualname__ if "ops_common.answered" in __utils__ else (False, f"{__virtualname__}: {_NEEDS_UTILS}")
 
 
 def _answer_is_the_return(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -178,35 +176,22 @@ def pull_out(pool: str, reason: str = DEFAULT_REASON, test: bool = False) -> dic
     current = status(pool)
     flag = current["flag"]
     if not current["in_pool"]:
-        return {
-            "result": True,
-            "changes": {},
-            "comment": f"Node is already out of pool {pool} "
-            f"(flag {flag}, reason: {current['reason'] or 'unknown'})",
-        }
+        return __utils__["ops_common.outcome"](
+            True, {}, f"Node is already out of pool {pool} (flag {flag}, reason: {current['reason'] or 'unknown'})"
+        )
     changes = {"pool": {"old": "in", "new": "out"}, "flag": flag, "reason": reason}
     if __utils__["ops_common.test_mode"](test, __opts__):
-        return {
-            "result": None,
-            "changes": changes,
-            "comment": f"Node would be pulled out of pool {pool} (flag {flag})",
-        }
+        return __utils__["ops_common.outcome"](None, changes, f"Node would be pulled out of pool {pool} (flag {flag})")
     try:
         __salt__["file.mkdir"](os.path.dirname(flag))
         __salt__["file.write"](flag, reason)
     except (CommandExecutionError, OSError) as exc:
         log.error("Failed to write drain flag %s: %s", flag, exc)
-        return {
-            "result": False,
-            "changes": {},
-            "comment": f"Failed to pull node out of pool {pool}: cannot write {flag}: {exc}",
-        }
+        return __utils__["ops_common.outcome"](
+            False, {}, f"Failed to pull node out of pool {pool}: cannot write {flag}: {exc}"
+        )
     log.info("Pulled node out of pool %s (%s)", pool, reason)
-    return {
-        "result": True,
-        "changes": changes,
-        "comment": f"Node pulled out of pool {pool} (flag {flag})",
-    }
+    return __utils__["ops_common.outcome"](True, changes, f"Node pulled out of pool {pool} (flag {flag})")
 
 
 @_answer_is_the_return
@@ -237,30 +222,18 @@ def pull_in(pool: str, test: bool = False) -> dict[str, Any]:
     current = status(pool)
     flag = current["flag"]
     if current["in_pool"]:
-        return {
-            "result": True,
-            "changes": {},
-            "comment": f"Node is already in pool {pool}",
-        }
+        return __utils__["ops_common.outcome"](True, {}, f"Node is already in pool {pool}")
     changes = {"pool": {"old": "out", "new": "in"}, "flag": flag}
     if __utils__["ops_common.test_mode"](test, __opts__):
-        return {
-            "result": None,
-            "changes": changes,
-            "comment": f"Node would be pulled back into pool {pool} (removing {flag})",
-        }
+        return __utils__["ops_common.outcome"](
+            None, changes, f"Node would be pulled back into pool {pool} (removing {flag})"
+        )
     try:
         __salt__["file.remove"](flag)
     except (CommandExecutionError, OSError) as exc:
         log.error("Failed to remove drain flag %s: %s", flag, exc)
-        return {
-            "result": False,
-            "changes": {},
-            "comment": f"Failed to pull node into pool {pool}: cannot remove {flag}: {exc}",
-        }
+        return __utils__["ops_common.outcome"](
+            False, {}, f"Failed to pull node into pool {pool}: cannot remove {flag}: {exc}"
+        )
     log.info("Pulled node back into pool %s", pool)
-    return {
-        "result": True,
-        "changes": changes,
-        "comment": f"Node pulled back into pool {pool}",
-    }
+    return __utils__["ops_common.outcome"](True, changes, f"Node pulled back into pool {pool}")

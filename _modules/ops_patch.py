@@ -59,9 +59,7 @@ def __virtual__() -> str | tuple[bool, str]:
     resolves per OS when they are called.
     Needs ``_utils/ops_common.py`` (synced with the modules).
     """
-    if "ops_common.answered" not in __utils__:
-        return False, f"{__virtualname__}: {_NEEDS_UTILS}"
-    return __virtualname__
+    return __virtualname__ if "ops_common.answered" in __utils__ else (False, f"{__virtualname__}: {_NEEDS_UTILS}")
 
 
 def _answer_is_the_return(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -227,20 +225,12 @@ def install(patchset: str, test: bool = False) -> dict[str, Any]:
         __salt__["pkg.refresh_db"]()
     missing = _missing(spec)
     if not missing:
-        return {
-            "result": True,
-            "changes": {},
-            "comment": f"Patch set {patchset} is already installed",
-        }
+        return __utils__["ops_common.outcome"](True, {}, f"Patch set {patchset} is already installed")
     if dry_run:
-        return {
-            "result": None,
-            "changes": {
-                pkg: {"old": info["installed"] or "", "new": info["required"]}
-                for pkg, info in missing.items()
-            },
-            "comment": f"Patch set {patchset} would install: {_describe(missing)}",
-        }
+        changes = {pkg: {"old": info["installed"] or "", "new": info["required"]} for pkg, info in missing.items()}
+        return __utils__["ops_common.outcome"](
+            None, changes, f"Patch set {patchset} would install: {_describe(missing)}"
+        )
 
     targets = [pkg if spec[pkg] == LATEST else {pkg: spec[pkg]} for pkg in missing]
     install_error = None
@@ -261,9 +251,9 @@ def install(patchset: str, test: bool = False) -> dict[str, Any]:
         comment = f"Patch set {patchset} is still missing: {_describe(still_missing)}"
         if install_error:
             comment += f"; pkg.install failed: {install_error}"
-        return {"result": False, "changes": changes, "comment": comment}
+        return __utils__["ops_common.outcome"](False, changes, comment)
     comment = f"Patch set {patchset} installed: {', '.join(missing)}"
     if install_error:
         comment += f" (pkg.install reported: {install_error})"
     log.info("Installed patch set %s: %s", patchset, ", ".join(missing))
-    return {"result": True, "changes": changes, "comment": comment}
+    return __utils__["ops_common.outcome"](True, changes, comment)

@@ -9,6 +9,11 @@ Each ops module's ``__virtual__`` refuses to load without it (the loader's reaso
 Nothing here reads Salt's dunders itself: the caller passes its own ``__opts__`` / ``__context__``, because a utils
 module's loader context is not the execution module's (a ``state.apply test=True`` changes the state run's
 ``__opts__``, not the utils loader's).
+
+What each ops module still holds itself, because it cannot live here: the one-line ``__virtual__`` check that this
+module is synced (it runs before ``__utils__`` is known to have it) and the ``_answer_is_the_return`` decorator
+(applied when the module is imported, before the loader injects ``__utils__``; it reads the module's own
+``__context__`` at call time).
 """
 
 from typing import Any
@@ -23,6 +28,17 @@ def __virtual__() -> str:
 def test_mode(test: Any, opts: Any) -> bool:
     """A dry run was asked for explicitly (``test=True``), or the minion runs with ``test: True``."""
     return bool(test) or bool(opts.get("test", False))
+
+
+def outcome(result: bool | None, changes: dict[str, Any], comment: str) -> dict[str, Any]:
+    """
+    The state-like return of an ops action (``pull_out``, ``restart``, ``install`` ...): ``{"result", "changes",
+    "comment"}``. ``result`` is True (done, or nothing to do), None (a dry run: ``changes`` is what would change)
+    or False (failed: ``comment`` says why); Salt exits 1 for a falsy ``result``.
+    """
+    if not any(result is allowed for allowed in (True, False, None)):  # `is`: 0 == False, 1 == True
+        raise TypeError(f"result must be True, False or None, got {result!r}")
+    return {"result": result, "changes": dict(changes), "comment": str(comment)}
 
 
 def answered(context: Any, ret: Any) -> Any:

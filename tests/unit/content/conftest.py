@@ -81,7 +81,7 @@ def ops_common() -> types.ModuleType:
 @pytest.fixture
 def ops_utils(ops_common: types.ModuleType) -> dict[str, Callable[..., Any]]:
     """The ``__utils__`` an ops module sees on a synced minion: the real ``ops_common`` functions."""
-    return {f"ops_common.{name}": getattr(ops_common, name) for name in ("test_mode", "answered")}
+    return {f"ops_common.{name}": getattr(ops_common, name) for name in ("test_mode", "outcome", "answered")}
 
 
 @pytest.fixture(scope="session")

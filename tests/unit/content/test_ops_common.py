@@ -35,6 +35,23 @@ def test_answered_clears_a_leaked_retcode_and_returns_the_answer(ops_common):
     assert context == {"retcode": 0, "other": "kept"}
 
 
+@pytest.mark.parametrize("result", [True, None, False])
+def test_outcome_is_the_state_like_return_of_an_action(ops_common, result):
+    changes = {"pool": {"old": "in", "new": "out"}}
+    ret = ops_common.outcome(result, changes, "Node pulled out of pool web")
+    assert ret == {"result": result, "changes": changes, "comment": "Node pulled out of pool web"}
+    # A copy: a caller that goes on filling its dict does not change the answer already given.
+    changes["flag"] = "/etc/ops/lb-drain/web.drain"
+    assert "flag" not in ret["changes"]
+
+
+@pytest.mark.parametrize("result", ["False", 0, 1, "yes"])
+def test_outcome_refuses_a_result_that_is_not_true_false_or_none(ops_common, result):
+    # Salt reads a falsy result as failure: a string "False" would pass as success.
+    with pytest.raises(TypeError, match="result must be True, False or None"):
+        ops_common.outcome(result, {}, "comment")
+
+
 def test_ops_common_is_always_loadable(ops_common):
     assert ops_common.__virtual__() == "ops_common"
 
