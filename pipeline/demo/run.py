@@ -1,7 +1,7 @@
 """Running the demo: the repository and config steps, the list of every step in order, and the runner.
 
-The demo builds a throwaway Git repository from the bundled content (``salt/``, ``states/``, ``_modules/``,
-``_states/``), commits it as an engineer would, and walks it through every pipeline stage. Each stage is a
+The demo builds a throwaway Git repository from the bundled content (:data:`CONTENT_DIRS`: ``salt/``, ``states/``,
+``_modules/``, ``_states/``, ``_utils/``), commits it as an engineer would, and walks it through every pipeline stage. Each stage is a
 :data:`pipeline.demo.model.Step`; :func:`steps` lists them (the MR checks from ``mr_checks``, the delivery from
 ``flow``)."""
 

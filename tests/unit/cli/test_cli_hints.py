@@ -117,3 +117,37 @@ def test_salt_master_attestor_names_a_missing_master_config(tmp_path: Path) -> N
     served = SaltMasterAttestor({"syndic-test": tmp_path / "master"}).attest(["syndic-test"])
     assert served[0].release is None
     assert served[0].error is not None and "does not exist on this host" in served[0].error
+
+
+def test_impact_names_a_missing_master_config(checkout: tuple[Path, str], tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    repo_dir, release = checkout
+    missing = tmp_path / "no-such" / "master"
+    monkeypatch.delenv("SALTPIPE_MASTER_CONFIG", raising=False)
+    ran = saltpipe("--repo", str(repo_dir), "impact", "test", "--release", release, "--master-config", str(missing))
+    assert ran.code == 2
+    assert f"{missing}: no such master config file" in ran.err
+    assert "hint: point --master-config (or SALTPIPE_MASTER_CONFIG) at the master-of-masters' config" in ran.err
+
+
+def test_impact_without_any_way_to_reach_salt_says_what_to_configure(checkout: tuple[Path, str],
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    repo_dir, release = checkout
+    for var in ("SALTPIPE_MASTER_CONFIG", "SALTPIPE_SALT_API_URL"):
+        monkeypatch.delenv(var, raising=False)
+    ran = saltpipe("--repo", str(repo_dir), "impact", "test", "--release", release)
+    assert ran.code == 2, ran.out + ran.err
+    assert "give exactly one way to reach the master-of-masters" in ran.err
+    assert f"add a `salt:` section to {repo_dir / 'salt' / 'pipeline.yaml'}" in ran.err
+    assert "--master-config PATH" in ran.err and "--salt-api URL" in ran.err
+
+
+def test_lint_names_the_fixtures_key_of_a_missing_fixture_file(checkout: tuple[Path, str]) -> None:
+    repo_dir, _ = checkout
+    ran = saltpipe("--repo", str(repo_dir), "lint")
+    assert ran.code == 2, ran.out + ran.err
+    grains = repo_dir / "salt" / "fixtures" / "test" / "grains.yaml"
+    assert f"{grains}: fixture file not found" in ran.err
+    # --config was right: the hint names the key of salt/pipeline.yaml that points at the file.
+    assert "or set environments.test.fixtures.grains in the pipeline config" in ran.err
+    assert "--config" not in ran.err

@@ -142,6 +142,13 @@ def test_rollback_audit_rows_name_the_previous_releases_commit(harness: Harness)
     progress = load_progress(harness.ctx("test", ScriptedSaltClient({})).store, "test", report["rollout_id"])
     rebuilt = build_report(progress, {PREVIOUS: "beefcafe"})
     assert {(a["release"], a["commit"]) for a in rebuilt["audit"]} == {(RELEASE, "c0ffee"), (PREVIOUS, "beefcafe")}
+    # In the page too: each rollback row of the audit trail starts with the previous release's own commit.
+    trail = render_html(rebuilt).split("<h2>Audit trail</h2>", 1)[1].split("</table>", 1)[0]
+    rows = re.findall(r"<tr><td>([^<]*)</td><td>([^<]*)</td><td>[^<]*</td><td>([^<]*)</td>", trail)
+    rollback_rows = [(commit, release) for commit, release, step in rows if step.startswith("rollback")]
+    assert rollback_rows and set(rollback_rows) == {("beefcafe", PREVIOUS)}
+    assert {(commit, release) for commit, release, step in rows if not step.startswith("rollback")} == {
+        ("c0ffee", RELEASE)}
 
 
 def test_html_links_the_other_reports_of_the_flow(harness: Harness, tmp_path: Path) -> None:
