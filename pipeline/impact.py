@@ -96,6 +96,14 @@ class StateImpact:
     comment: str | None = None
 
 
+def in_role_order(sampled: Mapping[str, Sequence[str]]) -> tuple[str, ...]:
+    """Every sampled minion once, in role order (a minion of two roles stands under its first)."""
+    seen: dict[str, None] = {}
+    for ids in sampled.values():
+        seen.update(dict.fromkeys(ids))
+    return tuple(seen)
+
+
 @dataclass(frozen=True)
 class ImpactResult:
     """The aggregated dry run. ``ok`` is false when a state would fail or a sampled minion did not answer."""
@@ -114,10 +122,7 @@ class ImpactResult:
 
     @property
     def minions(self) -> tuple[str, ...]:
-        seen: dict[str, None] = {}
-        for ids in self.sampled.values():
-            seen.update(dict.fromkeys(ids))
-        return tuple(seen)
+        return in_role_order(self.sampled)
 
     @property
     def failed(self) -> tuple[StateImpact, ...]:

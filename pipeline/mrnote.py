@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pipeline.errors import UsageError
 from pipeline.gitlab.client import GitLabClient
+from pipeline.impact import in_role_order
 
 #: Hidden first line of the note; how saltpipe finds its own note again. Never change it: old notes would
 #: be orphaned and a second note created.
@@ -120,10 +121,7 @@ class ImpactReport(_Input):
     @property
     def minions(self) -> tuple[str, ...]:
         """Every sampled minion once, in role order."""
-        seen: dict[str, None] = {}
-        for ids in self.sampled.values():
-            seen.update(dict.fromkeys(ids))
-        return tuple(seen)
+        return in_role_order(self.sampled)
 
 
 @dataclass(frozen=True)

@@ -316,31 +316,41 @@ def second_change(ctx: DemoContext, state: DemoState) -> tuple[bool, list[str]]:
     ]
 
 
+def _sync_then_rollout(
+    ctx: DemoContext, state: DemoState, env: str, label: str, *, approve: bool
+) -> tuple[list[str], tuple[Ran, dict[str, Any]] | None]:
+    """Expose the release ``label`` on every syndic of ``env``, then roll it out there: the step's lines so far and
+    the rollout's run and report, or None (the lines say why) when the sync failed or the rollout left no report."""
+    exposed, sync_lines = _sync(ctx, state, env, label)
+    if not exposed:
+        return sync_lines, None
+    ran, report, rollout_lines = _rollout(ctx, state, env, label, approve=approve)
+    if report is None:
+        return failed(ran, "no report")[1], None
+    return [*_exposure(sync_lines), *rollout_lines], (ran, report)
+
+
 def second_through_test(ctx: DemoContext, state: DemoState) -> tuple[bool, list[str]]:
     """The second release passes test (its datacenter's file exists) and gets its approval."""
-    ok, lines = _sync(ctx, state, "test", "second")
-    if not ok:
-        return ok, lines
-    ran, report, rollout_lines = _rollout(ctx, state, "test", "second", approve=False)
-    if report is None:
-        return failed(ran, "no report")
+    lines, done = _sync_then_rollout(ctx, state, "test", "second", approve=False)
+    if done is None:
+        return False, lines
+    ran, report = done
     topo = topology_of(state)
     applied = [m for m in topo.env_minions("test") if (topo.minion(m).sandbox / CHRONY_FILE).is_file()]
-    rollout_lines.append(f"chrony sources written on: {', '.join(applied) or 'none'}")
+    lines.append(f"chrony sources written on: {', '.join(applied) or 'none'}")
     ok = ran.returncode == 0 and report["outcome"] == "succeeded" and len(applied) == len(topo.env_minions("test"))
-    return ok, [*_exposure(lines), *rollout_lines]
+    return ok, lines
 
 
 def second_to_production(ctx: DemoContext, state: DemoState) -> tuple[bool, list[str]]:
     """Production, canary first: the canary fails, the rollout halts, the canary is rolled back, nobody else moves."""
     flow = flow_of(state)
     topo = topology_of(state)
-    ok, sync_lines = _sync(ctx, state, "production", "second")
-    if not ok:
-        return ok, sync_lines
-    ran, report, lines = _rollout(ctx, state, "production", "second", approve=True)
-    if report is None:
-        return failed(ran, "no report")
+    lines, done = _sync_then_rollout(ctx, state, "production", "second", approve=True)
+    if done is None:
+        return False, lines
+    ran, report = done
     results = _results(report)
     canary = flow.canary
     others = sorted(m for m in topo.env_minions("production") if m != canary)
@@ -350,7 +360,6 @@ def second_to_production(ctx: DemoContext, state: DemoState) -> tuple[bool, list
                if not r.startswith(("retcode ", "success "))]
     served, status = _status_lines(ctx, state, ["production"])
     first = flow.releases["first"]
-    lines = [*_exposure(sync_lines), *lines]
     lines += [
         f"canary {canary}: " + ("; ".join(reasons[:2]) or "(no reason recorded)"),
         "other production minions: " + ", ".join(f"{m} {results.get(m, '?')}" for m in others),
