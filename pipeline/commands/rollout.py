@@ -27,10 +27,11 @@ from typing import Any
 
 import click
 
+from pipeline.config import Gates
 from pipeline.context import AppContext
 from pipeline.deployments import trail_from_environ
 from pipeline.rollout.audit import describe_chain
-from pipeline.errors import EXIT_FINDINGS, UsageError
+from pipeline.errors import EXIT_FINDINGS, SaltpipeError, UsageError
 from pipeline.rollout import (
     Outcome,
     Plan,
@@ -103,10 +104,12 @@ def _report_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
-def _client(app: AppContext, env_name: str, opts: dict[str, Any]) -> SaltClient:
+def _client(app: AppContext, env_name: str, opts: dict[str, Any], gates: Gates | None = None) -> SaltClient:
+    """The Salt client for a rollout of ``env_name``, allowed the health check function of ``gates`` (a resumed
+    rollout's saved ones; default: the environment's in the config)."""
     env = app.config.environment(env_name)
     extra = []
-    hc = env.gates.health_check
+    hc = (gates or env.gates).health_check
     if hc is not None and hc.function:
         extra.append(hc.function)
     from pipeline.salt_client.jobcache import with_job_cache
@@ -148,7 +151,8 @@ def mom_client(app: AppContext, opts: dict[str, Any], extra: Sequence[str] = (),
     )
 
 
-def _context(app: AppContext, env_name: str, opts: dict[str, Any], observer: Any) -> RolloutContext:
+def _context(app: AppContext, env_name: str, opts: dict[str, Any], observer: Any,
+             gates: Gates | None = None) -> RolloutContext:
     env = app.config.environment(env_name)
     recovery = Recovery(
         job_timeout=opts["job_timeout"],
@@ -159,7 +163,7 @@ def _context(app: AppContext, env_name: str, opts: dict[str, Any], observer: Any
     return RolloutContext(
         config=app.config,
         environment=env,
-        client=_client(app, env_name, opts),
+        client=_client(app, env_name, opts, gates),
         serving=SyncServing(app.state_dir(), app.config.release.keep,
                             syndic_configs(app.config, env_name, opts["syndic_configs"])),
         state_dir=app.state_dir(),
@@ -467,9 +471,11 @@ def resume(app: AppContext, environment: str, report_json: Path | None, report_h
     """
     app.config.environment(environment)
     # Nothing to resume is said from the state directory alone, before a Salt client asks for credentials.
-    unfinished_rollout(RolloutStore(app.state_dir()), environment)
+    store = RolloutStore(app.state_dir())
+    rollout_id = unfinished_rollout(store, environment)
     with _view() as view:
-        ctx = _context(app, environment, opts, view)
+        # The client may publish the health check the plan was saved with, not the one the config says now.
+        ctx = _context(app, environment, opts, view, _saved_gates(store, environment, rollout_id))
 
         def on_resume(plan: Plan) -> None:  # called once the lock is held
             click.echo(f"resuming {plan.rollout_id} ({plan.release} to {environment})")
@@ -480,6 +486,15 @@ def resume(app: AppContext, environment: str, report_json: Path | None, report_h
         finally:
             ctx.client.close()
     _finish(result, report_json, report_html)
+
+
+def _saved_gates(store: RolloutStore, environment: str, rollout_id: str) -> Gates | None:
+    """The gates of the plan to resume, read before the lock to build the client; ``None`` when it cannot be read
+    here (resume_rollout reads it again under the lock and says what is wrong)."""
+    try:
+        return store.load_plan(environment, rollout_id).gates
+    except SaltpipeError:
+        return None
 
 
 @rollout.command("status")

@@ -217,7 +217,7 @@ def build_report(progress: Progress, commits: Mapping[str, str] | None = None) -
         "target": plan.target,
         "schedule": plan.schedule,
         "skipped_schedule_entries": [list(s) for s in plan.skipped],
-        "gates": dict(plan.gates),
+        "gates": plan.gates_json() or {},
         "promotion": {
             "started_by": promotion.get("started_by"),
             "satisfied_by": promotion.get("satisfied_by", {}),

@@ -23,7 +23,7 @@ import socket
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from pipeline.config import Canary, Size
+from pipeline.config import Canary, Gates, Size
 from pipeline.freeze import check_freeze, record_override
 from pipeline.lock import EnvironmentLock
 from pipeline.rollout.approvals import check_approvals
@@ -105,14 +105,20 @@ def start_rollout(request: RolloutRequest) -> RolloutResult:
         lock.release()
 
 
-def _plan_rollout(ctx: RolloutContext, release: str, commit: str | None) -> Plan:
-    env = ctx.environment
-    hc = env.gates.health_check
+def _check_health_function(ctx: RolloutContext, gates: Gates, whose: str) -> None:
+    """Refuse, before anything runs, a health check function the Salt client would not publish."""
+    hc = gates.health_check
     if hc is not None and hc.function and hc.function not in ctx.client.allowed_functions:
         raise PlanError(
-            f"the health check function {hc.function} of {env.name} is not allowed by the Salt client",
-            hint="build the client with the environment's health check (the CLI does this)",
+            f"the health check function {hc.function} of {whose} is not allowed by the Salt client",
+            hint="build the client with the health check of the gates the rollout runs with (the CLI does this: "
+                 "the config's for a new rollout, the saved plan's on resume)",
         )
+
+
+def _plan_rollout(ctx: RolloutContext, release: str, commit: str | None) -> Plan:
+    env = ctx.environment
+    _check_health_function(ctx, env.gates, env.name)
     previous = ctx.serving.served_base(env)
     if previous == release:
         raise PlanError(
@@ -161,6 +167,8 @@ def unfinished_rollout(store: RolloutStore, environment: str) -> str:
 def resume_rollout(ctx: RolloutContext, on_resume: Callable[[Plan], None] | None = None) -> RolloutResult:
     """Continue the environment's unfinished rollout from its journal (holding the lock).
 
+    The batches are judged by the gates saved in the plan (ratios, bake time, health check), whatever the config
+    says now; a plan saved without gates is refused (:class:`RolloutStateError`: roll it back instead).
     ``on_resume`` is called with its plan once the lock is held, before anything runs (the CLI says "resuming"
     there, so a refusal by the lock is never preceded by it)."""
     env = ctx.environment
@@ -168,6 +176,9 @@ def resume_rollout(ctx: RolloutContext, on_resume: Callable[[Plan], None] | None
     try:
         rollout_id = unfinished_rollout(ctx.store, env.name)
         progress = load_progress(ctx.store, env.name, rollout_id)
+        plan = progress.plan
+        # The plan's gates, never the live config's (which may have changed since the rollout started).
+        _check_health_function(ctx, plan.require_gates(), f"rollout {plan.rollout_id}'s saved plan")
         if on_resume:
             on_resume(progress.plan)
         executor = RolloutMachine(ctx, progress.plan, progress)

@@ -24,6 +24,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+from pipeline.config import Gates
 from pipeline.rollout.model import GateDecision
 from pipeline.salt_client.base import MinionReturn
 
@@ -222,16 +223,14 @@ def judge_return(fun: str, ret: MinionReturn, *, health: bool = False) -> Verdic
     )
 
 
-def decide_gate(
-    batch: int, size: int, failed: int, missing: int, gates: Mapping[str, Any], health_failed: int = 0
-) -> GateDecision:
+def decide_gate(batch: int, size: int, failed: int, missing: int, gates: Gates, health_failed: int = 0) -> GateDecision:
     """The gate of a batch of ``size`` minions with ``failed`` (health failures included) and ``missing`` ones."""
     return GateDecision(
         batch=batch,
         size=size,
         failed=failed,
         missing=missing,
-        max_failure_ratio=float(gates.get("max_failure_ratio", 0.0)),
-        max_missing_ratio=float(gates.get("max_missing_ratio", 0.0)),
+        max_failure_ratio=gates.max_failure_ratio,
+        max_missing_ratio=gates.max_missing_ratio,
         health_failed=health_failed,
     )

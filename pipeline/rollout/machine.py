@@ -12,8 +12,9 @@ Contract (:class:`RolloutMachine`):
 * Every decision is journaled (fsynced) before the next action, and the in-memory :class:`Progress` is always
   what a replay of the journal gives, so :meth:`RolloutMachine.run` on a replayed progress (a resume) never
   re-runs a finished batch or a finished step.
-* The gates (ratios, bake time, health check) are the plan's: what was saved when the rollout started decides,
-  never the live configuration.
+* The gates (ratios, bake time, health check) are the plan's (:attr:`Plan.gates`): what was saved when the
+  rollout started decides, never the live configuration; a plan saved without gates is refused
+  (:class:`~pipeline.rollout.model.RolloutStateError`), never completed from the config.
 * Infrastructure failures (:class:`~pipeline.errors.SaltpipeError`) are journaled as ``error`` and raised; the
   rollout stays resumable. Failed gates are data: the run returns a :class:`RolloutResult`.
 """
@@ -24,6 +25,7 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+from pipeline.config import Gates
 from pipeline.errors import SaltpipeError
 from pipeline.rollout.context import RolloutContext, RolloutResult
 from pipeline.rollout.health import check_health
@@ -203,8 +205,9 @@ class RolloutMachine:
             kwarg={"saltenv": saltenv},
         )
         gate = self._gate(planned)
-        hc = self.env.gates.health_check
-        bake = float(self.env.gates.bake_seconds)
+        gates = self._gates()
+        hc = gates.health_check
+        bake = float(gates.bake_seconds)
         if gate.passed and bake > 0:
             self._bake(planned, bake)
         if gate.passed and hc is not None:
@@ -245,7 +248,11 @@ class RolloutMachine:
                 missing += 1
         health = self.progress.batches[planned.index].steps.get(Step.HEALTH)
         health_failed = sum(1 for r in health.results.values() if r.status is not StepStatus.OK) if health else 0
-        return decide_gate(planned.index, len(planned.minions), failed, missing, self.plan.gates, health_failed)
+        return decide_gate(planned.index, len(planned.minions), failed, missing, self._gates(), health_failed)
+
+    def _gates(self) -> Gates:
+        # resume_rollout refuses a plan without gates before anything runs; a new plan always has them.
+        return self.plan.require_gates()
 
     def _bake(self, planned: PlannedBatch, seconds: float) -> None:
         bp = self.progress.batches[planned.index]

@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, NamedTuple
 
+from pydantic import ValidationError
+
+from pipeline.config import Gates
 from pipeline.errors import EXIT_FINDINGS, InfrastructureError, SaltpipeError
 
 PLAN_SCHEMA = "saltpipe-rollout-plan/1"
@@ -202,7 +205,10 @@ class Plan:
     #: Schedule entries that gave no minion at this population (``("25%", "reached already")``).
     skipped: tuple[tuple[str, str], ...]
     syndic_of: Mapping[str, str | None]
-    gates: Mapping[str, Any]
+    #: The gates saved when the rollout started: the only ones its batches are judged by (a resume never reads
+    #: the live config's). ``None`` for a plan saved without them (not written by saltpipe, or edited): such a
+    #: rollout can be shown and rolled back, not resumed (:func:`pipeline.rollout.entry.resume_rollout`).
+    gates: Gates | None
     schedule: str
     created_at: str
     resolution_jid: str | None = None
@@ -221,6 +227,21 @@ class Plan:
     def batch_of(self) -> dict[str, int]:
         return {m: b.index for b in self.batches for m in b.minions}
 
+    def require_gates(self) -> Gates:
+        """The saved gates; a :class:`RolloutStateError` for a plan without them (never taken from the config)."""
+        if self.gates is None:
+            raise RolloutStateError(
+                f"the plan of rollout {self.rollout_id} of {self.environment} holds no gates, and a rollout's "
+                "batches are judged only by the gates saved when it started (never the live config's)",
+                hint=f"`saltpipe rollback {self.environment}` rolls back the minions it touched (that needs no "
+                     "gate); then start the rollout again",
+            )
+        return self.gates
+
+    def gates_json(self) -> dict[str, Any] | None:
+        """The gates as plain data (the plan file, the report); ``None`` when the plan has none."""
+        return self.gates.model_dump(mode="json") if self.gates is not None else None
+
     def to_json(self) -> dict[str, Any]:
         return {
             "schema": PLAN_SCHEMA,
@@ -233,7 +254,7 @@ class Plan:
             "target": self.target,
             "population": self.population,
             "schedule": self.schedule,
-            "gates": dict(self.gates),
+            "gates": self.gates_json(),
             "created_at": self.created_at,
             "resolution_jid": self.resolution_jid,
             "client": self.client,
@@ -264,7 +285,7 @@ class Plan:
             batches=tuple(PlannedBatch.from_json(b) for b in data["batches"]),
             skipped=tuple((str(a), str(b)) for a, b in data.get("skipped") or ()),
             syndic_of=dict(data.get("syndic_of") or {}),
-            gates=dict(data.get("gates") or {}),
+            gates=_gates(data.get("gates")),
             schedule=str(data.get("schedule", "")),
             created_at=str(data["created_at"]),
             resolution_jid=data.get("resolution_jid"),
@@ -273,6 +294,25 @@ class Plan:
             kind=str(data.get("kind", "rollout")),
             rolls_back=data.get("rolls_back"),
         )
+
+
+def _gates(data: Any) -> Gates | None:
+    """A saved plan's gates. Every plan saltpipe wrote holds all of their fields (``model_dump``); a plan with
+    none is ``None``, and one with only some of them is refused rather than completed from defaults (a missing
+    health check or bake time would silently make the resumed rollout's gates weaker than the ones it started
+    with)."""
+    if not data:
+        return None
+    missing = sorted(set(Gates.model_fields) - set(data)) if isinstance(data, Mapping) else []
+    try:
+        if missing:
+            raise ValueError(f"missing {', '.join(missing)}")
+        return Gates.model_validate(data)
+    except (ValueError, ValidationError) as exc:
+        raise JournalError(
+            f"the plan's gates cannot be read ({exc})",
+            hint="was the plan file edited? its gates decide the rollout's batches; restore it, or roll back",
+        ) from None
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from pipeline.config import Canary, Environment, Size
+from pipeline.config import Canary, Environment, Gates, Size
 from pipeline.rollout.model import Plan, PlanError, PlannedBatch
 from pipeline.salt_client.base import Resolution
 
@@ -150,7 +150,6 @@ def build_plan(
         batches.append(PlannedBatch(i, name, entry.spec, tuple(ordered[pos : pos + entry.size]), entry.reached))
         pos += entry.size
     assert pos == len(ordered), "the schedule must place every minion exactly once"
-    gates = env.gates.model_dump(mode="json")
     return Plan(
         rollout_id=rollout_id,
         environment=env.name,
@@ -163,7 +162,7 @@ def build_plan(
         batches=tuple(batches),
         skipped=tuple(skipped),
         syndic_of=syndic_of,
-        gates=gates,
+        gates=env.gates,
         schedule=env.describe_schedule(),
         created_at=(now or datetime.now(timezone.utc)).isoformat(timespec="seconds"),
         resolution_jid=resolution.jid,
@@ -185,9 +184,7 @@ def describe_plan(plan: Plan, max_ids: int = 8) -> list[str]:
         f"  previous release (rollback target): {plan.previous_release or 'none'}",
         f"  target {plan.target}: {plan.population} minion(s) - "
         + ", ".join(f"{s}: {n}" for s, n in sorted(by_syndic.items())),
-        f"  schedule {plan.schedule}; gates: max failure {plan.gates.get('max_failure_ratio', 0):.0%}, "
-        f"max missing {plan.gates.get('max_missing_ratio', 0):.0%}, bake {float(plan.gates.get('bake_seconds', 0)):g}s"
-        + (", health check" if plan.gates.get("health_check") else ""),
+        f"  schedule {plan.schedule}; gates: {_describe_gates(plan.gates)}",
     ]
     for batch in plan.batches:
         ids = ", ".join(batch.minions[:max_ids]) + (f" ... (+{len(batch.minions) - max_ids})" if len(batch.minions) > max_ids else "")
@@ -196,6 +193,13 @@ def describe_plan(plan: Plan, max_ids: int = 8) -> list[str]:
     for spec, why in plan.skipped:
         lines.append(f"  skipped {spec}: {why}")
     return lines
+
+
+def _describe_gates(gates: Gates | None) -> str:
+    if gates is None:
+        return "none saved with the plan"
+    return (f"max failure {gates.max_failure_ratio:.0%}, max missing {gates.max_missing_ratio:.0%}, "
+            f"bake {gates.bake_seconds:g}s" + (", health check" if gates.health_check else ""))
 
 
 _TOP_KEY = re.compile(r"^(?P<key>[^\s#{%][^:]*|\{\{.*?\}\}|'[^']*'|\"[^\"]*\")\s*:\s*(#.*)?$")

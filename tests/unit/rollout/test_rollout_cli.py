@@ -51,9 +51,9 @@ class World:
         import pipeline.commands.rollout as cmd
         import pipeline.release as release
 
-        def client(app: Any, env: str, opts: dict[str, Any]) -> ScriptedSaltClient:
+        def client(app: Any, env: str, opts: dict[str, Any], gates: Any = None) -> ScriptedSaltClient:
             if not opts["master_config"] and not opts["salt_api"]:
-                return cmd.__dict__["_real_client"](app, env, opts)
+                return cmd.__dict__["_real_client"](app, env, opts, gates)
             fleet = TEST_FLEET if env == "test" else PROD_FLEET
             c = ScriptedSaltClient(fleet, script=self.script)
             self.clients.append(c)
@@ -184,7 +184,7 @@ def test_resume_refused_by_the_lock_never_says_resuming(tmp_path: Path, monkeypa
     monkeypatch.setenv("SALTPIPE_MASTER_CONFIG", str(tmp_path / "master"))
     import pipeline.commands.rollout as cmd
 
-    monkeypatch.setattr(cmd, "_client", lambda app, env, opts: ScriptedSaltClient(TEST_FLEET))
+    monkeypatch.setattr(cmd, "_client", lambda app, env, opts, gates=None: ScriptedSaltClient(TEST_FLEET))
     RolloutStore(tmp_path / "state").set_current("test", "20261202T000000Z-rel-0123456789ab-0000")
     with EnvironmentLock(tmp_path / "state", "test", "rollout"):
         result = _invoke(tmp_path, "rollout", "resume", "test")

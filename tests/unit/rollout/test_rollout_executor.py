@@ -18,6 +18,7 @@ from pipeline.rollout import (
     RolloutRequest,
     RolloutStateError,
     RolloutStore,
+    describe_plan,
     load_progress,
     resume_rollout,
     rollback_environment,
@@ -413,6 +414,70 @@ def test_crash_inside_publish_republishes_the_step_on_resume(harness: Harness) -
     result = resume_rollout(harness.ctx("test", client))
     assert result.outcome is Outcome.SUCCEEDED
     assert [r.targets for r in client.calls("saltutil.sync_all")] == [("test-web-1",), ("test-db-1",), ("test-web-2",)]
+
+
+def test_resume_judges_by_the_plans_gates_when_the_config_changed(harness: Harness) -> None:
+    """The config's gates change between start and resume (no health check, no bake, any failure allowed): the
+    resumed batch is still baked, health-checked and gated as the saved plan says."""
+    harness.config = make_config(test={"gates": {"bake_seconds": 30, "max_failure_ratio": 0.0,
+                                                 "health_check": {"function": "ops_app.health"}}})
+
+    def script(minion: str, fun: str, arg: Any, kwarg: dict[str, Any]) -> Behavior | None:
+        return Behavior(ret=False) if fun == "ops_app.health" and minion == "test-db-1" else None
+
+    def crash(record: dict[str, Any]) -> None:
+        if record["event"] == "batch_started" and record["batch"] == 1:
+            raise Crash()
+
+    client = ScriptedSaltClient(TEST_FLEET, script=script, extra=("ops_app.health",))
+    with pytest.raises(Crash):
+        start_rollout(RolloutRequest(harness.ctx("test", client, observer=crash), RELEASE))
+    harness.config = make_config(test={"gates": {"bake_seconds": 0, "max_failure_ratio": 1.0}})
+    assert harness.config.environment("test").gates.health_check is None
+
+    result = resume_rollout(harness.ctx("test", client))
+    assert result.plan.gates is not None and result.plan.gates.bake_seconds == 30
+    assert harness.clock.slept.count(30) == 2  # the canary before the crash, batch 1 after the resume
+    assert [r.targets for r in client.calls("ops_app.health")] == [("test-web-1",), ("test-db-1",)]
+    gate = harness.events("gate")[-1]
+    assert gate["batch"] == 1 and not gate["passed"] and gate["max_failure_ratio"] == 0.0
+    assert result.outcome is Outcome.ROLLED_BACK
+
+
+def test_resume_refuses_a_plan_saved_without_gates_and_rollback_still_works(harness: Harness) -> None:
+    client = ScriptedSaltClient(TEST_FLEET)
+    with pytest.raises(Crash):
+        start_rollout(RolloutRequest(harness.ctx("test", client, observer=_crash_at("step_published", 1, "apply")),
+                                     RELEASE))
+    store = RolloutStore(harness.state_dir)
+    rollout_id = store.current("test")
+    assert rollout_id
+    plan_file = store.rollout_dir("test", rollout_id) / "plan.json"
+    data = json.loads(plan_file.read_text())
+    del data["gates"]
+    plan_file.write_text(json.dumps(data))
+    before = len(client.published)
+
+    with pytest.raises(RolloutStateError, match="holds no gates") as excinfo:
+        resume_rollout(harness.ctx("test", client))
+    assert "saltpipe rollback test" in (excinfo.value.hint or "")
+    assert len(client.published) == before  # refused before anything ran
+    assert "gates: none saved with the plan" in "\n".join(describe_plan(store.load_plan("test", rollout_id)))
+
+    result = rollback_environment(harness.ctx("test", client))
+    assert result.outcome is Outcome.ROLLED_BACK
+
+
+def test_a_plan_with_only_some_gates_is_refused_not_completed_from_defaults() -> None:
+    from pipeline.rollout import JournalError, Plan
+
+    data = {"schema": "saltpipe-rollout-plan/1", "rollout_id": "r", "environment": "test", "release": RELEASE,
+            "saltenv": RELEASE, "target": "*", "population": 0, "batches": [], "created_at": "2026-12-03T00:00:00",
+            "gates": {"max_failure_ratio": 0.0, "max_missing_ratio": 0.0}}
+    with pytest.raises(JournalError, match="missing bake_seconds, health_check"):
+        Plan.from_json(data)
+    data["gates"] |= {"bake_seconds": 5, "health_check": None}
+    assert Plan.from_json(data).gates.bake_seconds == 5
 
 
 def _crash_at(event: str, batch: int, step: str, minion: str | None = None):

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from pipeline.config import Gates
 from pipeline.rollout import decide_gate, judge_return
 from pipeline.salt_client.base import MinionReturn
 from scripted_client import failed_state_return, ok_state_return
@@ -95,7 +96,7 @@ GATES = [
 
 @pytest.mark.parametrize("size,failed,missing,max_fail,max_missing,passes", GATES)
 def test_gate_table(size: int, failed: int, missing: int, max_fail: float, max_missing: float, passes: bool) -> None:
-    gate = decide_gate(0, size, failed, missing, {"max_failure_ratio": max_fail, "max_missing_ratio": max_missing})
+    gate = decide_gate(0, size, failed, missing, Gates(max_failure_ratio=max_fail, max_missing_ratio=max_missing))
     assert gate.passed is passes
     assert gate.to_json()["passed"] is passes
     assert ("passed" if passes else "FAILED") in gate.describe()
