@@ -1,6 +1,8 @@
 """How saltpipe reaches Salt: the ``salt:`` section of ``salt/pipeline.yaml`` with command-line overrides.
 
-One place decides, for ``sync``, ``rollout``, ``rollback`` and ``impact`` alike:
+One place decides, for ``sync``, ``rollout``, ``rollback``, ``impact`` and ``fixtures import`` alike, and
+:func:`make_client` builds the Salt client from that decision (the CLI only parses the flags into
+:class:`SaltFlags`):
 
 * the master-of-masters (MoM): ``--master-config PATH`` or ``--salt-api URL`` (flags, or their environment
   variables) win over ``salt.master_config`` / ``salt.api``; exactly one way must result;
@@ -13,12 +15,16 @@ The salt-api password is never read from a file or a flag: only from ``SALTPIPE_
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.config import DEFAULT_CONFIG, PipelineConfig, SaltApi
 from pipeline.errors import UsageError
+
+if TYPE_CHECKING:
+    from pipeline.salt_client.base import SaltClient
 
 PASSWORD_ENV = "SALTPIPE_SALT_API_PASSWORD"
 
@@ -41,6 +47,23 @@ class MomAccess:
                 hint=f"set {PASSWORD_ENV} (never a flag or a file)",
             )
         return password
+
+
+@dataclass(frozen=True)
+class SaltFlags:
+    """What the command line says about reaching Salt (each ``None``/empty: the config decides).
+
+    ``master_config`` / ``api_*``: the MoM (``--master-config``, ``--salt-api*``); ``syndic_configs``: the
+    ``--syndic-config SYNDIC=PATH`` overrides; ``syndic_apis``: ``--syndic-api SYNDIC=URL`` (salt-api only).
+    """
+
+    master_config: Path | None = None
+    api_url: str | None = None
+    api_user: str | None = None
+    api_eauth: str | None = None
+    api_ca: Path | None = None
+    syndic_configs: tuple[str, ...] = ()
+    syndic_apis: tuple[str, ...] = ()
 
 
 def parse_pairs(values: Iterable[str], option: str) -> dict[str, str]:
@@ -126,3 +149,52 @@ def mom_access(
             }
         )
     return MomAccess(None, api, str(source))
+
+
+def make_client(
+    cfg: PipelineConfig,
+    flags: SaltFlags,
+    *,
+    environment: str | None = None,
+    extra_functions: Sequence[str] = (),
+) -> SaltClient:
+    """The Salt client to the MoM that ``cfg`` and ``flags`` choose (:func:`mom_access`), allowed
+    ``extra_functions`` besides the fixed set (a health check function, the functions ``fixtures import`` calls).
+
+    With ``environment`` it also knows that environment's syndic masters (:func:`syndic_configs`: lost-return
+    lookups in their job caches) and reads returns through its external job cache first when it has one
+    (docs/job-cache.md). Nothing is contacted here; a salt-api password missing from the environment is a
+    :class:`UsageError` now, not at the first call.
+    """
+    access = mom_access(
+        cfg,
+        master_config=flags.master_config,
+        api_url=flags.api_url,
+        api_user=flags.api_user,
+        api_eauth=flags.api_eauth,
+        api_ca=flags.api_ca,
+    )
+    syndics = syndic_configs(cfg, environment, flags.syndic_configs) if environment is not None else {}
+    client: SaltClient
+    if access.master_config is not None:
+        from pipeline.salt_client.local import LocalSaltClient
+
+        client = LocalSaltClient(access.master_config, syndic_configs=syndics, extra_functions=extra_functions)
+    else:
+        from pipeline.salt_client.api import SaltApiClient
+
+        assert access.api is not None
+        client = SaltApiClient(
+            access.api.url,
+            username=access.api.user,
+            password=access.password(),
+            eauth=access.api.eauth,
+            syndic_urls=parse_pairs(flags.syndic_apis, "--syndic-api"),
+            extra_functions=extra_functions,
+            verify=str(access.api.ca_bundle) if access.api.ca_bundle else True,
+        )
+    if environment is None:
+        return client
+    from pipeline.salt_client.jobcache import with_job_cache
+
+    return with_job_cache(client, cfg.environment(environment).job_cache)

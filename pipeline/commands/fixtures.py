@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from pipeline.commands.rollout import _salt_options
+from pipeline.commands.salt_options import salt_flags, salt_options
 from pipeline.context import AppContext
 from pipeline.errors import UsageError
 from pipeline.salt_client.polling import SystemClock
@@ -29,7 +29,7 @@ def fixtures() -> None:
 @click.option("--per-role", type=click.IntRange(min=1), default=1, show_default=True, help="Minions sampled per role with --target.")
 @click.option("--env", "environment", default=None, help="Write this environment's fixtures (default: the lint-only fixtures).")
 @click.option("--replace", is_flag=True, help="Drop the fixture minions not imported now (e.g. those saltpipe init wrote).")
-@_salt_options
+@salt_options
 @click.pass_obj
 def import_command(app: AppContext, minions: tuple[str, ...], grains_files: tuple[Path, ...], pillar_files: tuple[Path, ...],
                    target: str | None, per_role: int, environment: str | None, replace: bool, **opts: Any) -> None:
@@ -49,9 +49,9 @@ def import_command(app: AppContext, minions: tuple[str, ...], grains_files: tupl
     fx = cfg.fixtures_for(environment, app.repo) if environment else cfg.lint_fixtures(app.repo)
     if minions or target:
         from pipeline.adopt.importer import IMPORT_FUNCTIONS, fetch_from_salt
-        from pipeline.commands.rollout import mom_client
+        from pipeline.salt_access import make_client
 
-        with mom_client(app, opts, IMPORT_FUNCTIONS) as client:
+        with make_client(app.config, salt_flags(opts), extra_functions=IMPORT_FUNCTIONS) as client:
             fetched = fetch_from_salt(client, SystemClock(), minions=minions, target=target, per_role=per_role,
                                       timeout=opts["job_timeout"], poll_interval=opts["poll_interval"])
         grains, pillars = fetched.grains, fetched.pillars

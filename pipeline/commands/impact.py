@@ -1,7 +1,8 @@
 """``saltpipe impact ENV --release ID``: dry-run a release (exposed as its canary saltenv) on a sample per role.
 
-Thin: build the Salt client and the syndic masters' configs (``pipeline.salt_access``: the config's ``salt:``
-section and each syndic's ``master_config``, the same flags as ``saltpipe rollout`` overriding), call
+Thin: build the Salt client and the syndic masters' configs (:func:`pipeline.salt_access.make_client`: the
+config's ``salt:`` section and each syndic's ``master_config``, the same flags as ``saltpipe rollout``
+overriding), call
 :func:`pipeline.impact.analyse_impact`, format, set the exit code - 0 nothing would fail; 1 a state would fail
 or a sampled minion did not answer; 2 usage, configuration or infrastructure error (release not exposed, master
 unreachable).
@@ -16,11 +17,11 @@ from typing import Any
 
 import click
 
-from pipeline.commands.rollout import _client, _salt_options
+from pipeline.commands.salt_options import salt_flags, salt_options
 from pipeline.context import AppContext
 from pipeline.errors import EXIT_FINDINGS
 from pipeline.impact import ImpactContext, analyse_impact, format_text
-from pipeline.salt_access import syndic_configs
+from pipeline.salt_access import make_client, syndic_configs
 
 
 @click.command("impact")
@@ -32,7 +33,7 @@ from pipeline.salt_access import syndic_configs
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the JSON here (for `saltpipe report mr-note --impact-json`), whatever --format says.")
-@_salt_options
+@salt_options
 @click.pass_obj
 def impact(app: AppContext, environment: str, release_id: str, sample_per_role: int, fmt: str,
            output: Path | None, **opts: Any) -> None:
@@ -50,7 +51,7 @@ def impact(app: AppContext, environment: str, release_id: str, sample_per_role: 
     # Each syndic's master config (the config's, or --syndic-config): attestation then asks Salt's fileserver.
     serving = SyncServing(app.state_dir(), app.config.release.keep,
                           syndic_configs(app.config, environment, opts["syndic_configs"]))
-    with _client(app, environment, opts) as client:
+    with make_client(app.config, salt_flags(opts), environment=environment) as client:
         result = analyse_impact(
             ImpactContext(
                 environment=env,

@@ -76,15 +76,15 @@ def test_rollout_rows_are_aligned_and_name_the_halted_batch() -> None:
 
 
 def test_rollout_progress_lines_read_as_sentences(capsys: pytest.CaptureFixture[str]) -> None:
-    from pipeline.commands.rollout import _ProgressView, _rollback_line
+    from pipeline.commands.rollout_view import ProgressView, rollback_line
 
-    assert _rollback_line("rollback_finished", {"seq": 9, "at": "t", "event": "rollback_finished", "rolled_back": 1,
+    assert rollback_line("rollback_finished", {"seq": 9, "at": "t", "event": "rollback_finished", "rolled_back": 1,
                                                 "failed": [], "missing": []}) == \
         "rollback finished: 1 rolled back, 0 failed, 0 missing"
-    assert _rollback_line("rollback_finished", {"rolled_back": 0, "failed": ["a"], "missing": ["b"]}) == \
+    assert rollback_line("rollback_finished", {"rolled_back": 0, "failed": ["a"], "missing": ["b"]}) == \
         "rollback finished: 0 rolled back, 1 failed, 1 missing (a, b)"
-    assert "=" not in _rollback_line("rollback_skipped", {"reason": "no previous release"})
-    view = _ProgressView()
+    assert "=" not in rollback_line("rollback_skipped", {"reason": "no previous release"})
+    view = ProgressView()
     view.rows[0] = {"name": "batch 1 (100%)", "size": 3, "done": 0, "failed": 0, "missing": 0, "state": "waiting"}
     view({"event": "batch_started", "batch": 0})
     view({"event": "gate", "batch": 0, "passed": True, "failed": 0, "missing": 0, "size": 3})

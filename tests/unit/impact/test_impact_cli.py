@@ -44,7 +44,7 @@ class World:
 
         result = SimpleNamespace(ok=True, to_json=lambda: {"ok": True})
         monkeypatch.setattr(rollout, "SyncServing", serving)
-        monkeypatch.setattr(cmd, "_client", lambda app, env, opts: contextlib.nullcontext(object()))
+        monkeypatch.setattr(cmd, "make_client", lambda cfg, flags, **kw: contextlib.nullcontext(object()))
         monkeypatch.setattr(cmd, "analyse_impact", lambda ctx: result)
         monkeypatch.setattr(
             release.ReleaseStore, "get", lambda store, rid: SimpleNamespace(id=rid, commit="c0ffee")

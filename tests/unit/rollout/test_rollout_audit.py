@@ -143,7 +143,7 @@ def test_without_gitlab_the_journal_says_nothing_was_recorded(harness: Harness) 
 
 
 def test_status_finds_the_chain_of_the_served_release(harness: Harness, gitlab) -> None:
-    from pipeline.commands.rollout import describe_chain
+    from pipeline.rollout.audit import describe_chain
     from pipeline.rollout.audit import served_chain
 
     assert served_chain(harness.state_dir, "test", RELEASE) is None
