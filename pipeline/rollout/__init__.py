@@ -4,9 +4,10 @@
 * :mod:`.judge` - one minion's return judged (failed states, retcodes, render errors), a batch's gate;
 * :mod:`.entry` - the stage's entry points: :func:`start_rollout`, :func:`resume_rollout`,
   :func:`rollback_environment` (lock, checks, plan);
-* :mod:`.context` - what a rollout is given (:class:`RolloutContext`, :class:`Recovery`, :class:`RolloutRequest`) and returns;
+* :mod:`.context` - what a rollout is given (:class:`RolloutContext`, :class:`RolloutRequest`) and returns;
 * :mod:`.machine` - the batch state machine: gate, bake, health, halt, rollback, promotion, reconcile;
-* :mod:`.steps` - one step: publish its job, collect the returns, look up lost ones, journal each result;
+* :mod:`.steps` - one step: publish its job, collect the returns, look up lost ones (:class:`Recovery`), journal
+  each result;
 * :mod:`.health` - the health check (a Salt function or an HTTP GET per minion);
 * :mod:`.journal` - the durable JSON-lines journal, the state-directory layout, replay for resume;
 * :mod:`.promotion` - the environment's ``requires`` and approvals;
@@ -15,7 +16,7 @@
 See docs/rollout.md for the schedule arithmetic, the gate table and the journal format.
 """
 
-from pipeline.rollout.context import Recovery, RolloutContext, RolloutRequest, RolloutResult
+from pipeline.rollout.context import RolloutContext, RolloutRequest, RolloutResult
 from pipeline.rollout.entry import resume_rollout, rollback_environment, start_rollout, unfinished_rollout
 from pipeline.rollout.journal import Progress, RolloutStore, load_progress, replay
 from pipeline.rollout.judge import Verdict, decide_gate, judge_return
@@ -37,6 +38,7 @@ from pipeline.rollout.model import (
 from pipeline.rollout.planner import build_plan, describe_plan, schedule
 from pipeline.rollout.promotion import Approval, ApprovalStore, PromotionCheck, check_promotion
 from pipeline.rollout.serving import ReleaseServing, SyncServing
+from pipeline.rollout.steps import Recovery
 
 __all__ = [
     "Approval",

@@ -18,7 +18,6 @@ CI the token's owner. GitLab unreachable, or an answer of unexpected shape, rais
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from pipeline.config import ACCESS_LEVELS, Environment, PipelineConfig
 from pipeline.errors import GitLabError
@@ -27,18 +26,7 @@ from pipeline.gitlab.client import GitLabClient
 from pipeline.gitlab.models import User
 from pipeline.rollout.journal import RolloutStore
 from pipeline.rollout.model import PromotionRefused
-from pipeline.rollout.promotion import Approval, ApprovalStore, PromotionCheck, check_promotion
-
-
-@dataclass(frozen=True)
-class VerifiedApprover:
-    """An approver GitLab vouches for: who (``name``, ``user_id``), how it is known (``proof``) and why they may
-    approve (``allowed_by``)."""
-
-    name: str
-    user_id: int
-    proof: str
-    allowed_by: str
+from pipeline.rollout.promotion import Approval, ApprovalStore, PromotionCheck, VerifiedApprover, check_promotion
 
 
 def _refused(message: str, hint: str) -> PromotionRefused:

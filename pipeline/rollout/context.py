@@ -1,9 +1,10 @@
-"""What a rollout is given and what it hands back: :class:`RolloutContext`, :class:`Recovery`,
-:class:`RolloutRequest`, :class:`RolloutResult`.
+"""What a rollout is given and what it hands back: :class:`RolloutContext`, :class:`RolloutRequest`,
+:class:`RolloutResult` (the context's :class:`~pipeline.rollout.steps.Recovery` lives with the steps it tunes).
 
 Contract: the context and the request are frozen and built once by the caller (the CLI, the demo, tests); the
-stage never reads the environment, the process environment or a global. ``clock`` and ``http_get`` are injected so that unit
-tests spend no real time and open no socket; ``observer`` sees every journal record as it is written.
+stage never reads the environment, the process environment or a global. ``clock`` and ``http_get`` are
+injected so that unit tests spend no real time and open no socket; ``observer`` sees every journal record as it
+is written.
 """
 
 from __future__ import annotations
@@ -21,23 +22,11 @@ from pipeline.rollout.journal import Progress, RolloutStore
 from pipeline.rollout.model import Outcome, Plan
 from pipeline.rollout.promotion import ApprovalStore
 from pipeline.rollout.serving import ReleaseServing
+from pipeline.rollout.steps import Recovery
 from pipeline.salt_client.base import SaltClient
 from pipeline.salt_client.polling import Clock, SystemClock
 
 Observer = Callable[[dict[str, Any]], None]
-
-
-@dataclass(frozen=True)
-class Recovery:
-    """How long to wait for returns and how hard to look for lost ones (the seeds: retry 5, interval 10 s)."""
-
-    job_timeout: float = 300.0
-    poll_interval: float = 1.0
-    retries: int = 5
-    interval: float = 10.0
-    find_job_timeout: float = 10.0
-    max_wait: float = 3600.0
-    resolve_timeout: float = 30.0
 
 
 @dataclass(frozen=True)

@@ -19,17 +19,26 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pipeline.config import Environment, PipelineConfig
 from pipeline.errors import UsageError
 from pipeline.rollout.journal import RolloutStore
 from pipeline.rollout.model import JournalError, Outcome, PromotionRefused
 
-if TYPE_CHECKING:
-    from pipeline.rollout.approvals import VerifiedApprover
-
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@ -]{0,99}$")
+
+
+@dataclass(frozen=True)
+class VerifiedApprover:
+    """An approver GitLab vouches for (:mod:`pipeline.rollout.approvals` establishes it, :class:`ApprovalStore`
+    records it): who (``name``, ``user_id``), how it is known (``proof``) and why they may approve
+    (``allowed_by``)."""
+
+    name: str
+    user_id: int
+    proof: str
+    allowed_by: str
 
 
 @dataclass(frozen=True)
@@ -101,7 +110,7 @@ class ApprovalStore:
                 seen[approval.name] = approval  # a verified line wins over an older unverified one
         return tuple(seen.values())
 
-    def record(self, environment: str, release: str, approver: "VerifiedApprover",
+    def record(self, environment: str, release: str, approver: VerifiedApprover,
                now: datetime | None = None) -> Approval:
         """Record ``approver``'s approval (once: a second one by the same name returns the first)."""
         name = approver.name.strip()

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 from pipeline.config import Environment
 from pipeline.rollout.journal import Journal, Progress
@@ -28,8 +29,19 @@ from pipeline.rollout.model import ROLLBACK_STEPS, Plan, RolloutStateError, Step
 from pipeline.salt_client.base import LookupUnavailable, MinionReturn, SaltClient
 from pipeline.salt_client.polling import Clock, poll_returns
 
-if TYPE_CHECKING:
-    from pipeline.rollout.context import Recovery
+
+@dataclass(frozen=True)
+class Recovery:
+    """How long to wait for returns and how hard to look for lost ones (the seeds: retry 5, interval 10 s)."""
+
+    job_timeout: float = 300.0
+    poll_interval: float = 1.0
+    retries: int = 5
+    interval: float = 10.0
+    find_job_timeout: float = 10.0
+    max_wait: float = 3600.0
+    resolve_timeout: float = 30.0
+
 
 #: A step of a job: the step it journals as, the Salt function, its positional args.
 Part = tuple[Step, str, tuple[Any, ...]]

@@ -15,7 +15,7 @@ from pipeline.config import Environment, PipelineConfig
 from doubles import FakeClock
 from pipeline.errors import SyncError
 from pipeline.gitlab.models import User
-from pipeline.rollout.approvals import VerifiedApprover
+from pipeline.rollout.promotion import VerifiedApprover
 from pipeline.rollout.model import PromotionRefused
 from pipeline.rollout import Recovery, RolloutContext
 from scripted_client import ScriptedSaltClient
