@@ -4,7 +4,9 @@
 * :mod:`pipeline.sync.target` - the file_roots target interface; :mod:`~pipeline.sync.local` and
   :mod:`~pipeline.sync.ssh` implement it;
 * :mod:`pipeline.sync.engine` - the stage: :func:`sync_release` (stage all, switch all, prune, attest),
-  :func:`unexpose_release`, :func:`previous_release`, :func:`environment_status`;
+  :func:`unexpose_release`, :func:`previous_release`, :func:`environment_status`; its phases
+  :mod:`pipeline.sync.stage` (stage one syndic, verified) and :mod:`pipeline.sync.syndic_state` (each syndic's
+  saltpipe-state.json, :func:`prune`); :mod:`pipeline.sync.switchlog` - the switch journal and its recovery;
 * :mod:`pipeline.sync.attest` - asking each syndic what it serves (file_roots, a master's fileserver, a minion);
   :mod:`pipeline.sync.salt_remote` - an SSH syndic's own fileserver; :mod:`pipeline.sync.attest_select` -
   :func:`choose_attestor`, which of them asks which syndic.
@@ -26,21 +28,21 @@ from pipeline.sync.attest import (
 )
 from pipeline.sync.attest_select import choose_attestor
 from pipeline.sync.engine import (
-    StageOutcome,
     SwitchOutcome,
     SyncContext,
     SyncResult,
     SyndicStatus,
     environment_status,
     previous_release,
-    prune,
     sync_release,
     unexpose_release,
 )
 from pipeline.sync.layout import saltenv_for
 from pipeline.sync.local import LocalTarget
 from pipeline.sync.ssh import SshTarget
+from pipeline.sync.stage import StageOutcome
 from pipeline.sync.switchlog import SwitchJournal, SwitchRecovery, recover_switch, switch_journal_path
+from pipeline.sync.syndic_state import prune
 from pipeline.sync.target import FileRootsTarget, TargetError, TargetSnapshot
 
 

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.sync.layout import BASE_LINK
+from pipeline.sync.syndic_state import record_switch
 from pipeline.sync.target import FileRootsTarget, TargetError
 
 PAUSE_ENV = "SALTPIPE_TEST_PAUSE_AT_SWITCH"
@@ -159,8 +160,6 @@ def recover_switch(targets: Sequence[FileRootsTarget], journal: SwitchJournal) -
     """Finish or revert the unfinished switch in ``journal`` (``None`` when there is none). The caller holds the
     environment's lock. Raises :class:`~pipeline.sync.target.TargetError` when a syndic cannot be read or
     switched; the journal then stays, and the next run tries again."""
-    from pipeline.sync.engine import SwitchOutcome, _record_switch  # pylint: disable=import-outside-toplevel
-
     pending = journal.load()
     if pending is None:
         if journal.path.exists():
@@ -186,7 +185,7 @@ def recover_switch(targets: Sequence[FileRootsTarget], journal: SwitchJournal) -
             changed.append(target.name)
         if finish:  # the killed sync's bookkeeping (saltpipe-state.json: base, previous, history)
             try:
-                _record_switch(target, pending.link, SwitchOutcome(target.name, True, pending.link, want, before))
+                record_switch(target, pending.link, want, before)
             except TargetError as exc:
                 warnings.append(str(exc))
         try:
