@@ -27,7 +27,7 @@ from pipeline.sync.layout import (
     release_of_target,
     staging_name,
 )
-from pipeline.sync.ssh import _SCAN, _parse_scan
+from pipeline.sync.ssh.scripts import SCAN, parse_scan
 from pipeline.sync.target import CopyStats, FileRootsTarget, TargetError, TargetSnapshot
 
 #: ``copy_file(src, dst)``; tests substitute one that fails like a full disk or a killed copy.
@@ -198,12 +198,12 @@ class LocalTarget(FileRootsTarget):
             # fallback (no sh or GNU find here, or anything the script did not like: it then reports the real
             # error, if there is one).
             try:
-                proc = subprocess.run(["sh", "-c", _SCAN, "sh", str(self.root), name], capture_output=True,
+                proc = subprocess.run(["sh", "-c", SCAN, "sh", str(self.root), name], capture_output=True,
                                       check=False)
             except OSError:
                 proc = None
             if proc is not None and proc.returncode == 0 and not proc.stderr:
-                return _parse_scan(proc.stdout)
+                return parse_scan(proc.stdout)
             return scan_tree(path)
 
     def commit_staging(self, release_id: str) -> None:

@@ -1,4 +1,4 @@
-"""The SSH target's verification script (``_SCAN``) and its parser, run here with ``sh`` instead of over ssh.
+"""The SSH target's verification script (``SCAN``) and its parser, run here with ``sh`` instead of over ssh.
 
 The script hashes with ``openssl dgst -sha256 -r`` when the host has a working openssl and falls back to
 coreutils' ``sha256sum``; both must give exactly what :func:`pipeline.release.tree.scan_tree` finds.
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.release.tree import compare, scan_tree
-from pipeline.sync.ssh import _SCAN, _parse_scan, _parse_sha256sum
+from pipeline.sync.ssh.scripts import SCAN, parse_scan, parse_sha256sum
 
 pytestmark = pytest.mark.skipif(shutil.which("sha256sum") is None, reason="needs GNU coreutils")
 
@@ -32,7 +32,7 @@ def _tree(root: Path) -> Path:
 
 
 def _run_scan(root: Path, name: str, path_env: str) -> bytes:
-    proc = subprocess.run(["sh", "-c", _SCAN, "sh", str(root), name], capture_output=True, check=True,
+    proc = subprocess.run(["sh", "-c", SCAN, "sh", str(root), name], capture_output=True, check=True,
                           env={**os.environ, "PATH": path_env})
     return proc.stdout
 
@@ -54,7 +54,7 @@ def path_env(request, tmp_path: Path) -> str:
 def test_scan_script_matches_scan_tree_with_either_hasher(tmp_path: Path, path_env: str) -> None:
     rel = _tree(tmp_path)
     out = _run_scan(tmp_path, rel.name, path_env)
-    assert _parse_scan(out) == scan_tree(rel)
+    assert parse_scan(out) == scan_tree(rel)
     hashers = {"openssl": b" *./", "sha256sum": b"  ./"}
     expect = hashers["sha256sum" if "fakebin" in path_env else "openssl"]
     assert expect in out
@@ -64,7 +64,7 @@ def test_a_name_with_a_newline_fails_the_verification(tmp_path: Path, path_env: 
     rel = _tree(tmp_path)
     expected_scan = scan_tree(rel)
     (rel / "web" / "evil\nname.sls").write_bytes(b"x\n")
-    scan = _parse_scan(_run_scan(tmp_path, rel.name, path_env))
+    scan = parse_scan(_run_scan(tmp_path, rel.name, path_env))
     assert "name with a newline" in scan.others.values()
     # Whatever else the broken lines say, the tree no longer matches what it held before.
     from pipeline.release.manifest import ManifestEntry
@@ -77,7 +77,7 @@ def test_changed_content_is_seen(tmp_path: Path, path_env: str) -> None:
     rel = _tree(tmp_path)
     before = scan_tree(rel)
     (rel / "web" / "st*ar.sls").write_bytes(b"other\n")
-    after = _parse_scan(_run_scan(tmp_path, rel.name, path_env))
+    after = parse_scan(_run_scan(tmp_path, rel.name, path_env))
     assert after.files["web/st*ar.sls"].sha256 != before.files["web/st*ar.sls"].sha256
     assert after == scan_tree(rel)
 
@@ -93,4 +93,4 @@ def test_changed_content_is_seen(tmp_path: Path, path_env: str) -> None:
     ],
 )
 def test_parse_hash_lines(line: str, digest: str, path: str) -> None:
-    assert _parse_sha256sum(line) == (digest, path)
+    assert parse_sha256sum(line) == (digest, path)

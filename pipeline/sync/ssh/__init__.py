@@ -1,243 +1,48 @@
 """The SSH file_roots target: the syndic's directory is on another host, reached with ssh and rsync.
 
-Every primitive is one short POSIX ``sh`` script run over ssh; changed files travel with ``rsync
+Every primitive is one short POSIX ``sh`` script run over ssh (:mod:`pipeline.sync.ssh.scripts`); changed files travel with ``rsync
 --files-from``. What the remote host needs: sshd, rsync, and GNU coreutils/findutils (``cp -al``, ``mv -T``,
 ``find -printf``, ``sha256sum``, ``stat -f``) - the defaults on Debian, Ubuntu and RHEL syndic masters; ``openssl``
 hashes instead of sha256sum when it is there. No Python or saltpipe is installed there.
 
 One ssh connection per syndic carries every step of a sync: a remote ``sh`` reads the steps' scripts from its
-stdin and frames each one's output with a random marker (:class:`_Session`), so a step costs a round trip,
-not an ssh handshake and a process start on both ends. rsync reuses the same connection (``ControlMaster``). Host keys and other client settings come from the user's ssh configuration
+stdin and frames each one's output with a random marker (:class:`~pipeline.sync.ssh.session.Session`), so a
+step costs a round trip, not an ssh handshake and a process start on both ends. rsync reuses the same connection
+(``ControlMaster``). Host keys and other client settings come from the user's ssh configuration
 (``~/.ssh/config``, ``known_hosts``); ``BatchMode`` makes a missing key or unknown host fail instead of prompting.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import secrets
-import selectors
 import shlex
 import shutil
 import subprocess
 import tempfile
 import threading
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pipeline.release.manifest import MARKER_NAME, RELEASE_ID_RE
-from pipeline.release.tree import FileFact, TreeScan
+from pipeline.release.tree import TreeScan
 from pipeline.sync.layout import STAGING_PREFIX, link_target, release_of_target, staging_name
+from pipeline.sync.ssh.scripts import (
+    CLEAR_LIST_CACHE,
+    COMMIT,
+    DISCARD,
+    PREPARE,
+    READ_MARKER,
+    REMOVE_LINK,
+    SCAN,
+    SET_LINK,
+    SNAPSHOT,
+    WRITE_STATE,
+    parse_scan,
+)
+from pipeline.sync.ssh.session import SSH_FAILED, Done, Session
 from pipeline.sync.target import CopyStats, FileRootsTarget, TargetError, TargetSnapshot
 
-#: ssh exits 255 when it could not connect or authenticate (the remote command's own codes are lower).
-SSH_FAILED = 255
-
-_SNAPSHOT = r"""
-root=$1
-[ -d "$root" ] || { echo "no such directory: $root" >&2; exit 3; }
-cd "$root" || exit 3
-{ [ -d releases ] && [ -d envs ]; } || mkdir -p releases envs || exit 4
-for d in releases/* releases/.staging-*; do
-  if [ -d "$d" ] && [ ! -L "$d" ]; then printf 'D\t%s\n' "${d#releases/}"; fi
-done
-if [ -L current ]; then printf 'L\tcurrent\t%s\n' "$(readlink current)"; fi
-for l in envs/*; do
-  if [ -L "$l" ]; then printf 'L\t%s\t%s\n' "$l" "$(readlink "$l")"; fi
-done
-printf 'F\t%s\n' "$(stat -f -c '%a %S' .)"
-if [ -f saltpipe-state.json ]; then printf 'S\t'; tr -d '\n' < saltpipe-state.json; printf '\n'; fi
-"""
-
-_PREPARE = r"""
-cd "$1/releases" || exit 3
-st=".staging-$2"
-rm -rf -- "$st" || exit 4
-if [ -z "$3" ]; then mkdir -- "$st" || exit 4; exit 0; fi
-cp -al -- "$3" "$st" || exit 5
-cd "$st" || exit 5
-tr '\n' '\0' | xargs -0 -r rm -f -- || exit 6
-find . -mindepth 1 -depth -type d -empty -delete || exit 6
-"""
-
-# The hashes come from OpenSSL's sha256 when the host has a working `openssl` (it uses the CPU's SHA
-# instructions: about 2.5x less CPU than coreutils' sha256sum here), else from sha256sum; both print
-# "<hex> [ *]./path" lines. A name with a newline could make a line-based listing lie about another path, so
-# such an entry is reported on its own ("X", by inode) and fails the verification.
-_SCAN = r"""
-cd "$1/releases/$2" || exit 3
-nl=$(printf '\nx'); nl=${nl%x}
-find . -mindepth 1 \( -name "*$nl*" -printf 'X\t%i\n' \) , \( ! -type d ! -type f -printf 'O\t%y\t%P\n' \) , \
-  \( -type f -printf 'F\t%s\t%m\t%P\n' \)
-if [ "$(openssl dgst -sha256 -r /dev/null 2>/dev/null)" = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855 */dev/null" ]; then
-  find . -type f -print0 | xargs -0 -r openssl dgst -sha256 -r
-else
-  find . -type f -print0 | xargs -0 -r sha256sum --
-fi
-"""
-
-_COMMIT = r"""
-cd "$1/releases" || exit 3
-if [ -e "$2" ]; then echo "releases/$2 exists already" >&2; exit 7; fi
-mv -T -- ".staging-$2" "$2"
-"""
-
-_DISCARD = r"""
-cd "$1/releases" || exit 3
-rm -rf -- "$2"
-"""
-
-_SET_LINK = r"""
-cd "$1" || exit 3
-[ -d "releases/$4" ] || { echo "release $4 is not staged here" >&2; exit 8; }
-if [ -d "$2" ] && [ ! -L "$2" ]; then
-  rmdir -- "$2" 2>/dev/null || { echo "$1/$2 is a directory with files in it, not a saltpipe link" >&2; exit 10; }
-fi
-tmp="$(dirname -- "$2")/.saltpipe-tmp-$$"
-ln -s -- "$3" "$tmp" || exit 9
-mv -Tf -- "$tmp" "$2" || { rm -f -- "$tmp"; exit 9; }
-"""
-
-_REMOVE_LINK = r"""
-cd "$1" || exit 3
-if [ -L "$2" ]; then rm -f -- "$2"; fi
-"""
-
-_CLEAR_LIST_CACHE = r"""
-d="$1/file_lists"
-[ -d "$d" ] || exit 0
-for b in "$d"/*/; do
-  [ -d "$b" ] || continue
-  rm -f -- "$b$2.p" || exit 1
-done
-"""
-
-_READ_MARKER = r"""
-f="$1/$2/saltpipe-release.json"
-if [ -f "$f" ]; then cat -- "$f"; else exit 1; fi
-"""
-
-_WRITE_STATE = r"""
-cd "$1" || exit 3
-tmp=".saltpipe-tmp-state-$$"
-cat > "$tmp" && mv -f -- "$tmp" saltpipe-state.json
-"""
-
-
-@dataclass(frozen=True)
-class _Done:
-    """One step's exit code, stdout and stderr."""
-
-    returncode: int
-    stdout: bytes
-    stderr: bytes
-
-
-class _Session:
-    """A remote ``sh`` over one ssh connection, running one framed script at a time.
-
-    Each script runs in a subshell (so ``cd`` and ``exit`` stay inside it) with its positional arguments set and
-    its stdin from a quoted here-document; its stderr goes to a remote temp file. After it the remote shell
-    prints ``<marker-out>``, the stderr, and ``<marker-end> <exit code>``; the markers carry a random nonce, so
-    no file name or content can fake them. EOF before the end marker means the connection is gone: the
-    result then carries ssh's own exit code (255 when it could not connect) and stderr.
-    """
-
-    def __init__(self, argv: list[str]) -> None:
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        nonce = secrets.token_hex(12)
-        self.out_marker = f"__saltpipe_out_{nonce}"
-        self.end_marker = f"__saltpipe_end_{nonce}"
-        self.data_marker = f"__saltpipe_data_{nonce}"
-        self._buf = b""
-        #: Bytes written to / read from the remote shell (scripts, file lists, state; not rsync's).
-        self.sent = 0
-        self.received = 0
-        self._send(b'SP_ERR=$(mktemp) || exit 97\ntrap \'rm -f "$SP_ERR"\' EXIT\n')
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def _send(self, data: bytes) -> bool:
-        assert self.proc.stdin is not None
-        try:
-            self.proc.stdin.write(data)
-            self.proc.stdin.flush()
-        except (BrokenPipeError, OSError):
-            return False
-        self.sent += len(data)
-        return True
-
-    def run(self, script: str, args: tuple[str, ...], stdin: bytes, timeout: float) -> _Done:
-        if stdin and not stdin.endswith(b"\n"):
-            stdin += b"\n"
-        quoted = " ".join(shlex.quote(a) for a in args)
-        command = (
-            f"(\nset -- {quoted}\n{script}\n) 2>\"$SP_ERR\" <<'{self.data_marker}'\n".encode()
-            + stdin
-            + (
-                f"{self.data_marker}\n"
-                "sp_rc=$?\n"
-                f"printf '\\n%s\\n' '{self.out_marker}'\n"
-                '[ -s "$SP_ERR" ] && cat "$SP_ERR"\n'
-                f"printf '\\n%s %s\\n' '{self.end_marker}' \"$sp_rc\"\n"
-            ).encode()
-        )
-        if not self._send(command):
-            return self._dead()
-        end = re.compile(rb"\n" + re.escape(self.end_marker.encode()) + rb" (\d+)\n")
-        deadline = time.monotonic() + timeout
-        assert self.proc.stdout is not None
-        fd = self.proc.stdout.fileno()
-        with selectors.DefaultSelector() as sel:
-            sel.register(fd, selectors.EVENT_READ)
-            while True:
-                match = end.search(self._buf)
-                if match:
-                    body, self._buf = self._buf[: match.start()], self._buf[match.end() :]
-                    out, _, err = body.partition(b"\n" + self.out_marker.encode() + b"\n")
-                    return _Done(int(match.group(1)), out, err)
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise subprocess.TimeoutExpired("ssh", timeout)
-                if not sel.select(left):
-                    continue
-                chunk = os.read(fd, 1 << 16)
-                if not chunk:
-                    return self._dead()
-                self.received += len(chunk)
-                self._buf += chunk
-
-    def _dead(self) -> _Done:
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        err = self.proc.stderr.read() if self.proc.stderr else b""
-        code = self.proc.returncode if self.proc.returncode not in (0, None) else SSH_FAILED
-        return _Done(code if code > 0 else SSH_FAILED, b"", err)
-
-    def kill(self) -> None:
-        if self.alive():
-            self.proc.kill()
-        self.proc.wait()
-
-    def close(self) -> None:
-        if self.alive():
-            self._send(b"exit 0\n")
-            try:
-                assert self.proc.stdin is not None
-                self.proc.stdin.close()
-                self.proc.wait(timeout=10)
-            except (OSError, subprocess.TimeoutExpired):
-                self.kill()
-        for stream in (self.proc.stdout, self.proc.stderr):
-            if stream is not None:
-                stream.close()
 
 
 class SshTarget(FileRootsTarget):
@@ -283,7 +88,7 @@ class SshTarget(FileRootsTarget):
         self.rsync_path = rsync_path
         self.rsync_options = tuple(rsync_options)
         self._control_dir: str | None = None
-        self._session: _Session | None = None
+        self._session: Session | None = None
         self._lock = threading.Lock()
         self._traffic = {"control_sent": 0, "control_received": 0, "rsync_sent": 0}
         #: Releases whose staging dir was just prepared and has had no copy yet (see copy_files).
@@ -313,11 +118,11 @@ class SshTarget(FileRootsTarget):
             argv += ["-l", self.user]
         return argv + list(self.ssh_options)
 
-    def _run(self, step: str, script: str, *args: str, stdin: bytes = b"", ok_codes: tuple[int, ...] = (0,)) -> _Done:
+    def _run(self, step: str, script: str, *args: str, stdin: bytes = b"", ok_codes: tuple[int, ...] = (0,)) -> Done:
         with self._lock:
             if self._session is None or not self._session.alive():
                 self._retire_session()
-                self._session = _Session(self._ssh_argv() + [self.host, "sh"])
+                self._session = Session(self._ssh_argv() + [self.host, "sh"])
             try:
                 done = self._session.run(script, args, stdin, self.command_timeout)
             except subprocess.TimeoutExpired:
@@ -379,7 +184,7 @@ class SshTarget(FileRootsTarget):
     # -- the interface ----------------------------------------------------------------------------------------------
 
     def snapshot(self) -> TargetSnapshot:
-        proc = self._run("read file_roots directory", _SNAPSHOT, str(self.root))
+        proc = self._run("read file_roots directory", SNAPSHOT, str(self.root))
         releases: list[str] = []
         staging: list[str] = []
         links: dict[str, str | None] = {}
@@ -409,7 +214,7 @@ class SshTarget(FileRootsTarget):
     def prepare_staging(self, release_id: str, donor: str | None, keep: list[str], drop: list[str]) -> None:
         data = "".join(p + "\n" for p in drop).encode("utf-8")
         self._fresh.pop(release_id, None)
-        self._run("prepare staging", _PREPARE, str(self.root), release_id, donor or "", stdin=data)
+        self._run("prepare staging", PREPARE, str(self.root), release_id, donor or "", stdin=data)
         self._fresh[release_id] = True
 
     def copy_files(self, release_id: str, source_tree: Path, paths: list[str]) -> CopyStats:
@@ -455,22 +260,22 @@ class SshTarget(FileRootsTarget):
         return CopyStats(files=len(paths), bytes=size if size is not None else 0, wire_bytes=sent)
 
     def scan(self, name: str) -> TreeScan:
-        return _parse_scan(self._run(f"verify {name}", _SCAN, str(self.root), name).stdout)
+        return parse_scan(self._run(f"verify {name}", SCAN, str(self.root), name).stdout)
 
     def commit_staging(self, release_id: str) -> None:
-        self._run("publish staged release", _COMMIT, str(self.root), release_id)
+        self._run("publish staged release", COMMIT, str(self.root), release_id)
 
     def discard(self, name: str) -> None:
-        self._run(f"remove {name}", _DISCARD, str(self.root), name)
+        self._run(f"remove {name}", DISCARD, str(self.root), name)
 
     def set_link(self, link: str, release_id: str) -> None:
-        self._run(f"switch {link}", _SET_LINK, str(self.root), link, link_target(link, release_id), release_id)
+        self._run(f"switch {link}", SET_LINK, str(self.root), link, link_target(link, release_id), release_id)
 
     def remove_link(self, link: str) -> None:
-        self._run(f"remove {link}", _REMOVE_LINK, str(self.root), link)
+        self._run(f"remove {link}", REMOVE_LINK, str(self.root), link)
 
     def read_served_marker(self, link: str) -> bytes | None:
-        proc = self._run(f"read {link}/{MARKER_NAME}", _READ_MARKER, str(self.root), link, ok_codes=(0, 1))
+        proc = self._run(f"read {link}/{MARKER_NAME}", READ_MARKER, str(self.root), link, ok_codes=(0, 1))
         return proc.stdout if proc.returncode == 0 else None
 
     def read_through_salt(self, saltenv: str) -> dict[str, Any]:
@@ -493,13 +298,13 @@ class SshTarget(FileRootsTarget):
     def clear_file_list_cache(self, saltenv: str) -> bool:
         if self.salt_cachedir is None:
             return False
-        self._run(f"clear the file list cache of {saltenv} in {self.salt_cachedir}/file_lists", _CLEAR_LIST_CACHE,
+        self._run(f"clear the file list cache of {saltenv} in {self.salt_cachedir}/file_lists", CLEAR_LIST_CACHE,
                   str(self.salt_cachedir), saltenv)
         return True
 
     def write_state(self, state: dict[str, Any]) -> None:
         data = (json.dumps(state, indent=1, sort_keys=True) + "\n").encode("utf-8")
-        self._run("write state", _WRITE_STATE, str(self.root), stdin=data)
+        self._run("write state", WRITE_STATE, str(self.root), stdin=data)
 
 
 _TELLING = ("No space left", "Disk quota", "File too large", "Permission denied", "Read-only file system",
@@ -520,45 +325,3 @@ def _stat(output: str, label: str) -> int | None:
     if not match:
         return None
     return int(re.sub(r"[,.]", "", match.group(1)))
-
-
-def _parse_scan(stdout: bytes) -> TreeScan:
-    """The output of :data:`_SCAN` as a :class:`TreeScan`."""
-    sizes: dict[str, tuple[int, int]] = {}
-    hashes: dict[str, str] = {}
-    others: dict[str, str] = {}
-    kinds = {"l": "symlink", "p": "fifo", "s": "socket", "c": "device", "b": "device"}
-    for line in stdout.decode("utf-8", "surrogateescape").split("\n"):
-        if line.startswith("O\t") and line.count("\t") >= 2:
-            _, kind, path = line.split("\t", 2)
-            others[path] = kinds.get(kind, "special file")
-        elif line.startswith("X\t"):
-            others[f"(inode {line[2:]}: a name with a newline)"] = "name with a newline"
-        elif line.startswith("F\t"):
-            try:
-                _, size, mode, path = line.split("\t", 3)
-                sizes[path] = (int(size), int(mode, 8))
-            except ValueError:  # only a name with a newline breaks a line; it is reported as "X" too
-                others[line] = "unreadable listing line"
-        elif line:
-            digest, path = _parse_sha256sum(line)
-            hashes[path] = digest
-    files = {p: FileFact(size, mode, hashes.get(p, "")) for p, (size, mode) in sizes.items()}
-    return TreeScan(files, others)
-
-
-def _parse_sha256sum(line: str) -> tuple[str, str]:
-    """``<hex>  ./path`` (sha256sum) or ``<hex> *./path`` (``openssl dgst -r``) -> (hex, path).
-
-    Both escape a name with a newline (and sha256sum one with a backslash) and flag the line with a backslash.
-    """
-    escaped = line.startswith("\\")
-    if escaped:
-        line = line[1:]
-    digest, _, path = line.partition(" ")
-    path = path[1:] if path[:1] in (" ", "*") else path
-    if escaped:
-        path = path.replace("\\\\", "\0").replace("\\n", "\n").replace("\0", "\\")
-    if path.startswith("./"):
-        path = path[2:]
-    return digest, path
