@@ -4,7 +4,7 @@ job cache, and the rollout it gets (:mod:`pipeline.config.schedule`)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import Field, field_validator, model_validator
 
@@ -13,31 +13,42 @@ from pipeline.config.schedule import Canary, Gates, Size
 from pipeline.freeze import FreezeWindow
 
 
-class LocalFileRoots(Model):
+class _RootsModel(Model):
+    """What both file_roots types check: ``path`` and the syndic master's ``salt_cachedir`` are absolute paths
+    (on the host that holds them: ``where`` says which, in the error)."""
+
+    where: ClassVar[str] = ""
+    cachedir_where: ClassVar[str] = ""
+
+    @field_validator("path", check_fields=False)
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        if not value.is_absolute():
+            raise ValueError(f"must be an absolute path{cls.where}, got {str(value)!r}")
+        return value
+
+    @field_validator("salt_cachedir", check_fields=False)
+    @classmethod
+    def _absolute_cachedir(cls, value: Path | None) -> Path | None:
+        return absolute_path(value, f"the syndic master's cachedir{cls.cachedir_where}, e.g. /var/cache/salt/master")
+
+
+class LocalFileRoots(_RootsModel):
     """The syndic's file_roots is a directory on this host."""
 
     type: Literal["local"] = "local"
     path: Path
     salt_cachedir: Path | None = None
 
-    @field_validator("path")
-    @classmethod
-    def _absolute(cls, value: Path) -> Path:
-        if not value.is_absolute():
-            raise ValueError(f"must be an absolute path, got {str(value)!r}")
-        return value
-
-    @field_validator("salt_cachedir")
-    @classmethod
-    def _absolute_cachedir(cls, value: Path | None) -> Path | None:
-        return absolute_path(value, "the syndic master's cachedir, e.g. /var/cache/salt/master")
-
     def describe(self) -> str:
         return f"local:{self.path}"
 
 
-class SshFileRoots(Model):
+class SshFileRoots(_RootsModel):
     """The syndic's file_roots is a directory on a remote host, reached with SSH and rsync."""
+
+    where: ClassVar[str] = " on the remote host"
+    cachedir_where: ClassVar[str] = " on that host"
 
     type: Literal["ssh"] = "ssh"
     host: str = Field(min_length=1)
@@ -50,18 +61,6 @@ class SshFileRoots(Model):
     salt_master_config: Path = Path("/etc/salt/master")
     #: ... and this interpreter (default: the one its ``salt-run`` runs with).
     salt_python: str | None = None
-
-    @field_validator("path")
-    @classmethod
-    def _absolute(cls, value: Path) -> Path:
-        if not value.is_absolute():
-            raise ValueError(f"must be an absolute path on the remote host, got {str(value)!r}")
-        return value
-
-    @field_validator("salt_cachedir")
-    @classmethod
-    def _absolute_cachedir(cls, value: Path | None) -> Path | None:
-        return absolute_path(value, "the syndic master's cachedir on that host, e.g. /var/cache/salt/master")
 
     def describe(self) -> str:
         user = f"{self.user}@" if self.user else ""

@@ -7,18 +7,8 @@
 
 from typing import TYPE_CHECKING
 
-from pipeline.salt_client.base import (
-    ALLOWED_FUNCTIONS,
-    ALLOWED_RUNNERS,
-    FunctionNotAllowed,
-    LookupUnavailable,
-    MinionReturn,
-    Published,
-    Resolution,
-    RunningJob,
-    SaltClient,
-    check_extra_functions,
-)
+from pipeline.salt_client.base import ALLOWED_FUNCTIONS, ALLOWED_RUNNERS, FunctionNotAllowed, LookupUnavailable
+from pipeline.salt_client.base import MinionReturn, Published, Resolution, RunningJob, SaltClient, check_extra_functions
 
 if TYPE_CHECKING:
     from pipeline.salt_client.api import SaltApiClient

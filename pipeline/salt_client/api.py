@@ -29,17 +29,8 @@ from typing import Any
 import requests
 
 from pipeline.errors import SaltError
-from pipeline.salt_client.base import (
-    Call,
-    LookupUnavailable,
-    MinionReturn,
-    Published,
-    Resolution,
-    RunningJob,
-    SaltClient,
-    returns_from_list_job,
-    running_from_find_job,
-)
+from pipeline.salt_client.base import Call, LookupUnavailable, MinionReturn, Published, Resolution, RunningJob
+from pipeline.salt_client.base import SaltClient, returns_from_list_job, running_from_find_job
 
 log = logging.getLogger(__name__)
 

@@ -24,18 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import SaltError
-from pipeline.salt_client.base import (
-    Call,
-    LookupUnavailable,
-    MinionReturn,
-    Published,
-    Resolution,
-    RunningJob,
-    SaltClient,
-    return_of,
-    returns_from_list_job,
-    running_from_find_job,
-)
+from pipeline.salt_client.base import Call, LookupUnavailable, MinionReturn, Published, Resolution, RunningJob
+from pipeline.salt_client.base import SaltClient, return_of, returns_from_list_job, running_from_find_job
 
 log = logging.getLogger(__name__)
 

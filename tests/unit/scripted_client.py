@@ -14,16 +14,8 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from pipeline.salt_client.base import (
-    Call,
-    LookupUnavailable,
-    MinionReturn,
-    Published,
-    Resolution,
-    RunningJob,
-    SaltClient,
-    return_of,
-)
+from pipeline.salt_client.base import Call, LookupUnavailable, MinionReturn, Published, Resolution, RunningJob
+from pipeline.salt_client.base import SaltClient, return_of
 
 Delivery = Literal["event", "master_cache", "syndic_cache", "never"]
 
