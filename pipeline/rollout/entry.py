@@ -22,6 +22,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from pipeline.config import Canary, Gates, Size
 from pipeline.freeze import check_freeze, record_override
@@ -37,9 +38,8 @@ from pipeline.salt_client.base import Resolution
 
 
 def _lock(ctx: RolloutContext, operation: str) -> EnvironmentLock:
-    lock = EnvironmentLock(ctx.state_dir, ctx.environment.name, operation)
-    lock.acquire()  # LockError naming the holder if another sync or rollout runs
-    return lock
+    """The environment's lock, taken by ``with`` (LockError naming the holder if another sync or rollout runs)."""
+    return EnvironmentLock(ctx.state_dir, ctx.environment.name, operation)
 
 
 def _user() -> str:
@@ -51,6 +51,23 @@ def _user() -> str:
         return "unknown"
 
 
+#: The plan's fields ``rollout_started`` repeats, so the journal alone tells what was started.
+_STARTED_FROM_PLAN = ("kind", "rollout_id", "environment", "release", "saltenv", "previous_release", "commit",
+                      "population")
+
+
+def _begin(ctx: RolloutContext, plan: Plan, *, no_rollback: bool, **started: Any) -> RolloutMachine:
+    """Save a new ``plan``, make it the environment's current rollout and open its journal with
+    ``rollout_started`` (with ``started``'s fields besides the plan's): the first thing every new run does."""
+    ctx.store.save_plan(plan)
+    ctx.store.set_current(plan.environment, plan.rollout_id)
+    executor = RolloutMachine(ctx, plan, new_progress(plan))
+    of_plan = {name: getattr(plan, name) for name in _STARTED_FROM_PLAN}
+    executor.write("rollout_started", **started, **of_plan, user=_user(), host=socket.gethostname(),
+                   batches=[len(b.minions) for b in plan.batches], no_rollback=no_rollback, client=ctx.client.name)
+    return executor
+
+
 def start_rollout(request: RolloutRequest) -> RolloutResult:
     """Check, plan and run the rollout ``request`` asks for (holding the environment's lock throughout).
 
@@ -60,8 +77,7 @@ def start_rollout(request: RolloutRequest) -> RolloutResult:
     """
     ctx, release, commit = request.context, request.release, request.commit
     env = ctx.environment
-    lock = _lock(ctx, "rollout")
-    try:
+    with _lock(ctx, "rollout"):
         store = ctx.store
         unfinished = store.current(env.name)
         if unfinished:
@@ -73,26 +89,8 @@ def start_rollout(request: RolloutRequest) -> RolloutResult:
         check = check_approvals(ctx.authority, ctx.config, env, release, request.approve, store, ctx.approvals)
         plan = _plan_rollout(ctx, release, commit)
         deployment = open_deployment(ctx.deployments, env.name, commit)  # fails closed before any batch
-        store.save_plan(plan)
-        store.set_current(env.name, plan.rollout_id)
-        executor = RolloutMachine(ctx, plan, new_progress(plan))
-        executor.write(
-            "rollout_started",
-            merge_request=dict(request.merge_request) if request.merge_request else None,
-            kind=plan.kind,
-            rollout_id=plan.rollout_id,
-            environment=env.name,
-            release=release,
-            saltenv=plan.saltenv,
-            previous_release=plan.previous_release,
-            commit=commit,
-            user=_user(),
-            host=socket.gethostname(),
-            population=plan.population,
-            batches=[len(b.minions) for b in plan.batches],
-            no_rollback=request.no_rollback,
-            client=ctx.client.name,
-        )
+        executor = _begin(ctx, plan, no_rollback=request.no_rollback,
+                          merge_request=dict(request.merge_request) if request.merge_request else None)
         executor.write("promotion_checked", **check.to_json())
         if freeze.overridden:
             override = record_override(ctx.state_dir, freeze, action="rollout", release=release)
@@ -101,8 +99,6 @@ def start_rollout(request: RolloutRequest) -> RolloutResult:
         if request.on_plan:
             request.on_plan(plan)
         return executor.run()
-    finally:
-        lock.release()
 
 
 def _check_health_function(ctx: RolloutContext, gates: Gates, whose: str) -> None:
@@ -172,8 +168,7 @@ def resume_rollout(ctx: RolloutContext, on_resume: Callable[[Plan], None] | None
     ``on_resume`` is called with its plan once the lock is held, before anything runs (the CLI says "resuming"
     there, so a refusal by the lock is never preceded by it)."""
     env = ctx.environment
-    lock = _lock(ctx, "rollout resume")
-    try:
+    with _lock(ctx, "rollout resume"):
         rollout_id = unfinished_rollout(ctx.store, env.name)
         progress = load_progress(ctx.store, env.name, rollout_id)
         plan = progress.plan
@@ -184,8 +179,6 @@ def resume_rollout(ctx: RolloutContext, on_resume: Callable[[Plan], None] | None
         executor = RolloutMachine(ctx, progress.plan, progress)
         executor.write("resumed", user=_user(), host=socket.gethostname(), state=progress.state())
         return executor.run()
-    finally:
-        lock.release()
 
 
 def rollback_environment(ctx: RolloutContext, on_plan: Callable[[Plan], None] | None = None) -> RolloutResult:
@@ -199,8 +192,7 @@ def rollback_environment(ctx: RolloutContext, on_plan: Callable[[Plan], None] | 
     ``on_plan`` is called with the plan being rolled back (or the new rollback run's plan) before anything runs.
     """
     env = ctx.environment
-    lock = _lock(ctx, "rollback")
-    try:
+    with _lock(ctx, "rollback"):
         store = ctx.store
         current = store.current(env.name)
         if current:
@@ -240,32 +232,11 @@ def rollback_environment(ctx: RolloutContext, on_plan: Callable[[Plan], None] | 
             )
         plan = _plan_rollback_run(ctx, last_plan, reached, target)
         deployment = open_deployment(ctx.deployments, env.name, release_commit(ctx.state_dir, target))
-        store.save_plan(plan)
-        store.set_current(env.name, plan.rollout_id)
-        executor = RolloutMachine(ctx, plan, new_progress(plan))
-        executor.write(
-            "rollout_started",
-            kind="rollback",
-            rollout_id=plan.rollout_id,
-            rolls_back=last_plan.rollout_id,
-            environment=env.name,
-            release=target,
-            saltenv="base",
-            previous_release=last_plan.release,
-            commit=None,
-            user=_user(),
-            host=socket.gethostname(),
-            population=plan.population,
-            batches=[len(b.minions) for b in plan.batches],
-            no_rollback=True,
-            client=ctx.client.name,
-        )
+        executor = _begin(ctx, plan, no_rollback=True, rolls_back=last_plan.rollout_id)
         executor.write(**deployment)
         if on_plan:
             on_plan(plan)
         return executor.run()
-    finally:
-        lock.release()
 
 
 def _reached(progress: Progress, promoted: bool) -> list[str]:

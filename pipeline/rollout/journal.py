@@ -313,6 +313,23 @@ def new_progress(plan: Plan) -> Progress:
     return Progress(plan=plan, batches=[BatchProgress(b.index) for b in plan.batches])
 
 
+#: Events whose record the progress keeps whole, as the field named (a later one of the same event replaces it).
+_KEPT_WHOLE: dict[str, str] = {
+    "rollout_started": "started",
+    "promotion_checked": "promotion",
+    "halted": "halted",
+    "rollback_started": "rollback_started",
+    "rollback_skipped": "rollback_skipped",
+    "rollback_finished": "rollback_finished",
+    "promoted": "promoted",
+    "canary_retired": "retired",
+    "canary_retire_failed": "retire_failed",
+    "reconciled": "reconciled",
+    "rollout_finished": "finished",
+    "deployment_recorded": "deployment",
+}
+
+
 def apply_record(progress: Progress, rec: Mapping[str, Any]) -> None:
     """Fold one journal record into ``progress``. The executor calls this for every record it writes, and
     :func:`replay` for every record it reads, so a resumed rollout sees exactly what the crashed one saw."""
@@ -326,12 +343,11 @@ def apply_record(progress: Progress, rec: Mapping[str, Any]) -> None:
             ) from None
 
     event = rec["event"]
-    if event == "rollout_started":
-        progress.started = dict(rec)
+    kept = _KEPT_WHOLE.get(event)
+    if kept is not None:
+        setattr(progress, kept, dict(rec))
     elif event == "resumed":
         progress.resumes.append(dict(rec))
-    elif event == "promotion_checked":
-        progress.promotion = dict(rec)
     elif event == "batch_started":
         b = batch()
         b.started, b.started_at = True, rec.get("at")
@@ -357,26 +373,6 @@ def apply_record(progress: Progress, rec: Mapping[str, Any]) -> None:
     elif event == "batch_finished":
         b = batch()
         b.finished, b.passed, b.finished_at = True, bool(rec.get("passed")), rec.get("at")
-    elif event == "halted":
-        progress.halted = dict(rec)
-    elif event == "rollback_started":
-        progress.rollback_started = dict(rec)
-    elif event == "rollback_skipped":
-        progress.rollback_skipped = dict(rec)
-    elif event == "rollback_finished":
-        progress.rollback_finished = dict(rec)
-    elif event == "promoted":
-        progress.promoted = dict(rec)
-    elif event == "canary_retired":
-        progress.retired = dict(rec)
-    elif event == "canary_retire_failed":
-        progress.retire_failed = dict(rec)
-    elif event == "reconciled":
-        progress.reconciled = dict(rec)
-    elif event == "rollout_finished":
-        progress.finished = dict(rec)
-    elif event == "deployment_recorded":
-        progress.deployment = dict(rec)
     elif event == "deployment_updated" and progress.deployment is not None:
         progress.deployment["status"] = rec.get("status")
     elif event == "deployment_record_failed":

@@ -17,9 +17,10 @@ The rollout never touches a syndic's file_roots itself. It asks a :class:`Releas
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from pipeline.config import Environment
 from pipeline.errors import SyncError
@@ -83,12 +84,11 @@ class SyncServing:
 
     def _sync(self, env: Environment, release_id: str, saltenv: str) -> Mapping[str, str]:
         from pipeline.release import ReleaseStore
-        from pipeline.sync import SyncContext, close_targets, switch_journal_path, sync_release, targets_for
+        from pipeline.sync import SyncContext, switch_journal_path, sync_release
 
         store = ReleaseStore.for_state_dir(self.state_dir)
         release = store.get(release_id)
-        targets = targets_for(env)
-        try:
+        with _targets(env) as targets:
             result = sync_release(
                 SyncContext(
                     environment=env.name,
@@ -101,8 +101,6 @@ class SyncServing:
                     switch_journal=switch_journal_path(self.state_dir, env.name),
                 )
             )
-        finally:
-            close_targets(targets)
         if not result.ok:
             raise SyncError(
                 f"{release_id} could not be {'promoted to base' if saltenv == 'base' else f'exposed as {saltenv}'} "
@@ -118,15 +116,12 @@ class SyncServing:
         return self._sync(env, release_id, self.saltenv_for(release_id))
 
     def attest(self, env: Environment, release_id: str) -> Mapping[str, str]:
-        from pipeline.sync import attest, close_targets, targets_for
+        from pipeline.sync import attest
 
-        targets = targets_for(env)
-        try:
+        with _targets(env) as targets:
             attestation = attest(
                 self._attestor(env, targets), [s.name for s in env.syndics], release_id, self.saltenv_for(release_id)
             )
-        finally:
-            close_targets(targets)
         if not attestation.ok:
             raise SyncError(
                 f"the syndics of {env.name} do not all serve {release_id} as saltenv {attestation.saltenv} "
@@ -136,13 +131,10 @@ class SyncServing:
         return {s.syndic: str(s.release) for s in attestation.served}
 
     def served_base(self, env: Environment) -> str | None:
-        from pipeline.sync import close_targets, environment_status, targets_for
+        from pipeline.sync import environment_status
 
-        targets = targets_for(env)
-        try:
+        with _targets(env) as targets:
             status = environment_status(targets)
-        finally:
-            close_targets(targets)
         errors = [f"{s.syndic}: {s.error}" for s in status if s.error]
         if errors:
             raise SyncError(f"cannot read what the syndics of {env.name} serve: " + "; ".join(errors))
@@ -159,13 +151,10 @@ class SyncServing:
         self._sync(env, release_id, "base")
 
     def retire(self, env: Environment, release_id: str) -> None:
-        from pipeline.sync import close_targets, targets_for, unexpose_release
+        from pipeline.sync import unexpose_release
 
-        targets = targets_for(env)
-        try:
+        with _targets(env) as targets:
             errors = unexpose_release(targets, self.saltenv_for(release_id), keep=self.keep)
-        finally:
-            close_targets(targets)
         if errors:
             raise SyncError(
                 f"the canary saltenv {self.saltenv_for(release_id)} could not be removed from every syndic of "
@@ -182,3 +171,15 @@ class SyncServing:
             return path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return None
+
+
+@contextmanager
+def _targets(env: Environment) -> Iterator[Sequence[Any]]:
+    """The file_roots targets of ``env``'s syndics, closed (SSH connections) however the block ends."""
+    from pipeline.sync import close_targets, targets_for
+
+    targets = targets_for(env)
+    try:
+        yield targets
+    finally:
+        close_targets(targets)
