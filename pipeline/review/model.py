@@ -152,11 +152,7 @@ class ReviewResult:
         return {
             "approved": self.approved,
             "merge_request": self.iid,
-            "title": self.title,
-            "web_url": self.web_url,
-            "head_sha": self.head_sha,
-            "merged_sha": self.merged_sha,
-            "branch": self.branch,
+            **{name: getattr(self, name) for name in ("title", "web_url", "head_sha", "merged_sha", "branch")},
             "pushed_at": self.pushed_at.isoformat() if self.pushed_at else None,
             "security_paths_touched": list(self.security_paths),
             "checks": [

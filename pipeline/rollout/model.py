@@ -170,23 +170,13 @@ class PlannedBatch:
     reached: int
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "index": self.index,
-            "name": self.name,
-            "spec": self.spec,
-            "reached": self.reached,
-            "minions": list(self.minions),
-        }
+        return {"index": self.index, "name": self.name, "spec": self.spec, "reached": self.reached,
+                "minions": list(self.minions)}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "PlannedBatch":
-        return cls(
-            index=int(data["index"]),
-            name=str(data["name"]),
-            spec=str(data["spec"]),
-            minions=tuple(data["minions"]),
-            reached=int(data["reached"]),
-        )
+        return cls(int(data["index"]), str(data["name"]), str(data["spec"]), tuple(data["minions"]),
+                   int(data["reached"]))
 
 
 @dataclass(frozen=True)
@@ -352,12 +342,9 @@ class GateDecision:
         )
 
     def to_json(self) -> dict[str, Any]:
+        counts = {name: getattr(self, name) for name in ("batch", "size", "failed", "missing", "health_failed")}
         return {
-            "batch": self.batch,
-            "size": self.size,
-            "failed": self.failed,
-            "missing": self.missing,
-            "health_failed": self.health_failed,
+            **counts,
             "failure_ratio": round(self.failure_ratio, 6),
             "missing_ratio": round(self.missing_ratio, 6),
             "max_failure_ratio": self.max_failure_ratio,
