@@ -1,6 +1,6 @@
 """
-The shape of ``pipeline/`` that docs/architecture.md draws, checked on the source: imports only point down the
-layers (CLI → stages → infrastructure → foundation). ``import_cycles`` finds the import cycles among its modules.
+The shape of ``pipeline/`` that docs/architecture.md draws, checked on the source: no import cycle among its modules,
+and imports only point down the layers (CLI → stages → infrastructure → foundation).
 
 The import graph is read with ``ast`` from every ``.py`` file under ``pipeline/``, nothing is imported: an import
 inside a function or under ``if TYPE_CHECKING:`` counts like one at the top of the module (a function-level import
@@ -210,6 +210,13 @@ def test_the_checker_finds_a_cycle_through_a_function_level_import(tmp_path: Pat
     (pkg / "e.py").write_text("import pkg.a\n")
     found = import_cycles(import_graph(pkg))
     assert found == [["pkg.a", "pkg.b"], ["pkg.sub.c", "pkg.sub.d"]]
+
+
+def test_no_import_cycle_among_pipeline_modules(graph: dict[str, set[str]]) -> None:
+    cycles = import_cycles(graph)
+    assert not cycles, "import cycles (move the shared part down, or pass it in):\n" + "\n".join(
+        " <-> ".join(cycle) for cycle in cycles
+    )
 
 
 def test_every_module_has_a_layer(graph: dict[str, set[str]]) -> None:
