@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import SyncError, UsageError
+from pipeline.jsonfile import read_json_object
 from pipeline.release.manifest import Manifest, ManifestError, check_release_id
 from pipeline.release.tree import Mismatch, compare, describe_mismatches, scan_tree
 
@@ -132,7 +133,7 @@ class ReleaseStore:
                 f"{path}: directory name {release_id} does not match its manifest ({manifest.release_id})",
                 hint=f"remove {path} and rebuild the release",
             )
-        return Release(release_id, manifest, path, _read_meta(path / META_FILE))
+        return Release(release_id, manifest, path, read_json_object(path / META_FILE))
 
     def list(self) -> list[Release]:
         """Every intact release in the store, oldest build first (:meth:`entries` shows the damaged ones too)."""
@@ -237,11 +238,3 @@ class ReleaseStore:
                 hint=f"releases are immutable; remove {final} and run `saltpipe release build` again",
             )
         return release
-
-
-def _read_meta(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}

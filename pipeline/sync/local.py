@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from pipeline.jsonfile import read_json_object
 from pipeline.release.manifest import MARKER_NAME, RELEASE_ID_RE
 from pipeline.release.tree import TreeScan, scan_tree
 from pipeline.sync.layout import (
@@ -147,7 +148,7 @@ class LocalTarget(FileRootsTarget):
             for child in sorted((self.root / ENVS_DIR).iterdir()):
                 if child.is_symlink():
                     links[f"{ENVS_DIR}/{child.name}"] = release_of_target(os.readlink(child))
-            state = _read_json(self.root / STATE_FILE)
+            state = read_json_object(self.root / STATE_FILE)
             st = os.statvfs(self.root)
             return TargetSnapshot(tuple(releases), tuple(staging), links, state, st.f_bavail * st.f_frsize)
 
@@ -270,13 +271,6 @@ class LocalTarget(FileRootsTarget):
             tmp.write_text(json.dumps(state, indent=1, sort_keys=True) + "\n", encoding="utf-8")
             os.replace(tmp, self.root / STATE_FILE)
 
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _hint(exc: OSError) -> str | None:

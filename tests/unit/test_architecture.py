@@ -67,6 +67,7 @@ LAYERS: Mapping[str, str] = {
     "pipeline.findings": "foundation",
     "pipeline.saltlib": "foundation",
     "pipeline.freeze": "foundation",
+    "pipeline.jsonfile": "foundation",
     "pipeline.release.manifest": "foundation",
     "pipeline.release.tree": "foundation",
 }
