@@ -26,6 +26,7 @@ from pipeline.errors import ConfigError, SaltError, UsageError
 from pipeline.salt_client.base import SaltClient
 from pipeline.salt_client.polling import Clock, collect_returns
 from pipeline.topology.pillar import deep_merge
+from pipeline.userfiles import write_file
 
 #: Read-only functions ``fixtures import`` adds to the client's allow list.
 IMPORT_FUNCTIONS = ("grains.items", "pillar.items")
@@ -134,11 +135,7 @@ def write_fixtures(grains_path: Path, pillar_path: Path, grains: Mapping[str, Ma
          {"minions": minions}),
         (pillar_path, "# Fixture pillar: real pillar imported by `saltpipe fixtures import`; secrets redacted.\n", pillar),
     ):
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(head + yaml.safe_dump(data, sort_keys=True, default_flow_style=False, allow_unicode=True), encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"cannot write: {exc.strerror}", path=path) from exc
+        write_file(path, head + yaml.safe_dump(data, sort_keys=True, default_flow_style=False, allow_unicode=True))
     return ImportResult(tuple(grains), dropped, redacted, (grains_path, pillar_path))
 
 

@@ -18,8 +18,8 @@ import yaml
 from pipeline.adopt.detect import Detection, detect
 from pipeline.adopt.osgrains import fixture_minions
 from pipeline.config import DEFAULT_CONFIG, LINT_FIXTURES, validate_config
-from pipeline.errors import ConfigError
 from pipeline.topology.pillar import deep_merge
+from pipeline.userfiles import write_file
 from pipeline.yamlsrc import load_yaml_text
 
 
@@ -141,10 +141,6 @@ def init_repo(options: InitOptions) -> InitResult:
         if path.exists() and not options.force:
             kept.append(path)
             continue
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"cannot write: {exc.strerror}", path=path, hint="check the permissions of the repository") from exc
+        write_file(path, text, hint="check the permissions of the repository")
         written.append(path)
     return InitResult(det, tuple(written), tuple(kept), sources, tuple(skipped), tuple(minions))

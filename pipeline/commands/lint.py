@@ -9,9 +9,9 @@ from typing import Any
 import click
 
 from pipeline.context import AppContext
-from pipeline.errors import ConfigError
 from pipeline.findings import Report
 from pipeline.formatters import get_formatter, names
+from pipeline.userfiles import write_file
 
 
 def format_option(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -38,11 +38,7 @@ def emit(report: Report, fmt: str, output: Path | None) -> None:
     if output is None:
         click.echo(text, nl=False)
         return
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot write the report: {exc.strerror}", path=output, hint="choose a writable --output path") from exc
+    write_file(output, text, what="the report", hint="choose a writable --output path")
     click.echo(get_formatter("text").format(report), nl=False)
     click.echo(f"{fmt} report written to {output}")
 

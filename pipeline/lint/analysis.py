@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from pipeline.findings import Coverage, Finding, MinionCoverage, Severity, UnrenderedBranch
+from pipeline.findings import Coverage, Finding, MinionCoverage, Report, Severity, UnrenderedBranch
 from pipeline.lint.bounds import RENDER_LIMIT, RenderLimits
 from pipeline.lint.coverage import Branch, BranchTracker, find_branches
 from pipeline.lint.fixtures import MinionFixture
@@ -22,7 +22,7 @@ from pipeline.lint.render import RenderOutcome, SaltRenderer
 from pipeline.lint.sources import PYTHON_RENDERERS, SourceTree, render_pipe
 from pipeline.lint.statefuncs import StateFunctionIndex
 from pipeline.lint.structure import SLS_RENDER_ERROR, MinionRender, StructureChecker
-from pipeline.policy.engine import PolicyEngine, internal_error
+from pipeline.policy.engine import Finalized, PolicyEngine, internal_error
 from pipeline.policy.model import PythonDoc, SlsDoc, SourceText, TemplateDoc
 from pipeline.policy.states import states_from_high, states_from_text
 
@@ -56,6 +56,20 @@ class Analysis:
 
     def count(self, key: str, n: int = 1) -> None:
         self.stats[key] = self.stats.get(key, 0) + n
+
+    def report(self, tool: str, final: Finalized) -> Report:
+        """The :class:`Report` of ``tool``: ``final`` (the findings after the policy file) with what was
+        checked, the counters, the notes and the coverage collected here."""
+        return Report(
+            tool=tool,
+            findings=final.findings,
+            waived=final.waived,
+            checked=tuple(self.checked),
+            stats=dict(self.stats),
+            notes=tuple(self.notes),
+            security_review_required=final.security_review_required,
+            coverage=self.coverage,
+        )
 
 
 def check_python(engine: PolicyEngine, sources: Iterable[SourceText], out: Analysis, *, report_syntax: bool) -> None:

@@ -8,6 +8,7 @@ transitively, Jinja imports counted as includes), found from the files' text wit
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -112,19 +113,7 @@ def select(tree: SourceTree, changes: ChangeSet, policy_rel: str = "salt/policy.
         if path.exists() and path.suffix == ".py":
             files.add(path)
     # Everything that includes a changed file (transitively), then everything those include.
-    affected = set(touched)
-    todo = list(touched)
-    while todo:
-        for parent in up.get(todo.pop(), ()):
-            if parent not in affected:
-                affected.add(parent)
-                todo.append(parent)
-    todo = list(affected)
-    while todo:
-        for child in down.get(todo.pop(), ()):
-            if child not in affected:
-                affected.add(child)
-                todo.append(child)
+    affected = _reach(_reach(touched, up), down)
     names = frozenset(n.removeprefix("sls:") for n in affected if n.startswith("sls:") and n.removeprefix("sls:") in tree.sls)
     for path, node in node_of.items():
         if node in affected:
@@ -137,3 +126,15 @@ def select(tree: SourceTree, changes: ChangeSet, policy_rel: str = "salt/policy.
         reason=f"{len(changes.all)} changed file(s) since {changes.ref} ({changes.base[:12]})",
         changed=changes.all,
     )
+
+
+def _reach(start: Iterable[str], edges: Mapping[str, Iterable[str]]) -> set[str]:
+    """``start`` and every node reachable from it along ``edges``."""
+    seen = set(start)
+    todo = list(seen)
+    while todo:
+        for nxt in edges.get(todo.pop(), ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen

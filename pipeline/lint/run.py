@@ -148,14 +148,4 @@ def run_lint(options: LintOptions) -> LintResult:
         policy_changed=selection.policy_changed,
     )
     out.timings["total"] = time.perf_counter() - started
-    report = Report(
-        tool="saltpipe lint",
-        findings=final.findings,
-        waived=final.waived,
-        checked=tuple(out.checked),
-        stats=dict(out.stats),
-        notes=tuple(out.notes),
-        security_review_required=final.security_review_required,
-        coverage=out.coverage,
-    )
-    return LintResult(report=report, selection=selection, timings=dict(out.timings))
+    return LintResult(report=out.report("saltpipe lint", final), selection=selection, timings=dict(out.timings))

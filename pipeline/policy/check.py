@@ -113,12 +113,4 @@ def check_paths(options: PolicyCheckOptions) -> Report:
         minions = environment_minions(options.config, repo, options.environments)
         render_and_check(engine, tree, targets, minions, out, blocked=blocked, report_render_errors=False)
     final = finalize(out.findings, policy, policy_path=policy_shown, today=options.today, checked=out.checked)
-    return Report(
-        tool="saltpipe policy check",
-        findings=final.findings,
-        waived=final.waived,
-        checked=tuple(out.checked),
-        stats=dict(out.stats),
-        notes=tuple(out.notes),
-        coverage=out.coverage,
-    )
+    return out.report("saltpipe policy check", final)

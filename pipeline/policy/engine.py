@@ -54,29 +54,24 @@ class PolicyEngine:
         out: list[Finding] = []
         for rule in self.rules:
             out += self._run(rule, doc.path, lambda r=rule: r.match_sls(doc, self.ctx))
-            if type(rule).match_state is not Rule.match_state:
-                out += self._run(rule, doc.path, lambda r=rule: _each(doc.states, r, self.ctx))
+            out += self._states(rule, doc)
         return out
 
     def check_states(self, doc: SlsDoc) -> list[Finding]:
         """Findings of ``match_state`` alone on the document's states (a part of a file read from its text)."""
-        out: list[Finding] = []
-        for rule in self.rules:
-            if type(rule).match_state is not Rule.match_state:
-                out += self._run(rule, doc.path, lambda r=rule: _each(doc.states, r, self.ctx))
-        return out
+        return [finding for rule in self.rules for finding in self._states(rule, doc)]
 
     def check_template(self, doc: TemplateDoc) -> list[Finding]:
-        out: list[Finding] = []
-        for rule in self.rules:
-            out += self._run(rule, doc.path, lambda r=rule: r.match_template(doc, self.ctx))
-        return out
+        return [f for rule in self.rules for f in self._run(rule, doc.path, lambda r=rule: r.match_template(doc, self.ctx))]
 
     def check_python(self, doc: PythonDoc) -> list[Finding]:
-        out: list[Finding] = []
-        for rule in self.rules:
-            out += self._run(rule, doc.path, lambda r=rule: r.match_python(doc, self.ctx))
-        return out
+        return [f for rule in self.rules for f in self._run(rule, doc.path, lambda r=rule: r.match_python(doc, self.ctx))]
+
+    def _states(self, rule: Rule, doc: SlsDoc) -> list[Finding]:
+        """``match_state`` of ``rule`` on each state of ``doc`` (nothing for a rule without that hook)."""
+        if type(rule).match_state is Rule.match_state:
+            return []
+        return self._run(rule, doc.path, lambda: _each(doc.states, rule, self.ctx))
 
     def _run(self, rule: Rule, path: str, hook: Callable[[], Iterable[Hit]]) -> list[Finding]:
         try:

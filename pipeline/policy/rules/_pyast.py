@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 #: Loader dunders through which a Salt module calls other Salt functions.
 SALT_DUNDERS = frozenset({"__salt__", "__states__"})
@@ -36,6 +36,14 @@ def module_aliases(tree: ast.AST) -> dict[str, str]:
                     top = alias.name.split(".", 1)[0]
                     out[top] = top
     return out
+
+
+def nodes_and_aliases(tree: ast.AST | None) -> tuple[Iterable[ast.AST], dict[str, str]]:
+    """Every node of the module ``tree`` and its import aliases (:func:`module_aliases`); nothing for a file
+    that does not parse (None)."""
+    if tree is None:
+        return (), {}
+    return ast.walk(tree), module_aliases(tree)
 
 
 def dotted(node: ast.AST, aliases: dict[str, str]) -> str | None:

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from pipeline.policy.rule import Rule, RuleContext
 from pipeline.policy.model import Hit, PythonDoc
-from pipeline.policy.rules._pyast import dotted, module_aliases
+from pipeline.policy.rules._pyast import dotted, nodes_and_aliases
 
 _BUILTINS = frozenset({"eval", "exec", "compile", "__import__", "execfile"})
 _QUALIFIED = frozenset(
@@ -33,11 +33,8 @@ class PyDynamicCode(Rule):
     tags = ("security", "code-execution", "python")
 
     def match_python(self, doc: PythonDoc, ctx: RuleContext) -> Iterable[Hit]:
-        tree = doc.tree
-        if tree is None:
-            return
-        aliases = module_aliases(tree)
-        for node in ast.walk(tree):
+        nodes, aliases = nodes_and_aliases(doc.tree)
+        for node in nodes:
             what = None
             if isinstance(node, ast.Name) and node.id in _BUILTINS and isinstance(node.ctx, ast.Load):
                 what = f"{node.id}()"

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from pipeline.policy.rule import Rule, RuleContext
 from pipeline.policy.model import Hit, PythonDoc
-from pipeline.policy.rules._pyast import const_str, dotted, module_aliases
+from pipeline.policy.rules._pyast import const_str, dotted, nodes_and_aliases
 
 #: Modules whose only purpose is running processes.
 PROCESS_MODULES = frozenset(
@@ -60,11 +60,8 @@ class PyShellExec(Rule):
     tags = ("security", "command-execution", "python")
 
     def match_python(self, doc: PythonDoc, ctx: RuleContext) -> Iterable[Hit]:
-        tree = doc.tree
-        if tree is None:
-            return
-        aliases = module_aliases(tree)
-        for node in ast.walk(tree):
+        nodes, aliases = nodes_and_aliases(doc.tree)
+        for node in nodes:
             what = None
             if isinstance(node, ast.Import):
                 bad = [a.name for a in node.names if _process_module(a.name)]
