@@ -68,6 +68,7 @@ LAYERS: Mapping[str, str] = {
     "pipeline.saltlib": "foundation",
     "pipeline.freeze": "foundation",
     "pipeline.jsonfile": "foundation",
+    "pipeline.userfiles": "foundation",
     "pipeline.release.manifest": "foundation",
     "pipeline.release.tree": "foundation",
 }
