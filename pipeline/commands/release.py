@@ -23,14 +23,13 @@ from pipeline.sync import (
     SwitchJournal,
     SyncContext,
     choose_attestor,
-    close_targets,
     environment_status,
+    open_targets,
     previous_release,
     recover_switch,
     saltenv_for,
     switch_journal_path,
     sync_release,
-    targets_for,
     unexpose_release,
 )
 from pipeline.sync.attest_select import MODES as ATTEST_MODES
@@ -196,8 +195,7 @@ def sync(app: AppContext, environment: str, release_id: str | None, rev: str, ro
         raise UsageError("give at most one of --release, --rollback and --remove-canary")
     store = _store(app)
     master_configs = syndic_configs(cfg, environment, syndic_config_args)
-    targets = targets_for(env)
-    try:
+    with open_targets(env) as targets:
         with EnvironmentLock(app.state_dir(), environment, "sync"):
             _recover(app, environment, targets)
             if remove_canary:
@@ -229,8 +227,6 @@ def sync(app: AppContext, environment: str, release_id: str | None, rev: str, ro
                 record_override(app.state_dir(), freeze, action="sync", release=rel.id)
                 click.echo(f"freeze window {freeze.to_json()['window']} overridden: {freeze.override}", err=True)
             result = sync_release(ctx)
-    finally:
-        close_targets(targets)
     if fmt == "json":
         click.echo(json.dumps(sync_json(result), indent=2))
     else:
@@ -261,9 +257,8 @@ def status(app: AppContext, environment: str, fmt: str) -> None:
     from pipeline.errors import LockError  # pylint: disable=import-outside-toplevel
 
     env = app.config.environment(environment)
-    targets = targets_for(env)
     journal = SwitchJournal(switch_journal_path(app.state_dir(), environment))
-    try:
+    with open_targets(env) as targets:
         if journal.path.exists():
             # A sync killed mid-switch: finish it now if nobody else holds the environment (a running sync or
             # rollout may be the one switching); otherwise the status below shows the split and says so.
@@ -274,8 +269,6 @@ def status(app: AppContext, environment: str, fmt: str) -> None:
                 click.echo(f"an unfinished switch is journaled in {journal.path}; not recovered: {exc.message}",
                            err=True)
         statuses = environment_status(targets)
-    finally:
-        close_targets(targets)
     lock = read_lock(app.state_dir(), environment)
     from pipeline.rollout.audit import describe_chain, served_chain
 

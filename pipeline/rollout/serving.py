@@ -17,10 +17,9 @@ The rollout never touches a syndic's file_roots itself. It asks a :class:`Releas
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from pipeline.config import Environment
 from pipeline.errors import SyncError
@@ -84,11 +83,11 @@ class SyncServing:
 
     def _sync(self, env: Environment, release_id: str, saltenv: str) -> Mapping[str, str]:
         from pipeline.release import ReleaseStore
-        from pipeline.sync import SyncContext, switch_journal_path, sync_release
+        from pipeline.sync import SyncContext, open_targets, switch_journal_path, sync_release
 
         store = ReleaseStore.for_state_dir(self.state_dir)
         release = store.get(release_id)
-        with _targets(env) as targets:
+        with open_targets(env) as targets:
             result = sync_release(
                 SyncContext(
                     environment=env.name,
@@ -116,9 +115,9 @@ class SyncServing:
         return self._sync(env, release_id, self.saltenv_for(release_id))
 
     def attest(self, env: Environment, release_id: str) -> Mapping[str, str]:
-        from pipeline.sync import attest
+        from pipeline.sync import attest, open_targets
 
-        with _targets(env) as targets:
+        with open_targets(env) as targets:
             attestation = attest(
                 self._attestor(env, targets), [s.name for s in env.syndics], release_id, self.saltenv_for(release_id)
             )
@@ -131,9 +130,9 @@ class SyncServing:
         return {s.syndic: str(s.release) for s in attestation.served}
 
     def served_base(self, env: Environment) -> str | None:
-        from pipeline.sync import environment_status
+        from pipeline.sync import environment_status, open_targets
 
-        with _targets(env) as targets:
+        with open_targets(env) as targets:
             status = environment_status(targets)
         errors = [f"{s.syndic}: {s.error}" for s in status if s.error]
         if errors:
@@ -151,9 +150,9 @@ class SyncServing:
         self._sync(env, release_id, "base")
 
     def retire(self, env: Environment, release_id: str) -> None:
-        from pipeline.sync import unexpose_release
+        from pipeline.sync import open_targets, unexpose_release
 
-        with _targets(env) as targets:
+        with open_targets(env) as targets:
             errors = unexpose_release(targets, self.saltenv_for(release_id), keep=self.keep)
         if errors:
             raise SyncError(
@@ -171,15 +170,3 @@ class SyncServing:
             return path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return None
-
-
-@contextmanager
-def _targets(env: Environment) -> Iterator[Sequence[Any]]:
-    """The file_roots targets of ``env``'s syndics, closed (SSH connections) however the block ends."""
-    from pipeline.sync import close_targets, targets_for
-
-    targets = targets_for(env)
-    try:
-        yield targets
-    finally:
-        close_targets(targets)

@@ -14,7 +14,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from pipeline.config import Environment, LocalFileRoots, SshFileRoots, Syndic
 from pipeline.sync.attest import (
@@ -76,6 +77,16 @@ def close_targets(targets: Sequence[FileRootsTarget]) -> None:
         target.close()
 
 
+@contextmanager
+def open_targets(env: Environment) -> Iterator[tuple[FileRootsTarget, ...]]:
+    """:func:`targets_for` ``env``, closed (their SSH connections) however the block ends."""
+    targets = targets_for(env)
+    try:
+        yield targets
+    finally:
+        close_targets(targets)
+
+
 __all__ = [
     "Attestation",
     "Attestor",
@@ -99,6 +110,7 @@ __all__ = [
     "choose_attestor",
     "close_targets",
     "environment_status",
+    "open_targets",
     "previous_release",
     "prune",
     "recover_switch",

@@ -74,14 +74,11 @@ class StatusData:
         return [self.environment(name) for name in self.config.promotion_order()]
 
     def environment(self, name: str) -> dict[str, Any]:
-        from pipeline.sync import close_targets, environment_status, targets_for  # pylint: disable=import-outside-toplevel
+        from pipeline.sync import environment_status, open_targets  # pylint: disable=import-outside-toplevel
 
         env = self.config.environment(name)
-        targets = targets_for(env)
-        try:
+        with open_targets(env) as targets:
             statuses = environment_status(targets)
-        finally:
-            close_targets(targets)
         latest_id = self.rollouts.latest(name)
         latest = self._summary(name, latest_id) if latest_id else None
         attested = {}
