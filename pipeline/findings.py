@@ -173,6 +173,16 @@ def unique_fingerprints(findings: Iterable[Finding]) -> list[tuple[Finding, str]
     return out
 
 
+def plural(n: int, word: str) -> str:
+    """``1 file``, ``3 files``; ``info`` stays ``info`` (``2 info``)."""
+    return f"{n} {word}{'' if n == 1 or word == 'info' else 's'}"
+
+
+def line_span(path: str, line: int, end_line: int | None) -> str:
+    """``path:line``, or ``path:line-end`` when ``end_line`` is another line."""
+    return f"{path}:{line}" + (f"-{end_line}" if end_line and end_line != line else "")
+
+
 @dataclass(frozen=True)
 class MinionCoverage:
     """What lint's renders produced for one fixture minion: ``rendered`` SLS rendered by Salt, ``text`` SLS
@@ -202,7 +212,7 @@ class UnrenderedBranch:
     @property
     def where(self) -> str:
         """``path:line`` or ``path:line-end``."""
-        return f"{self.path}:{self.line}" + (f"-{self.end_line}" if self.end_line != self.line else "")
+        return line_span(self.path, self.line, self.end_line)
 
     def to_dict(self) -> dict[str, Any]:
         return {"path": self.path, "line": self.line, "end_line": self.end_line, "kind": self.kind}
@@ -283,10 +293,6 @@ class Report:
     def summary(self) -> str:
         """One line: ``3 errors, 1 warning, 0 info (2 waived) in 14 files``."""
         c = self.counts()
-
-        def plural(n: int, word: str) -> str:
-            return f"{n} {word}{'' if n == 1 or word == 'info' else 's'}"
-
         text = f"{plural(c['error'], 'error')}, {plural(c['warning'], 'warning')}, {plural(c['info'], 'info')}"
         if self.waived:
             text += f" ({len(self.waived)} waived)"

@@ -22,6 +22,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pipeline.errors import UsageError
+from pipeline.findings import line_span, plural
 from pipeline.gitlab.client import GitLabClient
 from pipeline.impact import in_role_order
 
@@ -77,7 +78,7 @@ class CoverageBranch(_Input):
 
     @property
     def where(self) -> str:
-        return f"{self.path}:{self.line}" + (f"-{self.end_line}" if self.end_line and self.end_line != self.line else "")
+        return line_span(self.path, self.line, self.end_line)
 
 
 class LintCoverage(_Input):
@@ -300,10 +301,6 @@ def _rank(severity: str) -> int:
     return 0 if s in _BLOCKING else 1 if s in _WARNING else 2
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
 def _findings_summary(findings: tuple[LintFinding, ...], waived: int) -> tuple[str, str]:
     icon, text = _findings_counts(findings)
     return icon, text + (f" ({waived} waived)" if waived else "")
@@ -335,8 +332,8 @@ def _impact_summary(impact: ImpactReport) -> tuple[str, str]:
     changing = [s for s in impact.states if s.changed]
     failing = [s for s in impact.states if s.failed]
     text = (
-        f"{_plural(len(changing), 'state')} would change, {len(failing)} would fail, "
-        f"on {_plural(len(minions), 'sampled minion')}"
+        f"{plural(len(changing), 'state')} would change, {len(failing)} would fail, "
+        f"on {plural(len(minions), 'sampled minion')}"
     )
     if impact.missing:
         text += f"; {len(impact.missing)} did not answer"
@@ -347,8 +344,8 @@ def _impact_summary(impact: ImpactReport) -> tuple[str, str]:
 def _coverage_summary(coverage: LintCoverage) -> tuple[str, str]:
     renders = sum(m.rendered for m in coverage.minions)
     text = (
-        f"{renders} of {coverage.sls * len(coverage.minions)} renders ({coverage.sls} SLS × {_plural(len(coverage.minions), 'fixture minion')}); "
-        f"{_plural(len(coverage.never_rendered), 'file')} and {len(coverage.unrendered_branches)} Jinja "
+        f"{renders} of {coverage.sls * len(coverage.minions)} renders ({coverage.sls} SLS × {plural(len(coverage.minions), 'fixture minion')}); "
+        f"{plural(len(coverage.never_rendered), 'file')} and {len(coverage.unrendered_branches)} Jinja "
         f"branch{'' if len(coverage.unrendered_branches) == 1 else 'es'} never rendered"
     )
     return ("✅" if not coverage.never_rendered and not coverage.unrendered_branches else "🔶"), text
@@ -392,7 +389,7 @@ def render_markdown(report: MrReport) -> str:
 
     if report.findings:
         ordered = sorted(report.findings, key=lambda f: (_rank(f.severity), f.path, f.line or 0, f.rule))
-        lines += ["", f"#### Lint and policy: {_plural(len(ordered), 'finding')}", ""]
+        lines += ["", f"#### Lint and policy: {plural(len(ordered), 'finding')}", ""]
         lines += ["| Severity | Rule | Where | Message |", "|---|---|---|---|"]
         for f in ordered[:MAX_FINDINGS]:
             where = f"{f.path}:{f.line}" if f.line else f.path
@@ -410,7 +407,7 @@ def render_markdown(report: MrReport) -> str:
             lines.append(f"| {_code(_cell(t.source))} | {t.passed} | {t.failures} | {t.errors} | {t.skipped} |")
         failed = [c for t in report.tests for c in t.failed_cases]
         if failed:
-            lines += ["", f"<details><summary>{_plural(len(failed), 'failed test')}</summary>", ""]
+            lines += ["", f"<details><summary>{plural(len(failed), 'failed test')}</summary>", ""]
             for case in failed[:MAX_TEST_FAILURES]:
                 message = f": {_cell(case.message)}" if case.message else ""
                 lines.append(f"- {_code(_cell(case.name))} ({case.kind}){message}")
@@ -423,7 +420,7 @@ def render_markdown(report: MrReport) -> str:
         lines += ["", f"#### Impact analysis: {_cell(impact.environment)}", ""]
         sample = ", ".join(f"{_cell(role)} ({len(ids)})" for role, ids in sorted(impact.sampled.items()))
         saltenv = f" of saltenv {_code(_cell(impact.saltenv))}" if impact.saltenv else ""
-        minions = _plural(len(impact.minions), "minion")
+        minions = plural(len(impact.minions), "minion")
         lines.append(f"`state.apply test=True`{saltenv} on {minions}: {sample or 'none'}.")
         if impact.missing:
             lines.append(f"\n**Did not answer:** {', '.join(_code(_cell(m)) for m in impact.missing)}")

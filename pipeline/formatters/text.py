@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.findings import Coverage, Report, group_by_path
+from pipeline.findings import Coverage, Report, group_by_path, plural
 from pipeline.formatters.base import Formatter
 
 #: Paths and branches listed per coverage list; the rest is counted ("… and 12 more"). JSON lists them all.
@@ -43,10 +43,6 @@ class TextFormatter(Formatter):
         return "\n".join(lines) + "\n"
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
 def _bounded(items: list[str], limit: int) -> list[str]:
     shown = [f"    {item}" for item in items[:limit]]
     if len(items) > limit:
@@ -57,13 +53,13 @@ def _bounded(items: list[str], limit: int) -> list[str]:
 def coverage_lines(coverage: Coverage, limit: int = MAX_COVERAGE_ITEMS) -> list[str]:
     """The coverage block: SLS rendered and read as text per fixture minion, the SLS no minion rendered and
     the Jinja branches no render reached (at most ``limit`` of each, then a count), then a blank line."""
-    lines = [f"coverage: {coverage.sls} SLS, rendered for {_plural(len(coverage.minions), 'fixture minion')}"]
+    lines = [f"coverage: {coverage.sls} SLS, rendered for {plural(len(coverage.minions), 'fixture minion')}"]
     width = max((len(m.minion) for m in coverage.minions), default=0)
     for m in coverage.minions:
         limited = f", {m.limited} stopped by a render limit" if m.limited else ""
         lines.append(f"  {m.minion:<{width}}  {m.rendered} rendered, {m.text} not rendered (checked from text){limited}")
     never = list(coverage.never_rendered)
-    lines.append(f"  never rendered by any fixture minion: {_plural(len(never), 'file') if never else 'none'}")
+    lines.append(f"  never rendered by any fixture minion: {plural(len(never), 'file') if never else 'none'}")
     lines += _bounded(never, limit)
     branches = [f"{b.where} ({b.kind})" for b in coverage.unrendered_branches]
     lines.append(f"  Jinja branches no fixture minion rendered (checked from their text): {len(branches) or 'none'}")
