@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -140,34 +140,44 @@ def read_pidfile(path: Path) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-def find_process(daemon: Daemon, launch_pid: int | None = None) -> psutil.Process | None:
-    """The live main process of ``daemon``: from Salt's pid file, else the pid it was launched with."""
-    for pid in (read_pidfile(daemon.pidfile), launch_pid):
+def owned_process(pids: Iterable[int | None], owns: Callable[[psutil.Process], bool]) -> psutil.Process | None:
+    """The first live process among ``pids`` that ``owns`` recognises (a reused pid is another program)."""
+    for pid in pids:
         if pid is None:
             continue
         try:
             proc = psutil.Process(pid)
         except psutil.NoSuchProcess:
             continue
-        if _owns(proc, daemon):
+        if owns(proc):
             return proc
     return None
 
 
-def inspect(daemon: Daemon, launch_pid: int | None = None) -> DaemonStatus:
-    """The daemon's pid and state: ``running``; ``zombie`` (exited, not reaped); ``stale`` (a pid file whose
-    process is gone or is another program); ``stopped``."""
-    proc = find_process(daemon, launch_pid)
+def find_process(daemon: Daemon, launch_pid: int | None = None) -> psutil.Process | None:
+    """The live main process of ``daemon``: from Salt's pid file, else the pid it was launched with."""
+    return owned_process((read_pidfile(daemon.pidfile), launch_pid), lambda proc: _owns(proc, daemon))
+
+
+def status_of(name: str, node: str, kind: str, proc: psutil.Process | None, pidfile: Path,
+              log_file: Path) -> DaemonStatus:
+    """The state of a process found as its own (``proc``, else None): ``running``; ``zombie`` (exited, not
+    reaped); ``stale`` (a pid file whose process is gone or is another program); ``stopped`` (no pid file)."""
     if proc is not None:
         try:
             zombie = proc.status() == psutil.STATUS_ZOMBIE
         except psutil.NoSuchProcess:
             zombie = True
         state: State = "zombie" if zombie else "running"
-        return DaemonStatus(daemon.name, daemon.node, daemon.kind, proc.pid, state, daemon.log_file)
-    pid = read_pidfile(daemon.pidfile)
-    state = "stale" if pid is not None else "stopped"
-    return DaemonStatus(daemon.name, daemon.node, daemon.kind, pid, state, daemon.log_file)
+        return DaemonStatus(name, node, kind, proc.pid, state, log_file)
+    pid = read_pidfile(pidfile)
+    return DaemonStatus(name, node, kind, pid, "stale" if pid is not None else "stopped", log_file)
+
+
+def inspect(daemon: Daemon, launch_pid: int | None = None) -> DaemonStatus:
+    """The daemon's pid and state (:func:`status_of`)."""
+    return status_of(daemon.name, daemon.node, daemon.kind, find_process(daemon, launch_pid), daemon.pidfile,
+                     daemon.log_file)
 
 
 def _group_members(proc: psutil.Process) -> list[psutil.Process]:

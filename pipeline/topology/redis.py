@@ -20,7 +20,7 @@ from pathlib import Path
 import psutil
 
 from pipeline.errors import TopologyError
-from pipeline.topology.daemons import DaemonStatus, State, read_pidfile
+from pipeline.topology.daemons import DaemonStatus, owned_process, read_pidfile, status_of
 
 LOOPBACK = "127.0.0.1"
 INSTALL_HINT = "apt-get install redis-server (the Debian package; .ci/run installs it)"
@@ -119,32 +119,15 @@ def _owns(proc: psutil.Process, server: RedisServer) -> bool:
 
 
 def _find(server: RedisServer) -> psutil.Process | None:
-    pid = read_pidfile(server.pidfile)
-    if pid is None:
-        return None
-    try:
-        proc = psutil.Process(pid)
-    except psutil.NoSuchProcess:
-        return None
-    return proc if _owns(proc, server) else None
+    return owned_process((read_pidfile(server.pidfile),), lambda proc: _owns(proc, server))
 
 
 def inspect_redis(server: RedisServer) -> DaemonStatus:
-    """The server's pid and state, as :func:`pipeline.topology.daemons.inspect` gives a Salt daemon's:
-    ``running``; ``zombie`` (exited, not reaped); ``stale`` (a pid file whose process is gone or is another
-    program); ``stopped`` (no pid file: redis-server removes it when it shuts down)."""
-    proc = _find(server)
-    state: State
-    if proc is not None:
-        try:
-            state = "zombie" if proc.status() == psutil.STATUS_ZOMBIE else "running"
-        except psutil.NoSuchProcess:
-            state = "zombie"
-        pid: int | None = proc.pid
-    else:
-        pid = read_pidfile(server.pidfile)
-        state = "stale" if pid is not None else "stopped"
-    return DaemonStatus(server.name, server.directory.name, "redis-server", pid, state, server.log_file)
+    """The server's pid and state, as :func:`pipeline.topology.daemons.inspect` gives a Salt daemon's
+    (:func:`~pipeline.topology.daemons.status_of`; ``stopped``: no pid file, which redis-server removes when it
+    shuts down)."""
+    return status_of(server.name, server.directory.name, "redis-server", _find(server), server.pidfile,
+                     server.log_file)
 
 
 def stop_redis(server: RedisServer, *, timeout: float = 10.0) -> None:
