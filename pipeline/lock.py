@@ -28,6 +28,7 @@ from types import TracebackType
 from typing import Any
 
 from pipeline.errors import LockError
+from pipeline.jsonfile import field_json
 
 
 @dataclass(frozen=True)
@@ -48,14 +49,7 @@ class LockInfo:
         return f"{self.operation} by {self.user}@{self.host} (pid {self.pid})"
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "environment": self.environment,
-            "operation": self.operation,
-            "user": self.user,
-            "host": self.host,
-            "pid": self.pid,
-            "since": self.since,
-        }
+        return field_json(self, leave_out={"took_over"})
 
     @classmethod
     def from_json(cls, data: Any) -> "LockInfo | None":

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from pipeline.jsonfile import field_json
 from pipeline.saltlib import import_salt
 from pipeline.yamlmodel import fail_at, validate_sourced
 from pipeline.yamlsrc import load_yaml
@@ -124,13 +125,7 @@ class Drift:
     message: str
 
     def as_dict(self) -> dict[str, str]:
-        return {
-            "master": self.master,
-            "check": self.check,
-            "where": self.where,
-            "subject": self.subject,
-            "message": self.message,
-        }
+        return field_json(self)
 
 
 @dataclass(frozen=True)

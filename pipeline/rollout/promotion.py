@@ -23,6 +23,7 @@ from typing import Any
 
 from pipeline.config import Environment, PipelineConfig
 from pipeline.errors import UsageError
+from pipeline.jsonfile import field_json
 from pipeline.rollout.journal import RolloutStore
 from pipeline.rollout.model import JournalError, Outcome, PromotionRefused
 
@@ -52,8 +53,7 @@ class Approval:
     allowed_by: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "at": self.at, "recorded_by": self.recorded_by, "host": self.host,
-                "user_id": self.user_id, "proof": self.proof, "allowed_by": self.allowed_by}
+        return field_json(self)
 
 
 @dataclass(frozen=True)

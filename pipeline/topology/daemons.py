@@ -22,6 +22,7 @@ from typing import Literal
 import psutil
 
 from pipeline.errors import TopologyError
+from pipeline.jsonfile import field_json
 
 Kind = Literal["master", "syndic", "minion"]
 #: What ``topology status`` lists: the Salt daemons and the redis-server of the job cache (pipeline/topology/redis.py).
@@ -98,14 +99,7 @@ class DaemonStatus:
     log_file: Path
 
     def as_dict(self) -> dict[str, object]:
-        return {
-            "name": self.name,
-            "node": self.node,
-            "kind": self.kind,
-            "pid": self.pid,
-            "state": self.state,
-            "log_file": str(self.log_file),
-        }
+        return field_json(self, log_file=str(self.log_file))
 
 
 def spawn(daemon: Daemon, bindir: Path) -> subprocess.Popen[bytes]:
