@@ -14,6 +14,7 @@ from pipeline.topology import Topology, TopologyStatus
 from pipeline.topology import down as topology_down
 from pipeline.topology import load as topology_load
 from pipeline.topology import up as topology_up
+from pipeline.topology.scale import DEFAULT_SYNDICS
 
 #: Short on purpose: Salt's unix sockets live below it and their paths stop at 107 bytes.
 DEFAULT_WORKDIR = Path("/tmp/saltpipe-topology")
@@ -70,21 +71,32 @@ def _echo_status(topo: Topology, status: TopologyStatus, fmt: str) -> None:
 
 @topology.command("up")
 @_workdir_option
-@click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds until every minion must answer.")
+@click.option("--timeout", type=float, default=None,
+              help="Seconds until every minion must answer.  [default: 60; with --minions, 60 + 3 per minion]")
+@click.option("--minions", type=click.IntRange(min=1), default=None,
+              help="A larger fleet instead of salt/daemons/local-topology.yaml: this many light minions over "
+                   "--syndics syndic masters (docs/topology.md, 'A larger fleet'). Tests and the demo use the default.")
+@click.option("--syndics", type=click.IntRange(min=1), default=DEFAULT_SYNDICS, show_default=True,
+              help="With --minions: syndic masters in all; production gets the added ones.")
 @click.option("--job-cache", is_flag=True, default=False,
               help="Run a redis-server as every environment's external job cache (docs/job-cache.md). Without "
                    "it, one runs only when an environment of the config has a job_cache.")
 @_format_option
 @click.pass_obj
-def up(app: AppContext, workdir: Path, timeout: float, job_cache: bool, fmt: str) -> None:
+def up(  # pylint: disable=too-many-arguments
+    app: AppContext, workdir: Path, timeout: float | None, minions: int | None, syndics: int, job_cache: bool, fmt: str
+) -> None:
     """Start the topology and return once every minion answers test.ping from the MoM through its syndic.
 
     The daemons keep running after this command exits; 'status' and 'down' find them again. Exit 0 when
     ready, 2 when it could not be started (everything it started is stopped again).
     """
     progress = (lambda msg: click.echo(msg, err=True)) if fmt == "text" else (lambda msg: None)
+    if timeout is None:
+        timeout = 60.0 + (3.0 * minions if minions else 0.0)
     topo = topology_up(
-        workdir, repo=app.repo, config_path=app.config_path, timeout=timeout, job_cache=job_cache, progress=progress
+        workdir, repo=app.repo, config_path=app.config_path, timeout=timeout, job_cache=job_cache,
+        minions=minions, syndics=syndics, progress=progress,
     )
     status = topo.status()
     _echo_status(topo, status, fmt)

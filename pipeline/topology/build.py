@@ -186,9 +186,10 @@ def assemble(  # pylint: disable=too-many-arguments
 
 def build(  # pylint: disable=too-many-arguments
     workdir: Path, repo: Path, config: PipelineConfig, spec: TopologySpec, ports: Ports, bindir: Path,
-    *, job_cache: RedisServer | None = None, job_cache_everywhere: bool = False,
+    *, job_cache: RedisServer | None = None, job_cache_everywhere: bool = False, light_minions: bool = False,
 ) -> Topology:
-    """Render every config, seed keys, write pillar and the derived pipeline.yaml; return the handles."""
+    """Render every config, seed keys, write pillar and the derived pipeline.yaml; return the handles.
+    ``light_minions``: the template's light minion (a larger fleet, :mod:`pipeline.topology.scale`)."""
     templates = DaemonTemplates(repo / DEFAULT_POLICY.parent, load_runtime_policy(repo / DEFAULT_POLICY))
     user = getpass.getuser()
 
@@ -226,7 +227,8 @@ def build(  # pylint: disable=too-many-arguments
         for m in s.minions:
             minion = minion_handle(workdir, m, s.id, bindir)
             values = local_minion_values(
-                minion, master, user=user, job_cache=(job_cache.host, job_cache.port) if job_cache else None
+                minion, master, user=user, job_cache=(job_cache.host, job_cache.port) if job_cache else None,
+                light=light_minions,
             )
             write_file(minion.config_file, templates.render("minion", **values))
             accept(

@@ -26,6 +26,7 @@ from pipeline.topology.build import LOOPBACK, Ports, build, check_socket_paths, 
 from pipeline.topology.daemons import Daemon
 from pipeline.topology.model import Progress, Topology, TopologyStatus, log_tail, master_key_cache, quiet
 from pipeline.topology.redis import start_redis, stop_redis
+from pipeline.topology.scale import DEFAULT_SYNDICS, scaled_files
 from pipeline.topology.spec import DEFAULT_SPEC, TopologySpec, load_spec
 from pipeline.topology.state import STATE_FILE, load, read_state, save_state
 
@@ -109,6 +110,8 @@ def up(
     spec_path: Path | None = None,
     timeout: float = 60.0,
     job_cache: bool = False,
+    minions: int | None = None,
+    syndics: int = DEFAULT_SYNDICS,
     progress: Progress = quiet,
 ) -> Topology:
     """Build and start the local topology in ``workdir`` and return once every minion answers ``test.ping``
@@ -122,6 +125,9 @@ def up(
     A redis-server (the external job cache, docs/job-cache.md) runs beside the daemons when an environment of
     the config has a ``job_cache`` (it is pointed at this server in the derived config), or for every
     environment with ``job_cache``; the minions' configs name it for Salt's ``redis`` returner.
+
+    ``minions``: a larger fleet instead of the spec's - ``minions`` light minions over ``syndics`` syndics
+    (:mod:`pipeline.topology.scale`; the scaled config and spec are written below ``workdir``).
     """
     t0 = time.monotonic()
     workdir = workdir.resolve()
@@ -133,8 +139,11 @@ def up(
                 f"a topology is already {current.summary} in {workdir}",
                 hint=f"'saltpipe topology status --workdir {workdir}', or 'down' it first",
             )
-    config = load_config(config_path or repo / DEFAULT_CONFIG)
-    spec = load_spec(spec_path or repo / DEFAULT_SPEC, config)
+    config_file, spec_file = config_path or repo / DEFAULT_CONFIG, spec_path or repo / DEFAULT_SPEC
+    if minions is not None:
+        config_file, spec_file = scaled_files(workdir, config_file, spec_file, minions=minions, syndics=syndics)
+    config = load_config(config_file)
+    spec = load_spec(spec_file, config)
     check_socket_paths(workdir, spec)
     ports = _choose_ports(workdir, spec)
     bindir = procs.salt_bindir()
@@ -145,7 +154,10 @@ def up(
         cache = start_redis(workdir / "redis")
     progress(f"rendering configs from {repo / 'salt' / 'daemons'} into {workdir}")
     try:
-        topo = build(workdir, repo, config, spec, ports, bindir, job_cache=cache, job_cache_everywhere=job_cache)
+        topo = build(
+            workdir, repo, config, spec, ports, bindir, job_cache=cache, job_cache_everywhere=job_cache,
+            light_minions=minions is not None,
+        )
     except BaseException:
         if cache is not None:
             stop_redis(cache)

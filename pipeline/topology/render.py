@@ -148,13 +148,16 @@ def local_syndic_minion_values(master: MasterHandle, mom: MasterHandle, *, user:
 
 
 def local_minion_values(
-    minion: MinionHandle, master: MasterHandle, *, user: str, job_cache: tuple[str, int] | None = None
+    minion: MinionHandle, master: MasterHandle, *, user: str, job_cache: tuple[str, int] | None = None,
+    light: bool = False,
 ) -> dict[str, Any]:
     """Template values of a minion (``minion``): its syndic's master as its master, its grains from the spec;
-    ``job_cache`` (host, port): the topology's redis-server, for Salt's ``redis`` returner."""
+    ``job_cache`` (host, port): the topology's redis-server, for Salt's ``redis`` returner; ``light``: the
+    template's light minion, for a larger fleet (``topology up --minions N``)."""
     cache = {"redis_host": job_cache[0], "redis_port": job_cache[1], "redis_db": 0} if job_cache else {}
     return {
         **cache,
+        **({"light": True} if light else {}),
         "id": minion.id,
         "user": user,
         "root_dir": str(minion.root_dir),
