@@ -228,6 +228,14 @@ class TemplateDoc:
 
         return regions(self.source.text)
 
+    def text_matches(self, *patterns: re.Pattern[str]) -> Iterator[tuple[int, re.Match[str]]]:
+        """``(line, match)`` for each match of ``patterns`` in :meth:`jinja_regions`, region by region and in
+        each region pattern by pattern: how rules read a template that does not parse."""
+        for line, region in self.jinja_regions():
+            for pattern in patterns:
+                for match in pattern.finditer(region):
+                    yield line + region.count("\n", 0, match.start()), match
+
 
 @dataclass(frozen=True)
 class PythonDoc:

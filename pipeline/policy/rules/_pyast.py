@@ -1,9 +1,13 @@
-"""Python AST helpers for the ``py-*`` rules."""
+"""Python AST helpers for the ``py-*`` rules, and :class:`PythonNodeRule`, the base of those that judge one
+node at a time."""
 
 from __future__ import annotations
 
 import ast
 from collections.abc import Iterable, Iterator
+
+from pipeline.policy.model import Hit, PythonDoc
+from pipeline.policy.rule import Rule, RuleContext
 
 #: Loader dunders through which a Salt module calls other Salt functions.
 SALT_DUNDERS = frozenset({"__salt__", "__states__"})
@@ -83,3 +87,24 @@ def salt_function_refs(tree: ast.AST) -> Iterator[tuple[ast.AST, str, str]]:
             and node.value.attr != "get"
         ):
             yield node, node.value.value.id, f"{node.value.attr}.{node.attr}"
+
+
+class PythonNodeRule(Rule):
+    """A ``py-*`` rule that judges each node of the module on its own: :meth:`what` names what is wrong at a
+    node (None: nothing), :meth:`message` words the finding. Each finding is at the node's line and keyed by
+    the name :meth:`what` gave."""
+
+    def what(self, node: ast.AST, aliases: dict[str, str]) -> str | None:
+        """What is wrong at ``node`` (``aliases``: the module's import aliases), or None."""
+        raise NotImplementedError
+
+    def message(self, what: str) -> str:
+        """The finding's message for ``what``."""
+        raise NotImplementedError
+
+    def match_python(self, doc: PythonDoc, ctx: RuleContext) -> Iterable[Hit]:
+        nodes, aliases = nodes_and_aliases(doc.tree)
+        for node in nodes:
+            what = self.what(node, aliases)
+            if what:
+                yield Hit(node.lineno, self.message(what), key=what)  # type: ignore[attr-defined]

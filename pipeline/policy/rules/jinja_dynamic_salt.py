@@ -5,26 +5,22 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from pipeline.policy.rule import Rule, RuleContext
+from pipeline.policy.rule import RuleContext
 from pipeline.policy.functions import DISPATCHERS
 from pipeline.policy.jinja import call_argument, possible_keys, salt_refs
 from pipeline.policy.model import Hit, TemplateDoc
+from pipeline.policy.rules._template import TemplateRule
 
 _TEXT_DYNAMIC_RE = re.compile(r"""\bsalt\s*\[\s*[^'"\s\]]""")
 
 
-class JinjaDynamicSalt(Rule):
+class JinjaDynamicSalt(TemplateRule):
     """salt[...] with a key built at render time, or salt itself aliased, passed or filtered in Jinja."""
 
     id = "jinja-dynamic-salt"
     tags = ("security", "jinja")
 
-    def match_template(self, doc: TemplateDoc, ctx: RuleContext) -> Iterable[Hit]:
-        if doc.jinja is None:
-            for line, region in doc.jinja_regions():
-                for match in _TEXT_DYNAMIC_RE.finditer(region):
-                    yield self._dynamic(line + region.count("\n", 0, match.start()))
-            return
+    def match_jinja(self, doc: TemplateDoc, ctx: RuleContext) -> Iterable[Hit]:
         for ref in salt_refs(doc.jinja):
             if ref.kind == "dynamic":
                 # template-formula's matcher: salt[parsed.query_method] over a dict of read-only lookups.
@@ -48,6 +44,10 @@ class JinjaDynamicSalt(Rule):
                         f"{ref.function} is given a function name computed at render time; use a literal name",
                         key=f"dispatch:{ref.function}",
                     )
+
+    def match_text(self, doc: TemplateDoc, ctx: RuleContext) -> Iterable[Hit]:
+        for line, _ in doc.text_matches(_TEXT_DYNAMIC_RE):
+            yield self._dynamic(line)
 
     @staticmethod
     def _dynamic(line: int) -> Hit:

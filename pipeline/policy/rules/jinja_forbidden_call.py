@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from pipeline.policy.rule import Rule, RuleContext
+from pipeline.policy.rule import RuleContext
 from pipeline.policy.functions import DISPATCHERS
 from pipeline.policy.jinja import call_argument, salt_refs
 from pipeline.policy.model import Hit, SlsDoc, TemplateDoc
+from pipeline.policy.rules._template import TemplateRule
 
 _TEXT_CALL_RES = (
     re.compile(r"""\bsalt\s*\[\s*['"](?P<fun>[\w.]+)['"]\s*\]"""),
@@ -23,16 +24,13 @@ def _message(function: str, why: str) -> str:
     )
 
 
-class JinjaForbiddenCall(Rule):
+class JinjaForbiddenCall(TemplateRule):
     """salt['cmd.*'] / salt.cmd.* (or state.single, ...) called from Jinja, including keys built at render time."""
 
     id = "jinja-forbidden-call"
     tags = ("security", "command-execution", "jinja")
 
-    def match_template(self, doc: TemplateDoc, ctx: RuleContext) -> Iterable[Hit]:
-        if doc.jinja is None:
-            yield from self._text(doc, ctx)
-            return
+    def match_jinja(self, doc: TemplateDoc, ctx: RuleContext) -> Iterable[Hit]:
         for ref in salt_refs(doc.jinja):
             if ref.kind == "function" and ref.function:
                 why = ctx.functions.why(ref.function)
@@ -61,12 +59,10 @@ class JinjaForbiddenCall(Rule):
             if why:
                 yield Hit(call.line, _message(call.function, why), key=call.function, path=call.path)
 
-    def _text(self, doc: TemplateDoc, ctx: RuleContext) -> Iterable[Hit]:
-        for line, region in doc.jinja_regions():
-            for regex in _TEXT_CALL_RES:
-                for match in regex.finditer(region):
-                    groups = match.groupdict()
-                    function = groups.get("fun") or f"{groups['mod']}.{groups['fn']}"
-                    why = ctx.functions.why(function)
-                    if why:
-                        yield Hit(line + region.count("\n", 0, match.start()), _message(function, why), key=function)
+    def match_text(self, doc: TemplateDoc, ctx: RuleContext) -> Iterable[Hit]:
+        for line, match in doc.text_matches(*_TEXT_CALL_RES):
+            groups = match.groupdict()
+            function = groups.get("fun") or f"{groups['mod']}.{groups['fn']}"
+            why = ctx.functions.why(function)
+            if why:
+                yield Hit(line, _message(function, why), key=function)

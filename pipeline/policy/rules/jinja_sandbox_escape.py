@@ -7,9 +7,10 @@ from collections.abc import Iterable
 
 from jinja2 import nodes
 
-from pipeline.policy.rule import Rule, RuleContext
+from pipeline.policy.rule import RuleContext
 from pipeline.policy.jinja import const_str, walk
 from pipeline.policy.model import Hit, TemplateDoc
+from pipeline.policy.rules._template import TemplateRule
 
 #: Attributes that lead from any object to Python internals (frames, globals, classes).
 UNSAFE_ATTRIBUTES = frozenset(
@@ -43,18 +44,13 @@ def _message(what: str) -> str:
     )
 
 
-class JinjaSandboxEscape(Rule):
+class JinjaSandboxEscape(TemplateRule):
     """Jinja sandbox escapes: __class__, __mro__, __subclasses__, __globals__, |attr, ... in expressions."""
 
     id = "jinja-sandbox-escape"
     tags = ("security", "jinja")
 
-    def match_template(self, doc: TemplateDoc, ctx: RuleContext) -> Iterable[Hit]:
-        if doc.jinja is None:
-            for line, region in doc.jinja_regions():
-                for match in _TEXT_RE.finditer(region):
-                    yield Hit(line + region.count("\n", 0, match.start()), _message(repr(match.group(0))), key=match.group(0))
-            return
+    def match_jinja(self, doc: TemplateDoc, ctx: RuleContext) -> Iterable[Hit]:
         for node, _ in walk(doc.jinja):
             what = None
             if isinstance(node, nodes.Getattr) and (node.attr.startswith("_") or node.attr in UNSAFE_ATTRIBUTES):
@@ -74,3 +70,7 @@ class JinjaSandboxEscape(Rule):
                 what = "a format string with dunder fields"
             if what:
                 yield Hit(node.lineno, _message(what), key=what)
+
+    def match_text(self, doc: TemplateDoc, ctx: RuleContext) -> Iterable[Hit]:
+        for line, match in doc.text_matches(_TEXT_RE):
+            yield Hit(line, _message(repr(match.group(0))), key=match.group(0))
