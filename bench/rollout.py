@@ -1,6 +1,7 @@
 """Benchmark of the rollout engine (issue 6, point 10). Prints one JSON document.
 
-Usage: ``python bench/rollout.py [--minions N] [--syndics S] [--repeat R]``
+Usage: ``python bench/rollout.py [--minions N] [--syndics S] [--repeat R]``, or the fleet mode
+``python bench/rollout.py --fleet-minions 40 [--fleet-syndics 4] [--fleet-batch 5] [--rounds 1] [--topology DIR]``
 
 * ``plan_100k_seconds`` - for ``--minions`` (100,000) simulated minions behind ``--syndics`` syndics: build the
   plan (schedule, canary, interleaved order) and aggregate the results: judge every minion's
@@ -30,6 +31,18 @@ Usage: ``python bench/rollout.py [--minions N] [--syndics S] [--repeat R]``
   rotating which runs first; the ratio of medians is reported, with ``..._batches_only`` (first batch start to
   last batch end, from the journal) and ``..._sync_all_and_apply`` (against ``salt -b 2 saltutil.sync_all,
   state.apply``: the same two jobs per batch the rollout runs) beside it.
+
+Fleet mode (``--fleet-minions N``) prints only ``{"fleet": ...}``: the same comparison (the same code) on the
+larger fleet of ``saltpipe topology up --minions N --syndics S --job-cache`` (started here with
+:func:`pipeline.topology.up`, or ``--topology DIR`` of a running one), on production's minions in batches of
+``--fleet-batch``, twice: ``without_job_cache`` and ``with_job_cache`` (production's ``job_cache`` in the rollout's
+pipeline.yaml, pointing at the topology's redis-server - docs/job-cache.md; raw ``salt -b`` is the same command both
+times). Each has, under ``mom``, per timed run (``rollout``, ``salt_b state.apply``, ``salt_b
+saltutil.sync_all,state.apply``): ``mom_cpu_seconds`` (utime + stime of the MoM's salt-master process tree from
+/proc, after minus before, median), ``jobs_per_minion`` (jobs the MoM published during the run / production's
+minions, median; counted as the new job ids in the MoM's job cache, by function, ``saltutil.find_job`` lookups
+included: ``find_job_per_minion``), and every run's figures. The CPU of the publishing client itself (the salt CLI,
+or this process for the rollout) is not the MoM's and is not counted.
 """
 
 from __future__ import annotations
@@ -44,6 +57,9 @@ import sys
 import tempfile
 import time
 import tracemalloc
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -164,14 +180,23 @@ def journal_writes(env: Any, resolution: Resolution, applies: dict[str, MinionRe
 BATCH = 2
 
 
-def _rollout_config(topology: Any, state_dir: Path, dest: Path) -> Path:
-    """production with equal batches of BATCH (so `salt -b BATCH` is the same schedule), no gates beyond 0."""
+def _rollout_config(  # pylint: disable=too-many-arguments
+    topology: Any, state_dir: Path, dest: Path, *, minions: int, batch: int = BATCH, job_cache: bool = False
+) -> Path:
+    """production with equal batches of ``batch`` (so `salt -b <batch>` is the same schedule: ``minions`` must be a
+    multiple), no gates beyond 0; its ``job_cache`` (the topology's redis-server) kept only with ``job_cache``."""
     sys.path.insert(0, str(REPO / "tests" / "integration"))
     from rollout_helpers import write_config  # pylint: disable=import-outside-toplevel
 
     write_config(topology, state_dir, dest)
     data = yaml.safe_load(dest.read_text())
-    data["environments"]["production"].update({"canary": BATCH, "batches": [BATCH, "100%"]})
+    prod = data["environments"]["production"]
+    # The canary, then counts of `batch`, then the rest ("100%", the last entry the config requires) - one batch.
+    prod.update({"canary": batch, "batches": [batch] * max(0, minions // batch - 2) + ["100%"]})
+    if not job_cache:
+        prod.pop("job_cache", None)
+    elif "job_cache" not in prod:
+        raise SystemExit("--fleet: the topology's pipeline.yaml has no job_cache (start it with --job-cache)")
     dest.write_text(yaml.safe_dump(data, sort_keys=False))
     return dest
 
@@ -181,20 +206,116 @@ def _batches_seconds(records: list[dict[str, Any]]) -> float:
     return (max(at) - min(at)).total_seconds()
 
 
-def _compare(topology: Any, rounds: int) -> dict[str, Any]:
+
+# ----------------------------------------------------------------------------------------------------------------
+# The MoM's cost of a run: CPU of its salt-master process tree, and the jobs it published (its job cache)
+
+
+def _tree_cpu_seconds(pid: int) -> float:
+    """utime + stime of ``pid`` and every descendant (/proc via psutil), plus what each has reaped of its exited
+    children (cutime + cstime), so a worker that ended within the window still counts."""
+    import psutil  # pylint: disable=import-outside-toplevel
+
+    root = psutil.Process(pid)
+    total = 0.0
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            t = proc.cpu_times()
+        except psutil.Error:
+            continue
+        total += t.user + t.system + t.children_user + t.children_system
+    return total
+
+
+class MoMMeter:
+    """Per timed run (:meth:`run`): the MoM's CPU seconds (its salt-master tree, before/after) and the jobs it
+    published, by function - the new job ids in its job cache (``<cachedir>/jobs/*/*/.load.p``, which the MoM
+    writes for every publish, ``saltutil.find_job`` lookups included; the syndics' own publishes of the same jid
+    are not the MoM's). ``None``: measure nothing (the default topology's ratio)."""
+
+    def __init__(self, topology: Any) -> None:
+        self.runs: dict[str, list[dict[str, Any]]] = {}
+        self._jobs = self._pid = None
+        if topology is None:
+            return
+        # pylint: disable=import-outside-toplevel
+        from pipeline.saltlib import import_salt
+        from pipeline.topology import daemons as procs
+
+        self._jobs = Path(import_salt("salt.config").master_config(str(topology.mom.config_file))["cachedir"]) / "jobs"
+        daemon = next(d for d in topology.daemons if d.node == topology.mom.id and d.kind == "master")
+        proc = procs.find_process(daemon, topology.launch_pids.get(daemon.name))
+        if proc is None:
+            raise SystemExit(f"{daemon.name}: no salt-master running")
+        self._pid = proc.pid
+        self._payload = import_salt("salt.payload")
+
+    def _job_dirs(self) -> set[Path]:
+        assert self._jobs is not None
+        return {p.parent for p in self._jobs.glob("*/*/.load.p")}
+
+    def _fun(self, job: Path) -> str:
+        try:
+            with open(job / ".load.p", "rb") as fh:
+                fun = self._payload.load(fh).get("fun", "?")
+        except (OSError, ValueError, AttributeError):
+            return "?"
+        return ",".join(fun) if isinstance(fun, list) else str(fun)
+
+    @contextmanager
+    def run(self, label: str) -> Iterator[None]:
+        if self._pid is None:
+            yield
+            return
+        jobs, cpu = self._job_dirs(), _tree_cpu_seconds(self._pid)
+        yield
+        cpu = _tree_cpu_seconds(self._pid) - cpu
+        funs: dict[str, int] = {}
+        for job in sorted(self._job_dirs() - jobs):
+            fun = self._fun(job)
+            funs[fun] = funs.get(fun, 0) + 1
+        self.runs.setdefault(label, []).append({"cpu_seconds": round(cpu, 2), "jobs": dict(sorted(funs.items()))})
+
+    def summary(self, minions: int) -> dict[str, Any]:
+        """Per label: the median MoM CPU seconds, jobs published per minion (median), and every run."""
+        out: dict[str, Any] = {}
+        for label, runs in self.runs.items():
+            totals = [sum(r["jobs"].values()) for r in runs]
+            find_job = [r["jobs"].get("saltutil.find_job", 0) for r in runs]
+            out[label] = {
+                "mom_cpu_seconds": round(statistics.median(r["cpu_seconds"] for r in runs), 2),
+                "jobs_per_minion": round(statistics.median(totals) / minions, 3),
+                "find_job_per_minion": round(statistics.median(find_job) / minions, 3),
+                "runs": runs,
+            }
+        self.runs = {}
+        return out
+
+
+def _compare(  # pylint: disable=too-many-locals,too-many-statements
+    topology: Any, rounds: int, *, batch: int = BATCH, job_cache: bool = False, meter: MoMMeter | None = None
+) -> dict[str, Any]:
+    """The ratio of medians, rollout vs `salt -b <batch>`, on production's minions. ``job_cache``: the rollout
+    reads returns through the environment's job cache (docs/job-cache.md); ``meter``: each timed run's MoM CPU and
+    jobs published, under ``mom`` in the result."""
     sys.path.insert(0, str(REPO / "tests" / "integration"))
     # pylint: disable=import-outside-toplevel
     from rollout_helpers import applied, context, journal, release
 
     from pipeline.rollout import Outcome, RolloutRequest, start_rollout
+    from pipeline.salt_client.jobcache import with_job_cache
 
     minions = list(topology.env_minions("production"))
     tmp = Path(tempfile.mkdtemp(prefix="bench-rollout-"))
     state_dir = tmp / "state"
-    config = _rollout_config(topology, state_dir, tmp / "pipeline.yaml")
+    config = _rollout_config(topology, state_dir, tmp / "pipeline.yaml", minions=len(minions), batch=batch,
+                             job_cache=job_cache)
+    metered = meter or MoMMeter(None)
 
     def ctx() -> Any:
-        return context(topology, config)
+        c = context(topology, config)
+        # The client saltpipe's CLI builds (salt_access.make_client): through the job cache when the env has one.
+        return replace(c, client=with_job_cache(c.client, c.environment.job_cache))
 
     # Untimed setup: a base release applied everywhere (the rollout's rollback target).
     c = ctx()
@@ -219,9 +340,10 @@ def _compare(topology: Any, rounds: int) -> dict[str, Any]:
             c.client.close()
         # One saltenv=<rel> argument per function (Salt's multi-function call takes comma-separated groups).
         args = ",".join(f"saltenv={rel}" for _ in fun.split(","))
-        started = time.perf_counter()
-        res = topology.mom.salt(minions, fun, args, timeout=120, cli_args=("-b", str(BATCH)))
-        salt_s[fun].append(time.perf_counter() - started)
+        with metered.run(f"salt_b {fun}"):
+            started = time.perf_counter()
+            res = topology.mom.salt(minions, fun, args, timeout=120, cli_args=("-b", str(batch)))
+            salt_s[fun].append(time.perf_counter() - started)
         # Judged from the returns: every minion applied every state.
         states = {m: (ret.get("state.apply") if "," in fun else ret) for m, ret in res.returns.items()
                   if isinstance(ret, dict)}
@@ -234,13 +356,14 @@ def _compare(topology: Any, rounds: int) -> dict[str, Any]:
         rel = release(state_dir, f"bench-rollout-{i}").id
         c = ctx()
         try:
-            started = time.perf_counter()
-            result = start_rollout(RolloutRequest(c, rel))
-            rollout_s.append(time.perf_counter() - started)
+            with metered.run("rollout"):
+                started = time.perf_counter()
+                result = start_rollout(RolloutRequest(c, rel))
+                rollout_s.append(time.perf_counter() - started)
         finally:
             c.client.close()
         assert result.outcome is Outcome.SUCCEEDED, result.outcome
-        assert [len(b.minions) for b in result.plan.batches] == [BATCH] * (len(minions) // BATCH)
+        assert [len(b.minions) for b in result.plan.batches] == [batch] * (len(minions) // batch)
         batches_s.append(_batches_seconds(journal(state_dir, result.plan.rollout_id)))
         assert applied(topology, minions) == dict.fromkeys(minions, f"bench-rollout-{i}")
 
@@ -252,23 +375,27 @@ def _compare(topology: Any, rounds: int) -> dict[str, Any]:
     med_rollout = statistics.median(rollout_s)
     med_apply = statistics.median(salt_s["state.apply"])
     med_both = statistics.median(salt_s["saltutil.sync_all,state.apply"])
-    return {
+    out = {
         "ratio_vs_salt_batch": round(med_rollout / med_apply, 3),
         "ratio_vs_salt_batch_batches_only": round(statistics.median(batches_s) / med_apply, 3),
         "ratio_vs_salt_batch_sync_all_and_apply": round(med_rollout / med_both, 3),
         "salt_batch": {
             "minions": len(minions),
-            "batch_size": BATCH,
+            "batch_size": batch,
+            "job_cache": job_cache,
             "rounds": rounds,
             "rollout_seconds": [round(t, 2) for t in rollout_s],
             "rollout_batches_seconds": [round(t, 2) for t in batches_s],
             "salt_b_state_apply_seconds": [round(t, 2) for t in salt_s["state.apply"]],
             "salt_b_sync_all_and_apply_seconds": [round(t, 2) for t in salt_s["saltutil.sync_all,state.apply"]],
-            "commands": [f"salt -b {BATCH} -L <{len(minions)} minions> state.apply saltenv=<release>",
-                         f"salt -b {BATCH} -L <{len(minions)} minions> saltutil.sync_all,state.apply "
+            "commands": [f"salt -b {batch} -L <{len(minions)} minions> state.apply saltenv=<release>",
+                         f"salt -b {batch} -L <{len(minions)} minions> saltutil.sync_all,state.apply "
                          "saltenv=<release>,saltenv=<release>"],
         },
     }
+    if meter is not None:
+        out["mom"] = meter.summary(len(minions))
+    return out
 
 
 def salt_batch_comparison(workdir: Path | None, rounds: int) -> dict[str, Any]:
@@ -296,6 +423,39 @@ def salt_batch_comparison(workdir: Path | None, rounds: int) -> dict[str, Any]:
     return out
 
 
+def fleet_comparison(  # pylint: disable=too-many-arguments
+    workdir: Path | None, minions: int, syndics: int, rounds: int, batch: int
+) -> dict[str, Any]:
+    """The same comparison on the larger fleet (``topology up --minions N --syndics S --job-cache``), without and
+    with the Redis job cache, each timed run metered on the MoM (:class:`MoMMeter`)."""
+    # pylint: disable=import-outside-toplevel
+    from pipeline.topology import down, load, up
+
+    logging.basicConfig(level=logging.WARNING, force=True)  # why: salt_batch_comparison
+    out: dict[str, Any] = {"jobs_counted_from": "new job ids in the MoM's job cache (<cachedir>/jobs/*/*/.load.p) "
+                                                "during each timed run, by function; saltutil.find_job included"}
+    work = workdir or Path(tempfile.mkdtemp(prefix="sp-fleet-", dir="/tmp"))  # short: Salt's socket paths
+    if workdir is None:
+        started = time.perf_counter()
+        topology = up(work, repo=REPO, minions=minions, syndics=syndics, job_cache=True, timeout=60 + 3 * minions)
+        out["topology_up_seconds"] = round(time.perf_counter() - started, 1)
+    else:
+        topology = load(workdir)
+    logging.basicConfig(level=logging.WARNING, force=True)  # again: `up` imported Salt
+    try:
+        out.update(minions=len(topology.minion_ids), syndics=len(topology.syndics),
+                   production_minions=len(topology.env_minions("production")), batch_size=batch, rounds=rounds)
+        meter = MoMMeter(topology)
+        for cache in (False, True):
+            out["with_job_cache" if cache else "without_job_cache"] = _compare(
+                topology, rounds, batch=batch, job_cache=cache, meter=meter
+            )
+    finally:
+        if workdir is None:
+            down(work)
+    return out
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minions", type=int, default=100_000)
@@ -305,7 +465,19 @@ def main(argv: list[str]) -> int:
                         help="work directory of a running local topology (default: start one, stop it after)")
     parser.add_argument("--rounds", type=int, default=3, help="rollout / salt -b pairs on the topology")
     parser.add_argument("--no-topology", action="store_true", help="skip ratio_vs_salt_batch")
+    parser.add_argument("--fleet-minions", type=int, default=None,
+                        help="fleet mode: only the comparison, on `topology up --minions N` (with --topology: a "
+                             "running one started with --job-cache), without and with the job cache")
+    parser.add_argument("--fleet-syndics", type=int, default=4, help="fleet mode: syndics in all")
+    parser.add_argument("--fleet-batch", type=int, default=5,
+                        help="fleet mode: batch size (rollout and salt -b); production's minions must be a multiple")
     args = parser.parse_args(argv)
+    if args.fleet_minions is not None:
+        fleet = fleet_comparison(args.topology, args.fleet_minions, args.fleet_syndics, args.rounds, args.fleet_batch)
+        fleet.update(date=datetime.now().astimezone().isoformat(timespec="seconds"),
+                     python=platform.python_version(), machine=platform.machine())
+        print(json.dumps({"fleet": fleet}, indent=2))
+        return 0
 
     env = environment(args.syndics)
     resolution, syncs, applies = simulated(args.minions, args.syndics)
