@@ -54,16 +54,28 @@ def test_config_check_prints_effective_config(capsys: pytest.CaptureFixture[str]
     assert data["environments"]["test"]["gates"]["max_missing_ratio"] == 0.0  # defaults filled in
 
 
-def test_config_check_invalid_exits_2_with_location(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("line_from", "line_to", "where", "words"),
+    [
+        pytest.param("    canary: 1", "    canary: 0", "environments.production.canary", "", id="canary-0"),
+        # Issue 17: ``50%, 25%, 100%`` passed ``config check`` (the 25% batch would add no minion).
+        pytest.param('    batches: [1, "5%", "25%", "100%"]', '    batches: ["50%", "25%", "100%"]',
+                     "environments.production.batches[1]", "does not grow the rollout", id="decreasing-batches"),
+    ],
+)
+def test_config_check_invalid_exits_2_with_location(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], line_from: str, line_to: str, where: str, words: str
+) -> None:
     bad = tmp_path / "pipeline.yaml"
-    text = (REPO / "salt" / "pipeline.yaml").read_text().replace("canary: 1\n", "canary: 0\n", 1)
-    bad.write_text(text)
-    line = text.splitlines().index("    canary: 0") + 1
+    lines = (REPO / "salt" / "pipeline.yaml").read_text().splitlines(keepends=True)
+    line = [text.rstrip("\n") for text in lines].index(line_from) + 1
+    lines[line - 1] = line_to + "\n"
+    bad.write_text("".join(lines))
     code, out, err = run(["--repo", str(REPO), "--config", str(bad), "config", "check"], capsys)
     assert code == 2
     assert out == ""
-    assert f"{bad}:{line}: environments.production.canary" in err
-    assert "hint:" in err
+    assert f"{bad}:{line}: {where}" in err
+    assert words in err and "hint:" in err
 
 
 def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
