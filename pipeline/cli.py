@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from pipeline import __version__
+from pipeline.cli_options import dir_option, file_option
 from pipeline.errors import EXIT_ERROR, SaltpipeError
 
 #: Every top-level command: name -> "module:attribute", imported only when that command runs (or for --help).
@@ -125,19 +126,8 @@ class LazyGroup(click.Group):
     table=COMMAND_TABLE,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
 )
-@click.option(
-    "--repo",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="The saltpipe checkout to work on (default: the Git checkout around the current directory).",
-)
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Pipeline config file (default: salt/pipeline.yaml in the checkout).",
-)
+@dir_option("--repo", help="The saltpipe checkout to work on (default: the Git checkout around the current directory).")
+@file_option("--config", "config_path", help="Pipeline config file (default: salt/pipeline.yaml in the checkout).")
 @click.option(
     "-v",
     "--verbose",

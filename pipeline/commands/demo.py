@@ -10,18 +10,14 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
+from pipeline.cli_options import dir_option
 from pipeline.context import AppContext
 from pipeline.demo import DemoContext, StepResult, default_workdir, run_demo
 from pipeline.errors import EXIT_FINDINGS
 
 
 @click.command()
-@click.option(
-    "--workdir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Where to build the throwaway repository (default: a new temporary directory).",
-)
+@dir_option("--workdir", help="Where to build the throwaway repository (default: a new temporary directory).")
 @click.option("--keep-topology", is_flag=True, help="Leave the local topology running at the end (to look around).")
 @click.option("--topology-timeout", type=float, default=120.0, show_default=True,
               help="Seconds for the local topology to become ready.")

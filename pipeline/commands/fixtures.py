@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from pipeline.cli_options import file_option
 from pipeline.commands.salt_options import salt_flags, salt_options
 from pipeline.context import AppContext
 from pipeline.errors import UsageError
@@ -20,10 +21,10 @@ def fixtures() -> None:
 
 @fixtures.command("import")
 @click.argument("minions", nargs=-1)
-@click.option("--from", "grains_files", multiple=True, type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              help="Grains from a file of `salt-call grains.items --out json` (or `salt M grains.items --out json`). Repeatable.")
-@click.option("--pillar-from", "pillar_files", multiple=True, type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              help="Pillar from a file of `salt-call pillar.items --out json`. Repeatable. Secrets are redacted.")
+@file_option("--from", "grains_files", multiple=True, exists=True,
+             help="Grains from a file of `salt-call grains.items --out json` (or `salt M grains.items --out json`). Repeatable.")
+@file_option("--pillar-from", "pillar_files", multiple=True, exists=True,
+             help="Pillar from a file of `salt-call pillar.items --out json`. Repeatable. Secrets are redacted.")
 @click.option("--target", default=None, metavar="EXPR",
               help="Sample the minions of this compound target instead of naming them: --per-role per grain `roles`.")
 @click.option("--per-role", type=click.IntRange(min=1), default=1, show_default=True, help="Minions sampled per role with --target.")

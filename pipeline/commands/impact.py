@@ -17,6 +17,7 @@ from typing import Any
 
 import click
 
+from pipeline.cli_options import file_option, text_or_json
 from pipeline.commands.salt_options import salt_flags, salt_options
 from pipeline.context import AppContext
 from pipeline.errors import EXIT_FINDINGS
@@ -30,9 +31,9 @@ from pipeline.salt_access import make_client, syndic_configs
               help="The release to dry-run; it must be exposed first: saltpipe sync ENV --release ID --canary.")
 @click.option("--sample-per-role", type=int, default=2, show_default=True,
               help="Minions dry-run per role (grain `roles`).")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write the JSON here (for `saltpipe report mr-note --impact-json`), whatever --format says.")
+@text_or_json
+@file_option("--output",
+             help="Write the JSON here (for `saltpipe report mr-note --impact-json`), whatever --format says.")
 @salt_options
 @click.pass_obj
 def impact(app: AppContext, environment: str, release_id: str, sample_per_role: int, fmt: str,

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from pipeline.cli_options import file_option
 from pipeline.context import AppContext
 from pipeline.findings import Report
 from pipeline.formatters import get_formatter, names
@@ -16,11 +17,8 @@ from pipeline.userfiles import write_file
 
 def format_option(func: Callable[..., Any]) -> Callable[..., Any]:
     """``--format`` and ``--output``, shared with ``saltpipe policy check``."""
-    func = click.option(
-        "--output",
-        type=click.Path(dir_okay=False, path_type=Path),
-        default=None,
-        help="Write the report in --format to FILE; the text report still goes to stdout for the job log.",
+    func = file_option(
+        "--output", help="Write the report in --format to FILE; the text report still goes to stdout for the job log."
     )(func)
     return click.option(
         "--format",
@@ -47,7 +45,7 @@ def emit(report: Report, fmt: str, output: Path | None) -> None:
 @format_option
 @click.option("--changed-since", metavar="REF", default=None, help="MR mode: check what changed since REF (and the SLS around it).")
 @click.option("--env", "envs", multiple=True, metavar="ENV", help="Render with this environment's fixtures only (repeatable; default: all).")
-@click.option("--policy", "policy_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Policy file (default: salt/policy.yaml).")
+@file_option("--policy", "policy_path", help="Policy file (default: salt/policy.yaml).")
 @click.option("--no-pylint", is_flag=True, help="Skip pylint (render, structure and policy checks only).")
 @click.option("--render-timeout", type=click.FloatRange(min=0), default=10.0, show_default=True, metavar="SECONDS",
               help="Time one render may take; a render that takes longer is a render-limit finding (0: no limit).")

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from pipeline.commands.lint import emit, format_option
+from pipeline.cli_options import file_option
 from pipeline.commands.runtime_policy import verify_runtime_command
 from pipeline.context import AppContext
 
@@ -21,7 +22,7 @@ def policy() -> None:
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @format_option
 @click.option("--env", "envs", multiple=True, metavar="ENV", help="Render SLS with this environment's fixtures (default: all, when in a repository).")
-@click.option("--policy", "policy_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Policy file (default: salt/policy.yaml of the repository).")
+@file_option("--policy", "policy_path", help="Policy file (default: salt/policy.yaml of the repository).")
 @click.pass_obj
 def check(app: AppContext, paths: tuple[Path, ...], fmt: str, output: Path | None, envs: tuple[str, ...], policy_path: Path | None) -> None:
     """Check PATHS (files or directories, from anywhere) against the policy alone.

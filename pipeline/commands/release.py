@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from pipeline.cli_options import file_option, text_or_json
 from pipeline.context import AppContext
 from pipeline.errors import EXIT_FINDINGS, SyncError, UsageError
 from pipeline.freeze import check_freeze, record_override
@@ -35,9 +36,6 @@ from pipeline.sync import (
 from pipeline.sync.attest_select import MODES as ATTEST_MODES
 from pipeline.sync.report import release_json, release_lines, status_json, status_lines, store_entry_json, sync_json, sync_lines
 
-_FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-
-
 def _store(app: AppContext) -> ReleaseStore:
     return ReleaseStore.for_state_dir(app.state_dir())
 
@@ -49,10 +47,10 @@ def release() -> None:
 
 @release.command("build")
 @click.option("--rev", default="HEAD", show_default=True, help="Git revision to build (never the working tree).")
-@click.option("--review", "review_json", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
-              help="The verdict of `saltpipe review --merged --output FILE` for this commit: record the merge "
+@file_option("--review", "review_json", exists=True,
+             help="The verdict of `saltpipe review --merged --output FILE` for this commit: record the merge "
                    "request it names as where the release came from (the audit chain's first link).")
-@_FORMAT
+@text_or_json
 @click.pass_obj
 def build(app: AppContext, rev: str, review_json: Path | None, fmt: str) -> None:
     """Build the release of a commit: states/ plus _modules/, _states/ and every other _*/ directory (or
@@ -108,7 +106,7 @@ def _merged_verdict(path: Path) -> dict[str, object]:
 
 
 @release.command("list")
-@_FORMAT
+@text_or_json
 @click.option("--verify", is_flag=True, help="Also hash every stored file against its manifest (reads the whole store).")
 @click.pass_obj
 def list_releases(app: AppContext, fmt: str, verify: bool) -> None:
@@ -177,7 +175,7 @@ def _recover(app: AppContext, environment: str, targets) -> None:  # type: ignor
                    "config; the same option as rollout's). Repeatable.")
 @click.option("--override-freeze", "override_freeze", default=None, metavar="REASON",
               help="Sync base inside a freeze window of ENVIRONMENT; REASON and who gave it are recorded.")
-@_FORMAT
+@text_or_json
 @click.pass_obj
 def sync(app: AppContext, environment: str, release_id: str | None, rev: str, rollback: bool, canary: bool,
          remove_canary: str | None, attest: str, syndic_config_args: tuple[str, ...], override_freeze: str | None,
@@ -246,7 +244,7 @@ def sync(app: AppContext, environment: str, release_id: str | None, rev: str, ro
 
 @click.command()
 @click.argument("environment")
-@_FORMAT
+@text_or_json
 @click.pass_obj
 def status(app: AppContext, environment: str, fmt: str) -> None:
     """What every syndic of ENVIRONMENT serves, the previous release, since when; and who holds the lock.

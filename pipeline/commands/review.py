@@ -16,6 +16,7 @@ from pathlib import Path
 
 import click
 
+from pipeline.cli_options import file_option, text_or_json
 from pipeline.context import AppContext
 from pipeline.errors import EXIT_FINDINGS, UsageError
 from pipeline.gitlab import CiEnvironment, client_from_ci
@@ -62,10 +63,9 @@ def _render_text(result: ReviewResult) -> str:
     help="After the merge: find the merge request that brought the commit to the default branch and run the "
     "gate on it, at the head it was merged with (deploy pipelines).",
 )
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Also write the verdict as JSON here, whatever it is (`release build --review FILE` records the "
-                   "merge request it names).")
+@text_or_json
+@file_option("--output", help="Also write the verdict as JSON here, whatever it is (`release build --review FILE` "
+                             "records the merge request it names).")
 @click.pass_obj
 def review_command(app: AppContext, mr_iid: int | None, sha: str | None, merged: bool, fmt: str,
                    output: Path | None) -> None:
@@ -121,25 +121,10 @@ def report_group() -> None:
 
 
 @report_group.command("mr-note")
-@click.option(
-    "--lint-json",
-    "lint_json",
-    multiple=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="JSON of 'saltpipe lint --format json' (repeatable: lint and policy runs are merged).",
-)
-@click.option(
-    "--junit",
-    multiple=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="JUnit XML test report (repeatable).",
-)
-@click.option(
-    "--impact-json",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="JSON of 'saltpipe impact ENV'.",
-)
+@file_option("--lint-json", "lint_json", multiple=True,
+             help="JSON of 'saltpipe lint --format json' (repeatable: lint and policy runs are merged).")
+@file_option("--junit", multiple=True, help="JUnit XML test report (repeatable).")
+@file_option("--impact-json", help="JSON of 'saltpipe impact ENV'.")
 @click.option("--mr", "mr_iid", type=int, default=None, help="Merge request IID (default: CI_MERGE_REQUEST_IID).")
 @click.option("--dry-run", is_flag=True, help="Print the note instead of writing it; GitLab is not contacted.")
 def mr_note(

@@ -26,6 +26,7 @@ from typing import Any
 
 import click
 
+from pipeline.cli_options import file_option, text_or_json
 from pipeline.commands.rollout_view import echo_reconciled, finish, progress_view, write_reports
 from pipeline.commands.salt_options import salt_flags, salt_options
 from pipeline.config import Gates
@@ -55,10 +56,8 @@ from pipeline.salt_client.base import SaltClient
 
 
 def _report_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    func = click.option("--report-html", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                        help="Also write the HTML report (batches x minions) here.")(func)
-    func = click.option("--report-json", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                        help="Also write the JSON report here (it is always kept in the state directory).")(func)
+    func = file_option("--report-html", help="Also write the HTML report (batches x minions) here.")(func)
+    func = file_option("--report-json", help="Also write the JSON report here (it is always kept in the state directory).")(func)
     return func
 
 
@@ -243,7 +242,7 @@ def _saved_gates(store: RolloutStore, environment: str, rollout_id: str) -> Gate
 @rollout.command("status")
 @click.argument("environment")
 @click.option("--id", "rollout_id", default=None, help="A rollout id (default: the unfinished or the latest one).")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@text_or_json
 @_report_options
 @click.pass_obj
 def status(app: AppContext, environment: str, rollout_id: str | None, fmt: str, report_json: Path | None,

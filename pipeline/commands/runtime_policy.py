@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from pipeline.cli_options import dir_option, file_option, text_or_json
 from pipeline.context import AppContext
 from pipeline.errors import EXIT_FINDINGS, ConfigError, UsageError
 from pipeline.runtime_policy import (
@@ -23,28 +24,13 @@ from pipeline.runtime_policy import (
 
 
 @click.command("verify-runtime")
-@click.option(
-    "--workdir",
-    type=click.Path(file_okay=False, exists=True, path_type=Path),
-    default=None,
-    help="Verify the masters (MoM and syndic masters) of the local topology in this directory.",
-)
-@click.option(
-    "--master-config",
-    "master_configs",
-    multiple=True,
-    type=click.Path(file_okay=False, exists=True, path_type=Path),
-    help="A master's config directory (holding 'master'); repeat for each master. On a master host: /etc/salt.",
-)
-@click.option(
-    "--policy",
-    "policy_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help=f"The policy to verify against (default: {DEFAULT_POLICY} in the checkout).",
-)
+@dir_option("--workdir", exists=True,
+            help="Verify the masters (MoM and syndic masters) of the local topology in this directory.")
+@dir_option("--master-config", "master_configs", multiple=True, exists=True,
+            help="A master's config directory (holding 'master'); repeat for each master. On a master host: /etc/salt.")
+@file_option("--policy", "policy_path", help=f"The policy to verify against (default: {DEFAULT_POLICY} in the checkout).")
 @click.option("--no-probe", is_flag=True, help="Only read the effective configuration; publish nothing.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@text_or_json
 @click.pass_obj
 def verify_runtime_command(
     app: AppContext,

@@ -9,20 +9,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import click
 
+from pipeline.cli_options import file_option
 from pipeline.salt_access import SaltFlags
 
 
 def salt_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """Add the Salt options to a click command (they arrive in its ``**opts``; :func:`salt_flags` reads them)."""
     options = [
-        click.option("--master-config", type=click.Path(dir_okay=False, path_type=Path),
-                     default=lambda: os.environ.get("SALTPIPE_MASTER_CONFIG"),
-                     help="The MoM's master config: publish with Salt's LocalClient. Overrides salt.master_config / "
+        file_option("--master-config", default=lambda: os.environ.get("SALTPIPE_MASTER_CONFIG"),
+                    help="The MoM's master config: publish with Salt's LocalClient. Overrides salt.master_config / "
                           "salt.api of the config. [env SALTPIPE_MASTER_CONFIG]"),
         click.option("--salt-api", "salt_api", default=lambda: os.environ.get("SALTPIPE_SALT_API_URL"),
                      help="salt-api (rest_cherrypy) URL of the MoM; overrides the config's salt section. "
@@ -32,8 +31,7 @@ def salt_options(func: Callable[..., Any]) -> Callable[..., Any]:
                           "SALTPIPE_SALT_API_PASSWORD]"),
         click.option("--salt-api-eauth", default=lambda: os.environ.get("SALTPIPE_SALT_API_EAUTH"),
                      help="eauth backend (default: salt.api.eauth, else pam). [env SALTPIPE_SALT_API_EAUTH]"),
-        click.option("--salt-api-ca", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                     help="CA bundle for the salt-api certificate."),
+        file_option("--salt-api-ca", help="CA bundle for the salt-api certificate."),
         click.option("--syndic-config", "syndic_configs", multiple=True, metavar="SYNDIC=PATH",
                      help="A syndic master's config on this host: look lost returns up in its job cache and "
                           "attest through its fileserver. Overrides the syndic's master_config. Repeatable."),

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from pipeline.cli_options import file_option
 from pipeline.context import AppContext
 from pipeline.errors import UsageError
 from pipeline.web.server import DEFAULT_BIND, TOKEN_ENV, check_bind, parse_bind, serve_forever
@@ -46,12 +47,11 @@ def status_app(app: AppContext, master_config: Path | None, token: str | None): 
 @click.command("serve")
 @click.option("--bind", default=DEFAULT_BIND, show_default=True, metavar="HOST:PORT",
               help="Where to listen. Off loopback a token is required.")
-@click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help=f"File holding the access token (default: ${TOKEN_ENV}). Required off loopback.")
-@click.option("--master-config", type=click.Path(dir_okay=False, path_type=Path),
-              default=lambda: os.environ.get("SALTPIPE_MASTER_CONFIG"),
-              help="The MoM's master config: show each cell's state output from its job cache "
-                   "(default: salt.master_config of the config). [env SALTPIPE_MASTER_CONFIG]")
+@file_option("--token-file",
+             help=f"File holding the access token (default: ${TOKEN_ENV}). Required off loopback.")
+@file_option("--master-config", default=lambda: os.environ.get("SALTPIPE_MASTER_CONFIG"),
+             help="The MoM's master config: show each cell's state output from its job cache "
+                  "(default: salt.master_config of the config). [env SALTPIPE_MASTER_CONFIG]")
 @click.pass_obj
 def serve(app: AppContext, bind: str, token_file: Path | None, master_config: Path | None) -> None:
     """Serve the read-only status page: environments, releases, rollouts (batch x minion grid), audit.

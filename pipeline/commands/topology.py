@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from pipeline.cli_options import dir_option
 from pipeline.context import AppContext
 from pipeline.errors import EXIT_FINDINGS
 from pipeline.topology import Topology, TopologyStatus
@@ -19,9 +20,8 @@ from pipeline.topology.scale import DEFAULT_SYNDICS
 #: Short on purpose: Salt's unix sockets live below it and their paths stop at 107 bytes.
 DEFAULT_WORKDIR = Path("/tmp/saltpipe-topology")
 
-_workdir_option = click.option(
+_workdir_option = dir_option(
     "--workdir",
-    type=click.Path(file_okay=False, path_type=Path),
     default=lambda: os.environ.get("SALTPIPE_TOPOLOGY_WORKDIR", str(DEFAULT_WORKDIR)),
     show_default=f"$SALTPIPE_TOPOLOGY_WORKDIR or {DEFAULT_WORKDIR}",
     help="Directory holding the topology's configs, keys, logs, file_roots and derived pipeline.yaml.",

@@ -25,6 +25,7 @@ LAYERS: Mapping[str, str] = {
     # CLI: parse, call a stage, format its result, set the exit code.
     "pipeline.__main__": "cli",
     "pipeline.cli": "cli",
+    "pipeline.cli_options": "cli",
     "pipeline.context": "cli",
     "pipeline.commands": "cli",
     # Stages: one job of the pipeline each, a typed context in, a typed result out.
