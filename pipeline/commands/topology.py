@@ -10,7 +10,7 @@ import click
 
 from pipeline.cli_options import dir_option
 from pipeline.context import AppContext
-from pipeline.errors import EXIT_FINDINGS
+from pipeline.errors import EXIT_FINDINGS, UsageError
 from pipeline.topology import Topology, TopologyStatus
 from pipeline.topology import down as topology_down
 from pipeline.topology import load as topology_load
@@ -76,27 +76,34 @@ def _echo_status(topo: Topology, status: TopologyStatus, fmt: str) -> None:
 @click.option("--minions", type=click.IntRange(min=1), default=None,
               help="A larger fleet instead of salt/daemons/local-topology.yaml: this many light minions over "
                    "--syndics syndic masters (docs/topology.md, 'A larger fleet'). Tests and the demo use the default.")
-@click.option("--syndics", type=click.IntRange(min=1), default=DEFAULT_SYNDICS, show_default=True,
-              help="With --minions: syndic masters in all; production gets the added ones.")
+@click.option("--syndics", type=click.IntRange(min=1), default=None,
+              help=f"With --minions: syndic masters in all; production gets the added ones.  "
+                   f"[default: {DEFAULT_SYNDICS}]")
 @click.option("--job-cache", is_flag=True, default=False,
               help="Run a redis-server as every environment's external job cache (docs/job-cache.md). Without "
                    "it, one runs only when an environment of the config has a job_cache.")
 @_format_option
 @click.pass_obj
 def up(  # pylint: disable=too-many-arguments
-    app: AppContext, workdir: Path, timeout: float | None, minions: int | None, syndics: int, job_cache: bool, fmt: str
+    app: AppContext, workdir: Path, timeout: float | None, minions: int | None, syndics: int | None, job_cache: bool,
+    fmt: str,
 ) -> None:
     """Start the topology and return once every minion answers test.ping from the MoM through its syndic.
 
     The daemons keep running after this command exits; 'status' and 'down' find them again. Exit 0 when
     ready, 2 when it could not be started (everything it started is stopped again).
     """
+    if syndics is not None and minions is None:
+        # The default topology's shape is salt/daemons/local-topology.yaml's: a syndic count alone would be
+        # silently ignored, and the operator would measure a fleet other than the one asked for.
+        raise UsageError("--syndics is only meaningful with --minions",
+                         hint="add --minions N, or drop --syndics for the default topology")
     progress = (lambda msg: click.echo(msg, err=True)) if fmt == "text" else (lambda msg: None)
     if timeout is None:
         timeout = 60.0 + (3.0 * minions if minions else 0.0)
     topo = topology_up(
         workdir, repo=app.repo, config_path=app.config_path, timeout=timeout, job_cache=job_cache,
-        minions=minions, syndics=syndics, progress=progress,
+        minions=minions, syndics=DEFAULT_SYNDICS if syndics is None else syndics, progress=progress,
     )
     status = topo.status()
     _echo_status(topo, status, fmt)

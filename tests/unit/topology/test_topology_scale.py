@@ -91,6 +91,7 @@ def test_a_small_share_keeps_the_first_default_minions_and_ids_stay_unique(tmp_p
 
 @pytest.mark.parametrize("argv", [
     ["--minions", "0"], ["--minions", "40", "--syndics", "0"], ["--minions", "3", "--syndics", "4"],
+    ["--syndics", "6"],  # without --minions the default topology's shape is fixed: refused, not ignored
 ])
 def test_the_cli_refuses_bad_sizes_with_exit_2_before_starting_anything(tmp_path: Path, argv: list[str]) -> None:
     workdir = tmp_path / "t"
