@@ -23,7 +23,8 @@ Usage: ``python bench/rollout.py [--minions N] [--syndics S] [--repeat R]``, or 
   the wall time of :func:`pipeline.rollout.start_rollout` of a release to ``production``'s six minions, in batches
   of 2 (``canary: 2``, ``batches: [2, "100%"]``; bake 0, no health check), against raw
   ``salt -b 2 -L <the six> state.apply saltenv=<release>`` published from the MoM, on the same minions and the
-  same states (tests/integration/rollout_helpers.py: a highstate of two managed files), in the same run. The
+  same states (tests/integration/rollout_helpers.py: a highstate of two managed files and the
+  ``saltpipe_release`` grain), in the same run. The
   rollout's time is everything ``start_rollout`` does: expose the release on both syndics and attest it through
   their fileservers, resolve the target, plan, per batch ``saltutil.sync_all`` + ``state.apply`` with each
   minion judged, the gates, then promote ``base`` (sync + attest). The raw run gets the release exposed

@@ -41,10 +41,16 @@ FAST = Recovery(job_timeout=20.0, poll_interval=0.2, retries=1, interval=1.0, fi
 TOP = "{{ saltenv }}:\n  '*':\n    - it_rollout\n"
 
 #: Every release writes ``<minion root>/sandbox/saltpipe-it/applied`` (the label of the last release applied)
-#: and ``<label>.marker`` (this release reached the minion once). ``fail_on`` minions get a state whose source
-#: does not exist - a real failed state.
+#: and ``<label>.marker`` (this release reached the minion once), and records its release id in the grain
+#: ``saltpipe_release`` (the state docs/rollout.md asks every highstate to carry; the rollout's reconcile reads
+#: it). ``fail_on`` minions get a state whose source does not exist - a real failed state.
 SLS = """\
 {%- set dir = opts['root_dir'] ~ '/sandbox/saltpipe-it' %}
+{%- set marker = salt['cp.get_file_str']('salt://saltpipe-release.json', saltenv=saltenv) %}
+it_rollout_release_grain:
+  grains.present:
+    - name: saltpipe_release
+    - value: {{ (marker | load_json)['release'] if marker else 'unknown' }}
 it_rollout_applied:
   file.managed:
     - name: {{ dir }}/applied
@@ -160,6 +166,36 @@ def restart_minion(topology: Topology, minion: str, timeout: float = 90.0) -> No
         if topology.mom.salt([minion], "test.ping", timeout=5).returns.get(minion) is True:
             return
         assert time.monotonic() < deadline, f"{minion} did not answer test.ping within {timeout}s of its restart"
+
+
+def syndic_daemon(topology: Topology, syndic: str) -> procs.Daemon:
+    return next(d for d in topology.daemons if d.node == syndic and d.kind == "syndic")
+
+
+def signal_syndic(topology: Topology, syndic: str, signum: int) -> None:
+    """Send ``signum`` to the salt-syndic of ``syndic`` and its workers (its own process group and session)."""
+    daemon = syndic_daemon(topology, syndic)
+    proc = procs.find_process(daemon, topology.launch_pids.get(daemon.name))
+    assert proc is not None, f"{syndic}: no salt-syndic running"
+    group = os.getpgid(proc.pid)
+    assert group != os.getpgid(0), "the salt-syndic runs in pytest's process group"
+    os.killpg(group, signum)
+
+
+def restart_syndic(topology: Topology, syndic: str, timeout: float = 60.0) -> None:
+    """SIGCONT (harmless when running) and, if it is gone, start the salt-syndic of ``syndic`` again; wait until
+    a minion behind it answers the MoM."""
+    daemon = syndic_daemon(topology, syndic)
+    proc = procs.find_process(daemon, topology.launch_pids.get(daemon.name))
+    if proc is not None:
+        os.killpg(os.getpgid(proc.pid), signal.SIGCONT)
+    else:
+        daemon.pidfile.unlink(missing_ok=True)
+        procs.spawn(daemon, topology.bindir)
+    minion = topology.syndic(syndic).minions[0].id
+    deadline = time.monotonic() + timeout
+    while topology.mom.salt([minion], "test.ping", timeout=5).returns.get(minion) is not True:
+        assert time.monotonic() < deadline, f"{minion} unreachable through {syndic} after the fault"
 
 
 def journal(state_dir: Path, rollout_id: str) -> list[dict[str, Any]]:

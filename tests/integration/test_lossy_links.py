@@ -29,7 +29,17 @@ import pytest
 import redis
 import yaml
 from it_helpers import served_tree_restored
-from rollout_helpers import ENV, FAST, content, journal, reached, write_config
+from rollout_helpers import (
+    ENV,
+    FAST,
+    content,
+    journal,
+    reached,
+    restart_syndic,
+    signal_syndic,
+    syndic_daemon,
+    write_config,
+)
 from sync_helpers import make_release
 
 from pipeline.config import load_config
@@ -102,35 +112,6 @@ def context(topology: Topology, config: Path, observer: Any) -> RolloutContext:
     )
 
 
-def syndic_daemon(topology: Topology) -> procs.Daemon:
-    return next(d for d in topology.daemons if d.node == VICTIM and d.kind == "syndic")
-
-
-def signal_syndic(topology: Topology, signum: int) -> None:
-    daemon = syndic_daemon(topology)
-    proc = procs.find_process(daemon, topology.launch_pids.get(daemon.name))
-    assert proc is not None, f"{VICTIM}: no salt-syndic running"
-    group = os.getpgid(proc.pid)
-    assert group != os.getpgid(0), "the salt-syndic runs in pytest's process group"
-    os.killpg(group, signum)  # the salt-syndic and its workers (its own session)
-
-
-def restart_syndic(topology: Topology, timeout: float = 60.0) -> None:
-    """SIGCONT (harmless when running) and, if it is gone, start the salt-syndic again; wait until a minion
-    behind it answers the MoM."""
-    daemon = syndic_daemon(topology)
-    proc = procs.find_process(daemon, topology.launch_pids.get(daemon.name))
-    if proc is not None:
-        os.killpg(os.getpgid(proc.pid), signal.SIGCONT)
-    else:
-        daemon.pidfile.unlink(missing_ok=True)
-        procs.spawn(daemon, topology.bindir)
-    minion = topology.syndic(VICTIM).minions[0].id
-    deadline = time.monotonic() + timeout
-    while topology.mom.salt([minion], "test.ping", timeout=5).returns.get(minion) is not True:
-        assert time.monotonic() < deadline, f"{minion} unreachable through {VICTIM} after the fault"
-
-
 def running_job(topology: Topology, minion: str, jid: str) -> bool:
     """Whether ``minion`` runs ``jid`` right now (Salt's proc file of the job in its cachedir)."""
     handle = topology.minion(minion)
@@ -159,23 +140,23 @@ class Fault:
             assert time.monotonic() < deadline, f"{victims} never started {rec['jid']}"
             time.sleep(0.02)
         if self.kind == "pause":
-            signal_syndic(self.topology, signal.SIGSTOP)
+            signal_syndic(self.topology, VICTIM, signal.SIGSTOP)
             # Resumed after PAUSE (longer than the job timeout) whatever the rollout does meanwhile.
-            self._timer = threading.Timer(PAUSE, signal_syndic, (self.topology, signal.SIGCONT))
+            self._timer = threading.Timer(PAUSE, signal_syndic, (self.topology, VICTIM, signal.SIGCONT))
             self._timer.start()
         else:
-            signal_syndic(self.topology, signal.SIGKILL)
+            signal_syndic(self.topology, VICTIM, signal.SIGKILL)
             procs_gone(self.topology)
         self.injected_at = time.monotonic()
 
     def heal(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        restart_syndic(self.topology)
+        restart_syndic(self.topology, VICTIM)
 
 
 def procs_gone(topology: Topology) -> None:
-    daemon = syndic_daemon(topology)
+    daemon = syndic_daemon(topology, VICTIM)
     deadline = time.monotonic() + 20
     while procs.inspect(daemon).state == "running":
         assert time.monotonic() < deadline, f"{VICTIM}: salt-syndic survived SIGKILL"
@@ -197,7 +178,7 @@ def roll(topology: Topology, state: dict[str, Any], cache: RedisServer | None, k
             while any(running_job(topology, m, rec["jid"]) for m in fault.victims):
                 assert time.monotonic() < deadline, "the victims' job never finished"
                 time.sleep(0.05)
-            restart_syndic(topology)
+            restart_syndic(topology, VICTIM)
             restarted.append(rec["jid"])
 
     if kind == "restart":

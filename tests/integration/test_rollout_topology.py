@@ -18,8 +18,6 @@ The module restores each syndic's ``current`` link as it was (and removes the ca
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -41,6 +39,7 @@ from rollout_helpers import (
     restart_minion,
     write_config,
 )
+from sync_helpers import killed_at_the_end
 
 from pipeline.config import load_config
 from pipeline.errors import LockError
@@ -240,11 +239,9 @@ def _wait_for(path_records, predicate, deadline: float, proc: subprocess.Popen) 
 def test_killed_rollout_resumes_without_rerunning_a_finished_batch(topology, state, minions, v0) -> None:
     v4 = release(state["dir"], "v4").id
     rollouts = state["dir"] / "rollouts" / ENV
-    proc = subprocess.Popen(
-        [sys.executable, str(HELPERS), "start", str(topology.workdir), str(state["config"]), v4],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    try:
+    # Killed -9 at the end of the block, in the middle of batch 1.
+    with killed_at_the_end([sys.executable, str(HELPERS), "start", str(topology.workdir), str(state["config"]),
+                            v4]) as proc:
         deadline = time.monotonic() + 180
 
         def records() -> list[dict]:
@@ -263,16 +260,9 @@ def test_killed_rollout_resumes_without_rerunning_a_finished_batch(topology, sta
         message = str(refused.value)
         assert f"environment '{ENV}' is locked: rollout by" in message and f"pid {proc.pid}" in message
         assert " since 20" in message, message
-        # Kill -9 in the middle of batch 1: its apply job is published, batch 0 has finished.
+        # The moment: batch 1's apply job is published, batch 0 has finished.
         _wait_for(records, lambda rs: any(r["event"] == "step_published" and r["batch"] == 1 and r["step"] == "apply"
                                           for r in rs), deadline, proc)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == -signal.SIGKILL
     rollout_id = (rollouts / "current").read_text().strip()
     before = journal(state["dir"], rollout_id)
     assert not any(r["event"] == "rollout_finished" for r in before)

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from pipeline.release import MARKER_NAME, Manifest, ManifestEntry, Release, ReleaseStore
@@ -26,6 +31,38 @@ def make_release(store: ReleaseStore, files: dict[str, str | bytes]) -> Release:
     (build / TREE_DIR / MARKER_NAME).write_bytes(manifest.marker_bytes())
     release, _ = store.add(build, manifest, {"commit": None, "built_at": None})
     return release
+
+
+@contextmanager
+def killed_at_the_end(argv: Sequence[str], env: Mapping[str, str] | None = None) -> Iterator[subprocess.Popen[str]]:
+    """Start ``argv``; the ``with`` block waits for the moment to kill it. When the block ends the process is
+    killed -9 and reaped, and must have died of that SIGKILL (not exited before); when the block fails, the
+    process is killed and reaped all the same."""
+    proc = subprocess.Popen(list(argv), env=None if env is None else dict(env), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        yield proc
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL, f"exited before it was killed: {proc.returncode}"
+
+
+def sync_killed_at_switch(argv: Sequence[str], marker: Path, timeout: float) -> None:
+    """Run ``argv`` (a sync) with the switch journal's test hook (:data:`~pipeline.sync.switchlog.PAUSE_ENV`)
+    set to ``marker`` and SIGKILL it once the hook has created ``marker`` (the first syndic has switched, the
+    others wait): a sync killed at the switch. Polls for the marker until ``timeout`` seconds."""
+    from pipeline.sync.switchlog import PAUSE_ENV
+
+    with killed_at_the_end(argv, {**os.environ, PAUSE_ENV: str(marker)}) as proc:
+        deadline = time.monotonic() + timeout
+        while not marker.exists():
+            assert proc.poll() is None, f"the sync exited before the switch: {proc.communicate()}"
+            assert time.monotonic() < deadline, "the sync never reached the switch"
+            time.sleep(0.05)
 
 
 def sample_files(n: int = 20, size: int = 300) -> dict[str, str]:

@@ -3,22 +3,17 @@ syndics split; the journal lets the next run finish the switch (or undo it when 
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
-from sync_helpers import make_release, sample_files, served
+from sync_helpers import make_release, sample_files, served, sync_killed_at_switch
 
 from pipeline.errors import SyncError
 from pipeline.release import ReleaseStore
 from pipeline.sync import LocalTarget, SwitchJournal, SyncContext, recover_switch, switch_journal_path, sync_release
-from pipeline.sync.switchlog import PAUSE_ENV
 
 NAMES = ("syndic-a", "syndic-b", "syndic-c")
 
@@ -53,25 +48,10 @@ def world(tmp_path: Path):
 
 
 def _kill_at_switch(tmp_path: Path, store, roots, journal, release_id: str) -> None:
-    marker = tmp_path / "paused"
     args = [x for name, root in roots.items() for x in (name, str(root))]
-    proc = subprocess.Popen([sys.executable, "-c", SYNCER, str(store.root), release_id, str(journal), *args],
-                            env={**os.environ, PAUSE_ENV: str(marker)}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        # A loaded 2-core machine imports Salt slowly; the wait ends as soon as the marker appears.
-        deadline = time.monotonic() + 180
-        while not marker.exists():
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "the sync never reached the switch"
-            time.sleep(0.05)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == -signal.SIGKILL
+    # A loaded 2-core machine imports Salt slowly; the wait ends as soon as the marker appears.
+    sync_killed_at_switch([sys.executable, "-c", SYNCER, str(store.root), release_id, str(journal), *args],
+                          tmp_path / "paused", timeout=180)
 
 
 def test_a_sync_killed_at_the_switch_is_finished_by_the_next_run(tmp_path: Path, world) -> None:
