@@ -207,7 +207,6 @@ def _batches_seconds(records: list[dict[str, Any]]) -> float:
     return (max(at) - min(at)).total_seconds()
 
 
-
 # ----------------------------------------------------------------------------------------------------------------
 # The MoM's cost of a run: CPU of its salt-master process tree, and the jobs it published (its job cache)
 
@@ -431,6 +430,7 @@ def fleet_comparison(  # pylint: disable=too-many-arguments
     with the Redis job cache, each timed run metered on the MoM (:class:`MoMMeter`)."""
     # pylint: disable=import-outside-toplevel
     from pipeline.topology import down, load, up
+    from pipeline.topology.scale import ready_timeout
 
     logging.basicConfig(level=logging.WARNING, force=True)  # why: salt_batch_comparison
     out: dict[str, Any] = {"jobs_counted_from": "new job ids in the MoM's job cache (<cachedir>/jobs/*/*/.load.p) "
@@ -438,7 +438,8 @@ def fleet_comparison(  # pylint: disable=too-many-arguments
     work = workdir or Path(tempfile.mkdtemp(prefix="sp-fleet-", dir="/tmp"))  # short: Salt's socket paths
     if workdir is None:
         started = time.perf_counter()
-        topology = up(work, repo=REPO, minions=minions, syndics=syndics, job_cache=True, timeout=60 + 3 * minions)
+        topology = up(work, repo=REPO, minions=minions, syndics=syndics, job_cache=True,
+                      timeout=ready_timeout(minions))
         out["topology_up_seconds"] = round(time.perf_counter() - started, 1)
     else:
         topology = load(workdir)

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import click
 
-from pipeline.cli_options import dir_option
+from pipeline.cli_options import dir_option, text_or_json
 from pipeline.context import AppContext
 from pipeline.errors import EXIT_FINDINGS, UsageError
 from pipeline.topology import Topology, TopologyStatus
 from pipeline.topology import down as topology_down
 from pipeline.topology import load as topology_load
 from pipeline.topology import up as topology_up
-from pipeline.topology.scale import DEFAULT_SYNDICS
+from pipeline.topology.scale import DEFAULT_SYNDICS, ready_timeout
 
 #: Short on purpose: Salt's unix sockets live below it and their paths stop at 107 bytes.
 DEFAULT_WORKDIR = Path("/tmp/saltpipe-topology")
@@ -26,7 +26,6 @@ _workdir_option = dir_option(
     show_default=f"$SALTPIPE_TOPOLOGY_WORKDIR or {DEFAULT_WORKDIR}",
     help="Directory holding the topology's configs, keys, logs, file_roots and derived pipeline.yaml.",
 )
-_format_option = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 
 
 @click.group()
@@ -82,7 +81,7 @@ def _echo_status(topo: Topology, status: TopologyStatus, fmt: str) -> None:
 @click.option("--job-cache", is_flag=True, default=False,
               help="Run a redis-server as every environment's external job cache (docs/job-cache.md). Without "
                    "it, one runs only when an environment of the config has a job_cache.")
-@_format_option
+@text_or_json
 @click.pass_obj
 def up(  # pylint: disable=too-many-arguments
     app: AppContext, workdir: Path, timeout: float | None, minions: int | None, syndics: int | None, job_cache: bool,
@@ -100,7 +99,7 @@ def up(  # pylint: disable=too-many-arguments
                          hint="add --minions N, or drop --syndics for the default topology")
     progress = (lambda msg: click.echo(msg, err=True)) if fmt == "text" else (lambda msg: None)
     if timeout is None:
-        timeout = 60.0 + (3.0 * minions if minions else 0.0)
+        timeout = ready_timeout(minions)
     topo = topology_up(
         workdir, repo=app.repo, config_path=app.config_path, timeout=timeout, job_cache=job_cache,
         minions=minions, syndics=DEFAULT_SYNDICS if syndics is None else syndics, progress=progress,
@@ -118,7 +117,7 @@ def up(  # pylint: disable=too-many-arguments
 
 @topology.command("status")
 @_workdir_option
-@_format_option
+@text_or_json
 def status(workdir: Path, fmt: str) -> None:
     """Each daemon, its pid and its state (running, stopped, stale, zombie); the job cache's redis-server too
     when the topology runs one.
@@ -134,7 +133,7 @@ def status(workdir: Path, fmt: str) -> None:
 
 @topology.command("down")
 @_workdir_option
-@_format_option
+@text_or_json
 def down(workdir: Path, fmt: str) -> None:
     """Stop every daemon of the topology (its files stay: a later 'up' reuses keys and ports)."""
     topo = topology_load(workdir)

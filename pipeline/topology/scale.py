@@ -31,6 +31,12 @@ from pipeline.errors import UsageError
 DEFAULT_SYNDICS = 4
 
 
+def ready_timeout(minions: int | None) -> float:
+    """Seconds ``topology up`` gives every minion to answer by default: 60, and 3 more per minion of a larger
+    fleet (``minions``; None: the default topology). 80 minions took 191 s on 2 cores (docs/topology.md)."""
+    return 60.0 + 3.0 * (minions or 0)
+
+
 def shares(minions: int, syndics: int) -> list[int]:
     """How many of ``minions`` each of ``syndics`` syndics gets: an even spread, the first ones the remainder.
 
