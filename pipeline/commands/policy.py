@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from pipeline.commands.lint import emit, format_option
 from pipeline.cli_options import file_option
+from pipeline.commands.lint import emit, format_option
 from pipeline.commands.runtime_policy import verify_runtime_command
 from pipeline.context import AppContext
 

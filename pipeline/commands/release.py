@@ -36,6 +36,7 @@ from pipeline.sync import (
 from pipeline.sync.attest_select import MODES as ATTEST_MODES
 from pipeline.sync.report import release_json, release_lines, status_json, status_lines, store_entry_json, sync_json, sync_lines
 
+
 def _store(app: AppContext) -> ReleaseStore:
     return ReleaseStore.for_state_dir(app.state_dir())
 
@@ -49,7 +50,7 @@ def release() -> None:
 @click.option("--rev", default="HEAD", show_default=True, help="Git revision to build (never the working tree).")
 @file_option("--review", "review_json", exists=True,
              help="The verdict of `saltpipe review --merged --output FILE` for this commit: record the merge "
-                   "request it names as where the release came from (the audit chain's first link).")
+                  "request it names as where the release came from (the audit chain's first link).")
 @text_or_json
 @click.pass_obj
 def build(app: AppContext, rev: str, review_json: Path | None, fmt: str) -> None:

@@ -22,7 +22,7 @@ def salt_options(func: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         file_option("--master-config", default=lambda: os.environ.get("SALTPIPE_MASTER_CONFIG"),
                     help="The MoM's master config: publish with Salt's LocalClient. Overrides salt.master_config / "
-                          "salt.api of the config. [env SALTPIPE_MASTER_CONFIG]"),
+                         "salt.api of the config. [env SALTPIPE_MASTER_CONFIG]"),
         click.option("--salt-api", "salt_api", default=lambda: os.environ.get("SALTPIPE_SALT_API_URL"),
                      help="salt-api (rest_cherrypy) URL of the MoM; overrides the config's salt section. "
                           "[env SALTPIPE_SALT_API_URL]"),
