@@ -46,11 +46,6 @@ class ServedRelease:
     error: str | None = None
     method: str = ""
 
-    def describe(self) -> str:
-        if self.error:
-            return f"{self.syndic}: unknown ({self.error})"
-        return f"{self.syndic}: {self.release or 'nothing'}"
-
 
 @dataclass(frozen=True)
 class Attestation:

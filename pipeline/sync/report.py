@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from pipeline.jsonfile import field_json
 from pipeline.lock import LockInfo
 from pipeline.release.store import Release, StoreEntry
 from pipeline.sync.attest import Attestation
 from pipeline.sync.engine import SyncResult, SyndicStatus
+from pipeline.sync.target import TargetError
 
 
 def _size(n: int | None) -> str:
@@ -98,53 +100,33 @@ def attestation_lines(att: Attestation) -> list[str]:
 
 
 def sync_json(result: SyncResult) -> dict[str, Any]:
+    """The fields of ``result`` (staged, switched and attestation as objects of their own fields) and its verdict."""
     return {
-        "environment": result.environment,
-        "release": result.release,
-        "saltenv": result.saltenv,
+        **field_json(
+            result,
+            seconds=round(result.seconds, 3),
+            staged=[
+                field_json(s, seconds=round(s.seconds, 3), error=_message(s.error), notes=list(s.notes))
+                for s in result.staged
+            ],
+            switched=[field_json(o, error=_message(o.error)) for o in result.switched],
+            pruned={k: list(v) for k, v in result.pruned.items()},
+            warnings=list(result.warnings),
+            attestation=None if result.attestation is None else attestation_json(result.attestation),
+        ),
         "ok": result.ok,
-        "seconds": round(result.seconds, 3),
-        "staged": [
-            {
-                "syndic": s.syndic,
-                "ok": s.ok,
-                "action": s.action,
-                "served_before": s.served_before,
-                "linked": s.linked,
-                "copied": s.copied,
-                "bytes_copied": s.bytes_copied,
-                "wire_bytes": s.wire_bytes,
-                "seconds": round(s.seconds, 3),
-                "error": str(s.error.message) if s.error else None,
-                "notes": list(s.notes),
-            }
-            for s in result.staged
-        ],
-        "switched": [
-            {"syndic": o.syndic, "ok": o.ok, "link": o.link, "release": o.release, "before": o.before,
-             "reverted": o.reverted, "error": o.error.message if o.error else None}
-            for o in result.switched
-        ],
-        "pruned": {k: list(v) for k, v in result.pruned.items()},
-        "warnings": list(result.warnings),
-        "attestation": None if result.attestation is None else attestation_json(result.attestation),
         "failures": result.failures(),
     }
 
 
+def _message(error: TargetError | None) -> str | None:
+    return None if error is None else str(error.message)
+
+
 def attestation_json(att: Attestation) -> dict[str, Any]:
-    return {
-        "ok": att.ok,
-        "method": att.method,
-        "saltenv": att.saltenv,
-        "expected": att.expected,
-        "served": [
-            {"syndic": s.syndic, "release": s.release, "manifest_sha256": s.digest, "error": s.error,
-             "method": s.method}
-            for s in att.served
-        ],
-        "weaker": att.weaker,
-    }
+    """The fields of ``att``, each syndic's digest as ``manifest_sha256`` (the marker's name for it), and its verdict."""
+    served = [{**field_json(s, leave_out=("digest",)), "manifest_sha256": s.digest} for s in att.served]
+    return {**field_json(att, served=served), "ok": att.ok, "weaker": att.weaker}
 
 
 def status_lines(environment: str, statuses: tuple[SyndicStatus, ...], lock: LockInfo | None) -> list[str]:
