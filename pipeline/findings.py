@@ -52,6 +52,22 @@ class Severity(str, enum.Enum):
 _RANK = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}
 
 
+class RuleCatalog(dict[str, str]):
+    """Finding ids a check reports besides the policy rules (lint's own, the policy engine's), with their meaning.
+
+    :meth:`add` declares an id and its meaning in one statement and returns the id, so a module's constant and
+    its documented meaning cannot drift apart; a malformed or twice-declared id fails at import.
+    """
+
+    def add(self, rule_id: str, meaning: str) -> str:
+        if not _RULE_ID_RE.match(rule_id):
+            raise ValueError(f"rule id {rule_id!r} is not kebab-case")
+        if rule_id in self:
+            raise ValueError(f"rule id {rule_id!r} is declared twice")
+        self[rule_id] = meaning
+        return rule_id
+
+
 @dataclass(frozen=True)
 class Finding:
     """One problem at one place.

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.findings import Finding, Severity
+from pipeline.findings import Finding, RuleCatalog, Severity
 from pipeline.lint.fixtures import MinionFixture
 from pipeline.lint.render import RenderOutcome
 from pipeline.lint.sources import SourceTree
@@ -22,32 +22,37 @@ from pipeline.lint.statefuncs import StateFunctionIndex
 from pipeline.policy.model import StateDecl
 from pipeline.policy.states import RESERVED_KEYS, state_body
 
-SLS_RENDER_ERROR = "sls-render-error"
-SLS_STRUCTURE = "sls-structure"
-TOP_MISSING_SLS = "top-missing-sls"
-INCLUDE_MISSING = "include-missing"
-INCLUDE_CYCLE = "include-cycle"
-DUPLICATE_STATE_ID = "duplicate-state-id"
-UNKNOWN_STATE_FUNCTION = "unknown-state-function"
-DANGLING_REQUISITE = "dangling-requisite"
-
 #: Lint's own finding ids (besides the policy rules) with their meaning; docs/lint.md lists them.
-LINT_RULES: dict[str, str] = {
-    SLS_RENDER_ERROR: "an SLS or top.sls does not render (Jinja or YAML error) for a fixture minion",
-    SLS_STRUCTURE: "rendered data is not valid state data (an ID that is not a mapping, two functions of one module...)",
-    TOP_MISSING_SLS: "top.sls names an SLS that does not exist",
-    INCLUDE_MISSING: "an include names an SLS that does not exist",
-    INCLUDE_CYCLE: "SLS files include each other in a cycle",
-    DUPLICATE_STATE_ID: "the same state ID is declared in two SLS files that meet in one run",
-    UNKNOWN_STATE_FUNCTION: "a state module or function that neither Salt nor _states/ provides",
-    DANGLING_REQUISITE: "a requisite names a state that is in no run with the requiring SLS",
-    "render-stubbed-call": "a template called a Salt function that lint does not run (not in render_functions)",
-    "python-syntax-error": "a Python file (or #!py SLS) does not parse, so the policy cannot read it",
-    "render-limit": "a render went past a bound (file size, YAML alias expansion, time per file) and was stopped",
-    "top-match-error": "a top.sls target Salt cannot match (unknown match: type, unreadable target)",
-    "symlink-outside-repo": "a file in the checked tree is a symlink to a path outside the repository",
-    "layout-root-clash": "two roots of layout (salt/pipeline.yaml) hold a file at the same salt:// path",
-}
+LINT_RULES = RuleCatalog()
+SLS_RENDER_ERROR = LINT_RULES.add(
+    "sls-render-error", "an SLS or top.sls does not render (Jinja or YAML error) for a fixture minion"
+)
+SLS_STRUCTURE = LINT_RULES.add(
+    "sls-structure",
+    "rendered data is not valid state data (an ID that is not a mapping, two functions of one module...)",
+)
+TOP_MISSING_SLS = LINT_RULES.add("top-missing-sls", "top.sls names an SLS that does not exist")
+INCLUDE_MISSING = LINT_RULES.add("include-missing", "an include names an SLS that does not exist")
+INCLUDE_CYCLE = LINT_RULES.add("include-cycle", "SLS files include each other in a cycle")
+DUPLICATE_STATE_ID = LINT_RULES.add(
+    "duplicate-state-id", "the same state ID is declared in two SLS files that meet in one run"
+)
+UNKNOWN_STATE_FUNCTION = LINT_RULES.add(
+    "unknown-state-function", "a state module or function that neither Salt nor _states/ provides"
+)
+DANGLING_REQUISITE = LINT_RULES.add(
+    "dangling-requisite", "a requisite names a state that is in no run with the requiring SLS"
+)
+LINT_RULES.add(
+    "render-stubbed-call", "a template called a Salt function that lint does not run (not in render_functions)"
+)
+LINT_RULES.add("python-syntax-error", "a Python file (or #!py SLS) does not parse, so the policy cannot read it")
+LINT_RULES.add(
+    "render-limit", "a render went past a bound (file size, YAML alias expansion, time per file) and was stopped"
+)
+LINT_RULES.add("top-match-error", "a top.sls target Salt cannot match (unknown match: type, unreadable target)")
+LINT_RULES.add("symlink-outside-repo", "a file in the checked tree is a symlink to a path outside the repository")
+LINT_RULES.add("layout-root-clash", "two roots of layout (salt/pipeline.yaml) hold a file at the same salt:// path")
 
 REQUISITES = (
     "require",

@@ -16,24 +16,20 @@ import fnmatch
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from pipeline.findings import Finding, Severity, WaivedFinding
+from pipeline.findings import Finding, RuleCatalog, Severity, WaivedFinding
 from pipeline.policy.config import PolicyConfig
 from pipeline.policy.inventory import Kind
 from pipeline.policy.model import Hit, PythonDoc, SlsDoc, StateDecl, TemplateDoc
 from pipeline.policy.rule import Rule, RuleContext
 
-INTERNAL_ERROR = "internal-error"
-EXPIRED_WAIVER = "expired-waiver"
-UNUSED_WAIVER = "unused-waiver"
-SECURITY_REVIEW = "security-review-required"
-
 #: Findings the engine itself reports, with their meaning (docs/policy.md lists them too).
-META_RULES: dict[str, str] = {
-    INTERNAL_ERROR: "a rule or check crashed on a file; the other rules still ran",
-    EXPIRED_WAIVER: "a waiver in the policy file is past its expiry date",
-    UNUSED_WAIVER: "a waiver matched no finding in the files checked",
-    SECURITY_REVIEW: "the change touches the policy or waiver file: the security group must approve it",
-}
+META_RULES = RuleCatalog()
+INTERNAL_ERROR = META_RULES.add("internal-error", "a rule or check crashed on a file; the other rules still ran")
+EXPIRED_WAIVER = META_RULES.add("expired-waiver", "a waiver in the policy file is past its expiry date")
+UNUSED_WAIVER = META_RULES.add("unused-waiver", "a waiver matched no finding in the files checked")
+SECURITY_REVIEW = META_RULES.add(
+    "security-review-required", "the change touches the policy or waiver file: the security group must approve it"
+)
 _UNWAIVABLE = frozenset(META_RULES)
 
 

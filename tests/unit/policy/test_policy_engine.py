@@ -175,3 +175,18 @@ def test_no_import_cycle_between_the_engine_and_the_rules() -> None:
     assert not {m for m in _imports(root / "rule.py") if m.startswith(("pipeline.policy.rules", "pipeline.policy.engine"))}
     for module in sorted((root / "rules").glob("*.py")):
         assert "pipeline.policy.engine" not in _imports(module), module.name
+
+
+def test_rule_catalog_declares_each_id_once_and_kebab_case():
+    from pipeline.findings import RuleCatalog
+    from pipeline.lint.structure import LINT_RULES, SLS_RENDER_ERROR
+    from pipeline.policy.engine import META_RULES, SECURITY_REVIEW
+
+    catalog = RuleCatalog()
+    assert catalog.add("some-check", "what it means") == "some-check" and catalog == {"some-check": "what it means"}
+    with pytest.raises(ValueError, match="declared twice"):
+        catalog.add("some-check", "another meaning")
+    with pytest.raises(ValueError, match="not kebab-case"):
+        catalog.add("Some_Check", "what it means")
+    assert SLS_RENDER_ERROR in LINT_RULES and SECURITY_REVIEW in META_RULES and not set(LINT_RULES) & set(META_RULES)
+    assert len(LINT_RULES) == 14 and len(META_RULES) == 4
