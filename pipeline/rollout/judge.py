@@ -42,14 +42,21 @@ class Verdict(NamedTuple):
     reasons: tuple[str, ...] = ()
     duration_ms: float | None = None
     changes: int = 0
-    #: ``state.apply``: the paths of the ``file.*`` states in the return (``files_changed``: those with changes)
-    #: - what the rollback report compares to name the files a release added and its rollback left behind.
-    files: tuple[str, ...] = ()
+    #: ``state.apply``: the paths of the ``file.*`` states in the return that made changes (see :attr:`files`).
     files_changed: tuple[str, ...] = ()
     #: Each failed state of a highstate return: ``{state, id, name, comment, changes}`` (at most MAX_REASONS).
     states: tuple[dict[str, Any], ...] = ()
     #: A failed return as the minion sent it (a highstate: its failed states only), JSON, clipped to MAX_OUTPUT.
     output: str | None = None
+    #: ``state.apply``: the highstate return as judged, kept (a reference, not a copy) for :attr:`files`.
+    highstate: dict[str, Any] | None = None
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """``state.apply``: the paths of the ``file.*`` states in the return (:attr:`files_changed`: those with
+        changes) - what the rollback report compares to name the files a release added and its rollback left
+        behind. Computed on access: only a rollback's apply needs it, and most of 100,000 verdicts never do."""
+        return _file_paths(self.highstate)[0] if self.highstate else ()
 
 
 def _clip(text: str) -> str:
@@ -124,33 +131,52 @@ def _output(value: Any) -> str:
     return text if len(text) <= MAX_OUTPUT else text[: MAX_OUTPUT - 20] + "\n... (clipped)"
 
 
+def _file_paths(value: dict[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The paths of the first MAX_FILES ``file.*`` states of a highstate return (``file.absent`` excluded), and
+    those of them whose state made changes."""
+    files: list[str] = []
+    changed: list[str] = []
+    for key, state in value.items():
+        if len(files) >= MAX_FILES:
+            break
+        if type(state) is not dict:  # pylint: disable=unidiomatic-typecheck
+            continue  # a malformed state (judged failed) names no file
+        if type(key) is str and key.startswith(_FILE_STATE) and not key.endswith("_|-absent"):  # pylint: disable=unidiomatic-typecheck
+            # "file_|-<id>_|-<name>_|-<function>": the name is the path the state manages.
+            parts = key.split("_|-")
+            if len(parts) == 4:
+                files.append(parts[2])
+                if state.get("changes"):
+                    changed.append(parts[2])
+    return tuple(files), tuple(changed)
+
+
 def _judge_highstate(
     value: dict[str, Any],
     reasons: list[str],
-    files: list[str],
-    files_changed: list[str],
-    failed: list[tuple[str, dict[str, Any]]] | None = None,
-) -> tuple[float, int]:
+    failed: list[tuple[str, dict[str, Any]]],
+) -> tuple[float, int, tuple[str, ...]]:
+    """Duration, states with changes and :attr:`Verdict.files_changed` of a highstate return; reasons and failed
+    states are appended. The paths of file states are looked at only for states with changes (most re-applied
+    states have none): :attr:`Verdict.files` is computed from the return when asked for."""
     duration = 0.0
     changes = 0
+    files_changed: list[str] = []
     for key, state in value.items():
         if type(state) is not dict:  # pylint: disable=unidiomatic-typecheck
             reasons.append(_clip(f"{_state_id(key)}: malformed state return {state!r}"))
             continue
         if state.get("result") is False:
             reasons.append(_clip(f"{_state_id(key)} failed: {state.get('comment', '')}"))
-            if failed is not None and len(failed) < MAX_REASONS:
+            if len(failed) < MAX_REASONS:
                 failed.append((key, state))
         changed = state.get("changes")
-        if key.startswith(_FILE_STATE) and not key.endswith("_|-absent") and len(files) < MAX_FILES:
-            # "file_|-<id>_|-<name>_|-<function>": the name is the path the state manages.
-            parts = key.split("_|-")
-            if len(parts) == 4:
-                files.append(parts[2])
-                if changed:
-                    files_changed.append(parts[2])
         if changed:
             changes += 1
+            if type(key) is str and key.startswith(_FILE_STATE) and not key.endswith("_|-absent"):  # pylint: disable=unidiomatic-typecheck
+                parts = key.split("_|-")
+                if len(parts) == 4:
+                    files_changed.append(parts[2])
             if type(changed) in _CONTAINERS:
                 # Nested returns (module.run's ``ret``, an orchestration's per-minion states) live in ``changes``
                 # and can hide a failure below the state's own result.
@@ -158,7 +184,10 @@ def _judge_highstate(
         spent = state.get("duration")
         if type(spent) is float or type(spent) is int:  # pylint: disable=unidiomatic-typecheck
             duration += spent
-    return duration, changes
+    if files_changed and len(value) > MAX_FILES:
+        # Only the first MAX_FILES file states count (as for ``files``): past that many states, count exactly.
+        return duration, changes, _file_paths(value)[1]
+    return duration, changes, tuple(files_changed)
 
 
 def judge_return(fun: str, ret: MinionReturn, *, health: bool = False) -> Verdict:
@@ -173,8 +202,8 @@ def judge_return(fun: str, ret: MinionReturn, *, health: bool = False) -> Verdic
         reasons.append("success False")
     duration = None
     changes = 0
-    files: list[str] = []
-    files_changed: list[str] = []
+    files_changed: tuple[str, ...] = ()
+    highstate = None
     failed: list[tuple[str, dict[str, Any]]] = []
     kind = type(value)
     if kind is list:
@@ -189,7 +218,8 @@ def judge_return(fun: str, ret: MinionReturn, *, health: bool = False) -> Verdic
             reasons.append(_clip(f"error: {value}"))
     elif kind is dict:
         if fun == "state.apply":
-            duration, changes = _judge_highstate(value, reasons, files, files_changed, failed)
+            duration, changes, files_changed = _judge_highstate(value, reasons, failed)
+            highstate = value
         elif fun == "saltutil.sync_all":
             # {"modules": ["modules.ops_app"], "states": [], ...}: lists of synced module names cannot carry a
             # result; sync failures arrive as a string, a retcode or success False (checked above).
@@ -208,18 +238,17 @@ def judge_return(fun: str, ret: MinionReturn, *, health: bool = False) -> Verdic
     elif value is None and not health:
         reasons.append("empty return")
     if not reasons:
-        return Verdict(ok=True, duration_ms=duration, changes=changes, files=tuple(files),
-                       files_changed=tuple(files_changed))
+        return Verdict(True, (), duration, changes, files_changed, (), None, highstate)
     # Only a failed return keeps details (100,000 good ones must stay cheap): the report shows them per host.
     return Verdict(
         ok=False,
         reasons=tuple(reasons[:MAX_REASONS]),
         duration_ms=duration,
         changes=changes,
-        files=tuple(files),
-        files_changed=tuple(files_changed),
+        files_changed=files_changed,
         states=tuple(_failed_state(k, s) for k, s in failed),
         output=_output({k: s for k, s in failed} if failed else value),
+        highstate=highstate,
     )
 
 

@@ -121,3 +121,22 @@ def test_a_failed_highstate_keeps_its_failed_states_and_output_for_the_report() 
     assert key in verdict.output and "nginx" not in verdict.output  # the failed states only
     good = judge_return("state.apply", Ret("m1", "jid", {"pkg_|-nginx_|-nginx_|-installed": ret["pkg_|-nginx_|-nginx_|-installed"]}))
     assert good.ok and good.states == () and good.output is None
+
+
+def test_files_and_files_changed_of_a_highstate_count_the_first_max_files_file_states():
+    from pipeline.rollout.judge import MAX_FILES
+
+    def state(changed: bool) -> dict:
+        return {"result": True, "changes": {"diff": "x"} if changed else {}, "comment": "", "duration": 1.0}
+
+    ret = {"pkg_|-nginx_|-nginx_|-installed": state(True), "file_|-gone_|-/etc/gone_|-absent": state(True)}
+    for i in range(MAX_FILES + 5):
+        # Only the last file state past the limit changes: it must not count, as for ``files``.
+        ret[f"file_|-f{i}_|-/etc/f{i}_|-managed"] = state(i in (3, MAX_FILES + 4))
+    verdict = judge_return("state.apply", MinionReturn("m1", "1", ret, 0))
+    assert verdict.ok and verdict.changes == 4
+    assert verdict.files == tuple(f"/etc/f{i}" for i in range(MAX_FILES))
+    assert verdict.files_changed == ("/etc/f3",)
+    small = judge_return("state.apply", MinionReturn("m1", "1", dict(list(ret.items())[:6]), 0))
+    assert small.files == ("/etc/f0", "/etc/f1", "/etc/f2", "/etc/f3") and small.files_changed == ("/etc/f3",)
+    assert judge_return("test.ping", MinionReturn("m1", "1", True, 0)).files == ()
