@@ -141,14 +141,22 @@ def _file_paths(value: dict[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]
             break
         if type(state) is not dict:  # pylint: disable=unidiomatic-typecheck
             continue  # a malformed state (judged failed) names no file
-        if type(key) is str and key.startswith(_FILE_STATE) and not key.endswith("_|-absent"):  # pylint: disable=unidiomatic-typecheck
-            # "file_|-<id>_|-<name>_|-<function>": the name is the path the state manages.
-            parts = key.split("_|-")
-            if len(parts) == 4:
-                files.append(parts[2])
-                if state.get("changes"):
-                    changed.append(parts[2])
+        path = _file_path(key)
+        if path is not None:
+            files.append(path)
+            if state.get("changes"):
+                changed.append(path)
     return tuple(files), tuple(changed)
+
+
+def _file_path(key: Any) -> str | None:
+    """The path a ``file.*`` state key names (``file.absent`` and keys of another shape: None)."""
+    if type(key) is str and key.startswith(_FILE_STATE) and not key.endswith("_|-absent"):  # pylint: disable=unidiomatic-typecheck
+        # "file_|-<id>_|-<name>_|-<function>": the name is the path the state manages.
+        parts = key.split("_|-")
+        if len(parts) == 4:
+            return parts[2]
+    return None
 
 
 def _judge_highstate(
@@ -173,10 +181,9 @@ def _judge_highstate(
         changed = state.get("changes")
         if changed:
             changes += 1
-            if type(key) is str and key.startswith(_FILE_STATE) and not key.endswith("_|-absent"):  # pylint: disable=unidiomatic-typecheck
-                parts = key.split("_|-")
-                if len(parts) == 4:
-                    files_changed.append(parts[2])
+            path = _file_path(key)
+            if path is not None:
+                files_changed.append(path)
             if type(changed) in _CONTAINERS:
                 # Nested returns (module.run's ``ret``, an orchestration's per-minion states) live in ``changes``
                 # and can hide a failure below the state's own result.
