@@ -5,52 +5,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import git
 import pytest
 from cli_runner import saltpipe
+from small_checkout import local_syndics_config, small_checkout
 
 from pipeline.sync.attest import SaltMasterAttestor
-
-CONFIG = """\
-version: 1
-state_dir: {state}
-environments:
-  test:
-    syndics:
-      - name: syndic-test
-        file_roots: {{type: local, path: {root}/syndic-test}}
-    target: "G@saltpipe_env:test"
-    canary: [test-web-1]
-    batches: ["100%"]
-  production:
-    syndics:
-      - name: syndic-prod-a
-        file_roots: {{type: local, path: {root}/syndic-prod-a}}
-      - name: syndic-prod-b
-        file_roots: {{type: local, path: {root}/syndic-prod-b}}
-    target: "G@saltpipe_env:production"
-    canary: 1
-    batches: ["100%"]
-    requires: [test]
-"""
 
 
 @pytest.fixture
 def checkout(tmp_path: Path) -> tuple[Path, str]:
     """A small checkout whose test syndic directory exists and whose production ones do not; its release id."""
     repo_dir = tmp_path / "repo"
-    (repo_dir / "states" / "web").mkdir(parents=True)
-    (repo_dir / "salt").mkdir()
-    (repo_dir / "states" / "top.sls").write_text("base:\n  '*':\n    - web\n")
-    (repo_dir / "states" / "web" / "init.sls").write_text("nginx:\n  pkg.installed\n")
     (tmp_path / "syndics" / "syndic-test").mkdir(parents=True)
-    (repo_dir / "salt" / "pipeline.yaml").write_text(CONFIG.format(state=tmp_path / "state", root=tmp_path / "syndics"))
-    repo = git.Repo.init(repo_dir, initial_branch="main")
-    with repo.config_writer() as cw:
-        cw.set_value("user", "name", "T")
-        cw.set_value("user", "email", "t@example.net")
-    repo.git.add(A=True)
-    repo.index.commit("initial")
+    small_checkout(repo_dir, local_syndics_config(tmp_path / "state", tmp_path / "syndics"))
     built = saltpipe("--repo", str(repo_dir), "release", "build", "--format", "json")
     assert built.code == 0, built.err
     return repo_dir, json.loads(built.out)["release"]

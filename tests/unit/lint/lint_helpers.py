@@ -5,8 +5,6 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-import git
-
 REPO = Path(__file__).resolve().parents[3]
 
 PIPELINE_YAML = """\
@@ -45,13 +43,3 @@ def with_config(files: dict[str, str], pillar: str = "app: {port: 8080}\n") -> d
         "salt/fixtures/test/pillar.yaml": pillar,
         **files,
     }
-
-
-def init_git(root: Path) -> git.Repo:
-    repo = git.Repo.init(root, initial_branch="main")
-    with repo.config_writer() as cw:
-        cw.set_value("user", "name", "Test")
-        cw.set_value("user", "email", "test@example.net")
-    repo.git.add(A=True)
-    repo.index.commit("initial")
-    return repo

@@ -11,7 +11,8 @@ from pipeline.errors import GitError
 from pipeline.lint import LintOptions, run_lint
 from pipeline.lint.changes import changes_since, select
 from pipeline.lint.sources import SourceTree
-from lint_helpers import init_git, with_config, write_tree
+from lint_helpers import with_config, write_tree
+from small_checkout import init_git
 
 FILES = {
     "states/top.sls": "base:\n  '*':\n    - role.web\n",

@@ -6,56 +6,21 @@ import json
 import os
 from pathlib import Path
 
-import git
 import pytest
+from small_checkout import local_syndics_config, small_checkout
 
 from pipeline.cli import main
 from pipeline.lock import EnvironmentLock
-
-CONFIG = """\
-version: 1
-state_dir: {state}
-release:
-  keep: 2
-environments:
-  test:
-    syndics:
-      - name: syndic-test
-        file_roots: {{type: local, path: {root}/syndic-test}}
-    target: "G@saltpipe_env:test"
-    canary: [test-web-1]
-    batches: ["100%"]
-  production:
-    syndics:
-      - name: syndic-prod-a
-        file_roots: {{type: local, path: {root}/syndic-prod-a}}
-      - name: syndic-prod-b
-        file_roots: {{type: local, path: {root}/syndic-prod-b}}
-    target: "G@saltpipe_env:production"
-    canary: 1
-    batches: [1, "100%"]
-    requires: [test]
-"""
 
 
 @pytest.fixture
 def workspace(tmp_path: Path):
     repo_dir = tmp_path / "repo"
-    (repo_dir / "states" / "web").mkdir(parents=True)
-    (repo_dir / "_modules").mkdir()
-    (repo_dir / "salt").mkdir()
-    (repo_dir / "states" / "top.sls").write_text("base:\n  '*':\n    - web\n")
-    (repo_dir / "states" / "web" / "init.sls").write_text("nginx:\n  pkg.installed\n")
-    (repo_dir / "_modules" / "ops_app.py").write_text("def health():\n    return True\n")
     for name in ("syndic-test", "syndic-prod-a", "syndic-prod-b"):
         (tmp_path / "syndics" / name).mkdir(parents=True)
-    (repo_dir / "salt" / "pipeline.yaml").write_text(CONFIG.format(state=tmp_path / "state", root=tmp_path / "syndics"))
-    repo = git.Repo.init(repo_dir, initial_branch="main")
-    with repo.config_writer() as cw:
-        cw.set_value("user", "name", "T")
-        cw.set_value("user", "email", "t@example.net")
-    repo.git.add(A=True)
-    repo.index.commit("initial")
+    config = local_syndics_config(tmp_path / "state", tmp_path / "syndics", release="release:\n  keep: 2\n",
+                                  production_batches='[1, "100%"]')
+    repo = small_checkout(repo_dir, config, {"_modules/ops_app.py": "def health():\n    return True\n"})
     return repo_dir, repo, tmp_path
 
 
