@@ -109,6 +109,18 @@ def make_config_get() -> Callable[[dict[str, Any]], MagicMock]:
     return config_get_mock
 
 
+@pytest.fixture
+def service() -> dict[str, MagicMock]:
+    """The ``__salt__`` entries ``service.available``, ``.status``, ``.enabled`` and ``.restart``: MagicMocks that
+    return True (a service that exists, runs, is enabled and restarts); a test sets other answers on them."""
+    return {
+        "service.available": MagicMock(return_value=True),
+        "service.status": MagicMock(return_value=True),
+        "service.enabled": MagicMock(return_value=True),
+        "service.restart": MagicMock(return_value=True),
+    }
+
+
 class FakePackages:  # pylint: disable=too-few-public-methods
     """
     A package database behind ``pkg.version``, ``pkg.latest_version``,

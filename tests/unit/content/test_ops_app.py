@@ -29,16 +29,6 @@ REFUSED = _answer(0, "[Errno 111] Connection refused")
 
 
 @pytest.fixture
-def service():
-    return {
-        "service.available": MagicMock(return_value=True),
-        "service.status": MagicMock(return_value=True),
-        "service.enabled": MagicMock(return_value=True),
-        "service.restart": MagicMock(return_value=True),
-    }
-
-
-@pytest.fixture
 def http_query():
     return MagicMock(return_value=_answer(200))
 

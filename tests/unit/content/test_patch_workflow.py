@@ -29,16 +29,6 @@ def packages(fake_packages):
 
 
 @pytest.fixture
-def service():
-    return {
-        "service.available": MagicMock(return_value=True),
-        "service.status": MagicMock(return_value=True),
-        "service.enabled": MagicMock(return_value=True),
-        "service.restart": MagicMock(return_value=True),
-    }
-
-
-@pytest.fixture
 def http_query():
     return MagicMock(side_effect=[{"status": 0, "error": "refused"}, {"status": 200}] * 10)
 
