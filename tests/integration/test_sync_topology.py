@@ -18,9 +18,7 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
 import sys
-import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -28,7 +26,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "sync"))
 from it_helpers import served_tree_restored  # noqa: E402
-from sync_helpers import make_release, sample_files, served  # noqa: E402
+from sync_helpers import make_release, sample_files, served, sync_killed_mid_copy  # noqa: E402
 
 from pipeline.release import MARKER_NAME, Release, ReleaseStore, parse_marker  # noqa: E402
 from pipeline.sync import (  # noqa: E402
@@ -272,37 +270,11 @@ def test_manifest_mismatch_then_rerun(topology, roots, store, attestor, releases
     assert do_sync(store, local_targets(roots), a, attestor).ok
 
 
-KILLED_SYNC = textwrap.dedent(
-    """
-    import os, shutil, signal, sys
-    from pathlib import Path
-    from pipeline.release import ReleaseStore
-    from pipeline.sync import LocalTarget, SyncContext, sync_release
-
-    store = ReleaseStore(Path(sys.argv[1]))
-    release = store.get(sys.argv[2])
-    calls = {"n": 0}
-
-    def copy_then_die(src, dst):
-        calls["n"] += 1
-        if calls["n"] == 6:
-            os.kill(os.getpid(), signal.SIGKILL)  # killed mid-copy, as by the OOM killer or kill -9
-        shutil.copyfile(src, dst)
-
-    targets = [LocalTarget(n, Path(r), copy_file=copy_then_die) for n, r in zip(sys.argv[3::2], sys.argv[4::2])]
-    sync_release(SyncContext("production", release, tuple(targets), store))
-    print("not killed")
-    """
-)
-
-
 def test_copy_killed_mid_way_then_rerun(topology, roots, store, attestor, releases) -> None:
     a, c = releases["A"], releases["C"]
     # C is on the syndics already (an earlier case): a copy needs a release they do not have.
     f = make_release(store, {k: v + "# v5\n" for k, v in sample_files(12).items()})
-    args = [x for name, root in roots.items() for x in (name, str(root))]
-    proc = subprocess.run([sys.executable, "-c", KILLED_SYNC, str(store.root), f.id, *args],
-                          capture_output=True, text=True, timeout=120, check=False)
+    proc = sync_killed_mid_copy(store, "production", f, roots, timeout=120)
     assert proc.returncode == -signal.SIGKILL, proc.stdout + proc.stderr
     leftovers = [p for root in roots.values() for p in (root / "releases").iterdir() if p.name.startswith(".staging-")]
     assert leftovers, "the kill happened while staging"

@@ -6,6 +6,8 @@ import hashlib
 import os
 import signal
 import subprocess
+import sys
+import textwrap
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -49,6 +51,43 @@ def killed_at_the_end(argv: Sequence[str], env: Mapping[str, str] | None = None)
             proc.kill()
             proc.wait()
     assert proc.returncode == -signal.SIGKILL, f"exited before it was killed: {proc.returncode}"
+
+
+# A child process, so that the kill -9 ends a whole sync (as the OOM killer would) and not the test.
+# argv: store root, environment, release id, then syndic name and directory pairs.
+_SYNC_KILLED_MID_COPY = textwrap.dedent(
+    """
+    import os, shutil, signal, sys
+    from pathlib import Path
+    from pipeline.release import ReleaseStore
+    from pipeline.sync import LocalTarget, SyncContext, sync_release
+
+    store = ReleaseStore(Path(sys.argv[1]))
+    release = store.get(sys.argv[3])
+    calls = {"n": 0}
+
+    def copy_then_die(src, dst):
+        calls["n"] += 1
+        if calls["n"] == 6:
+            os.kill(os.getpid(), signal.SIGKILL)  # the copy is killed mid-way, as by the OOM killer or kill -9
+        shutil.copyfile(src, dst)
+
+    pairs = zip(sys.argv[4::2], sys.argv[5::2])
+    targets = [LocalTarget(name, Path(root), copy_file=copy_then_die) for name, root in pairs]
+    sync_release(SyncContext(sys.argv[2], release, tuple(targets), store))
+    print("not killed")
+    """
+)
+
+
+def sync_killed_mid_copy(store: ReleaseStore, environment: str, release: Release, roots: Mapping[str, Path],
+                         timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+    """Sync ``release`` from ``store`` to ``environment``'s local syndic directories ``roots`` (name -> directory)
+    in a child Python that kills itself -9 at its sixth file copy; returns the finished child (output captured),
+    after ``timeout`` seconds at the most."""
+    pairs = [x for name, root in roots.items() for x in (name, str(root))]
+    argv = [sys.executable, "-c", _SYNC_KILLED_MID_COPY, str(store.root), environment, release.id, *pairs]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def sync_killed_at_switch(argv: Sequence[str], marker: Path, timeout: float) -> None:

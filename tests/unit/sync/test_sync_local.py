@@ -10,12 +10,10 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
-from sync_helpers import make_release, sample_files, served
+from sync_helpers import make_release, sample_files, served, sync_killed_mid_copy
 
 from pipeline.release import MARKER_NAME, ReleaseStore, parse_marker
 from pipeline.sync import (
@@ -366,37 +364,11 @@ def test_damaged_live_release_is_refused_not_replaced(store, roots):
     assert failure.startswith(f"syndic syndic-b: verify {rel.id}: the release served here does not match")
 
 
-KILLER = textwrap.dedent(
-    """
-    import os, shutil, signal, sys
-    from pathlib import Path
-    from pipeline.release import ReleaseStore
-    from pipeline.sync import LocalTarget, SyncContext, sync_release
-
-    store = ReleaseStore(Path(sys.argv[1]))
-    release = store.get(sys.argv[2])
-    calls = {"n": 0}
-
-    def copy_then_die(src, dst):
-        calls["n"] += 1
-        if calls["n"] == 6:
-            os.kill(os.getpid(), signal.SIGKILL)  # the copy is killed mid-way, as by the OOM killer or kill -9
-        shutil.copyfile(src, dst)
-
-    targets = [LocalTarget(name, Path(root), copy_file=copy_then_die) for name, root in zip(sys.argv[3::2], sys.argv[4::2])]
-    sync_release(SyncContext("test", release, tuple(targets), store))
-    print("not killed")
-    """
-)
-
-
 def test_copy_killed_mid_way_then_rerun(store, roots):
     old = make_release(store, sample_files())
     assert sync(store, targets(roots), old).ok
     new = make_release(store, {k: v + "# v2\n" for k, v in sample_files().items()})
-    args = [x for name, root in roots.items() for x in (name, str(root))]
-    proc = subprocess.run([sys.executable, "-c", KILLER, str(store.root), new.id, *args],
-                          capture_output=True, text=True, check=False)
+    proc = sync_killed_mid_copy(store, "test", new, roots)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     _assert_untouched(roots, old.id)
     leftovers = [p for root in roots.values() for p in (root / "releases").iterdir() if p.name.startswith(".staging-")]
