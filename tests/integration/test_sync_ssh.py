@@ -17,7 +17,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "sync"))
 from local_sshd import LocalSshd, require_tools, start_sshd  # noqa: E402
-from sync_helpers import make_release, sample_files, served  # noqa: E402
+from sync_helpers import make_release, sample_files, served, tiny_tmpfs  # noqa: E402
 
 from pipeline.release import ReleaseStore  # noqa: E402
 from pipeline.sync import (  # noqa: E402
@@ -174,14 +174,8 @@ def test_missing_directory_on_the_remote_host(store, make_target, tmp_path):
 
 @pytest.fixture
 def tiny_fs(tmp_path: Path):
-    mnt = tmp_path / "tiny"
-    mnt.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m,nr_inodes=30", "tmpfs", str(mnt)],
-                          capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], check=False)
+    with tiny_tmpfs(tmp_path / "tiny", "8m", 30) as mnt:
+        yield mnt
 
 
 def test_full_disk_on_the_remote_syndic_then_rerun(store, make_target, tiny_fs):

@@ -13,6 +13,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 from pipeline.release import MARKER_NAME, Manifest, ManifestEntry, Release, ReleaseStore
 from pipeline.release.store import TREE_DIR
 
@@ -102,6 +104,21 @@ def sync_killed_at_switch(argv: Sequence[str], marker: Path, timeout: float) -> 
             assert proc.poll() is None, f"the sync exited before the switch: {proc.communicate()}"
             assert time.monotonic() < deadline, "the sync never reached the switch"
             time.sleep(0.05)
+
+
+@contextmanager
+def tiny_tmpfs(mnt: Path, size: str, inodes: int) -> Iterator[Path]:
+    """Mount a tmpfs of ``size`` (as for ``mount -o size=``) with room for ``inodes`` inodes at ``mnt`` (made here);
+    yields ``mnt``, lazily unmounted afterwards. Skips the test where mounting is not allowed (no privileges)."""
+    mnt.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},nr_inodes={inodes}", "tmpfs", str(mnt)],
+                          capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def sample_files(n: int = 20, size: int = 300) -> dict[str, str]:

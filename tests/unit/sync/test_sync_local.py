@@ -9,11 +9,10 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 from pathlib import Path
 
 import pytest
-from sync_helpers import make_release, sample_files, served, sync_killed_mid_copy
+from sync_helpers import make_release, sample_files, served, sync_killed_mid_copy, tiny_tmpfs
 
 from pipeline.release import MARKER_NAME, ReleaseStore, parse_marker
 from pipeline.sync import (
@@ -262,14 +261,8 @@ def test_full_disk_mid_copy_switches_none(store, roots):
 @pytest.fixture
 def tiny_fs(tmp_path: Path):
     """A real tmpfs with room for few inodes (needs mount privileges; skipped without them)."""
-    mnt = tmp_path / "tiny"
-    mnt.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,nr_inodes=24", "tmpfs", str(mnt)],
-                          capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], check=False)
+    with tiny_tmpfs(tmp_path / "tiny", "4m", 24) as mnt:
+        yield mnt
 
 
 def test_real_enospc_from_a_tiny_file_system(store, roots, tiny_fs):
