@@ -13,20 +13,18 @@ so the other modules keep serving what the session fixture served.
 
 from __future__ import annotations
 
-import errno
 import os
-import shutil
 import signal
 import socket
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "sync"))
 from it_helpers import served_tree_restored  # noqa: E402
-from sync_helpers import make_release, sample_files, served, sync_killed_mid_copy  # noqa: E402
+from sync_helpers import enospc_after, make_release, sample_files, served, sync_killed_mid_copy  # noqa: E402
 
 from pipeline.release import MARKER_NAME, Release, ReleaseStore, parse_marker  # noqa: E402
 from pipeline.sync import (  # noqa: E402
@@ -219,24 +217,10 @@ def test_unreachable_syndic_then_rerun(topology, roots, store, attestor, release
     assert do_sync(store, local_targets(roots), a, attestor).ok
 
 
-def _enospc_after(n: int) -> Callable[[str, str], None]:
-    """A copy function that fails with a real ENOSPC error after ``n`` files (the sync's unit-test hook): a
-    syndic whose disk fills up mid-copy, without mounting a small file system under a running master."""
-    calls = {"n": 0}
-
-    def copy(src: str, dst: str) -> None:
-        calls["n"] += 1
-        if calls["n"] > n:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), dst)
-        shutil.copyfile(src, dst)
-
-    return copy
-
-
 def test_full_disk_then_rerun(topology, roots, store, attestor, releases) -> None:
     a = releases["A"]
     d = make_release(store, {k: v + "# v4\n" for k, v in sample_files(12).items()})
-    full = LocalTarget("syndic-prod-a", roots["syndic-prod-a"], copy_file=_enospc_after(3))
+    full = LocalTarget("syndic-prod-a", roots["syndic-prod-a"], copy_file=enospc_after(3))
     result = do_sync(store, local_targets(roots, **{"syndic-prod-a": full}), d, attestor)
     assert_failed_cleanly(result, "syndic-prod-a", "No space left on device")
     assert (roots["syndic-prod-a"] / "releases" / f".staging-{d.id}").is_dir(), "failed mid-copy"

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -104,6 +106,20 @@ def sync_killed_at_switch(argv: Sequence[str], marker: Path, timeout: float) -> 
             assert proc.poll() is None, f"the sync exited before the switch: {proc.communicate()}"
             assert time.monotonic() < deadline, "the sync never reached the switch"
             time.sleep(0.05)
+
+
+def enospc_after(n: int) -> Callable[[str, str], None]:
+    """Returns a copy function (a target's ``copy_file`` hook) that copies ``n`` files and then fails with a real
+    ENOSPC error: a syndic whose disk fills up mid-copy, without mounting a small file system."""
+    calls = {"n": 0}
+
+    def copy(src: str, dst: str) -> None:
+        calls["n"] += 1
+        if calls["n"] > n:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), dst)
+        shutil.copyfile(src, dst)
+
+    return copy
 
 
 @contextmanager

@@ -4,7 +4,6 @@ release, the error names the syndic and the cause, a re-run completes it)."""
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import shutil
@@ -12,7 +11,7 @@ import signal
 from pathlib import Path
 
 import pytest
-from sync_helpers import make_release, sample_files, served, sync_killed_mid_copy, tiny_tmpfs
+from sync_helpers import enospc_after, make_release, sample_files, served, sync_killed_mid_copy, tiny_tmpfs
 
 from pipeline.release import MARKER_NAME, ReleaseStore, parse_marker
 from pipeline.sync import (
@@ -229,23 +228,11 @@ def test_unwritable_syndic_directory(store, roots, tmp_path):
     assert sync(store, tgts, rel).ok
 
 
-def _enospc_after(n: int):
-    calls = {"n": 0}
-
-    def copy(src: str, dst: str) -> None:
-        calls["n"] += 1
-        if calls["n"] > n:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), dst)
-        shutil.copyfile(src, dst)
-
-    return copy
-
-
 def test_full_disk_mid_copy_switches_none(store, roots):
     old = make_release(store, sample_files())
     assert sync(store, targets(roots), old).ok
     new = make_release(store, {k: v + "# v2\n" for k, v in sample_files().items()})
-    full = LocalTarget("syndic-b", roots["syndic-b"], copy_file=_enospc_after(5))
+    full = LocalTarget("syndic-b", roots["syndic-b"], copy_file=enospc_after(5))
     result = sync(store, targets(roots, syndic_b=full), new)
     assert not result.ok and result.switched == ()
     (failure,) = result.failures()
