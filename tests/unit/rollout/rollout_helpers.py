@@ -24,6 +24,21 @@ RELEASE = "rel-0123456789ab"
 PREVIOUS = "rel-ba9876543210"
 
 
+class Crash(BaseException):
+    """Stands for the rollout process being killed (not an exception the executor may catch)."""
+
+
+def crash_at(event: str, **fields: Any) -> Callable[[dict[str, Any]], None]:
+    """Returns a rollout observer that raises :class:`Crash` on a journal record of ``event`` whose ``fields``
+    (e.g. ``batch=1, step="apply"``) all equal the given values: the rollout process killed at that point."""
+
+    def observe(record: dict[str, Any]) -> None:
+        if record["event"] == event and all(record[key] == value for key, value in fields.items()):
+            raise Crash()
+
+    return observe
+
+
 def make_config(test: Mapping[str, Any] | None = None, production: Mapping[str, Any] | None = None) -> PipelineConfig:
     """The shape of salt/pipeline.yaml, with per-test overrides of each environment."""
     envs = {

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import responses
-from rollout_helpers import RELEASE, TEST_FLEET, Harness
+from rollout_helpers import RELEASE, TEST_FLEET, Crash, Harness, crash_at
 
 from pipeline.deployments import DeploymentTrail
 from pipeline.errors import GitLabError
@@ -25,10 +25,6 @@ PAYLOAD = json.loads((Path(__file__).parents[1] / "gitlab" / "payloads" / "deplo
 COMMIT = "7d1e0a55b2c4f6e8091a2b3c4d5e6f7081928374"
 MR = {"iid": 42, "url": f"{SERVER}/ops/salt-states/-/merge_requests/42", "title": "web: worker connections",
       "approvers": ["bob"], "branch": "main"}
-
-
-class Crash(BaseException):
-    pass
 
 
 @pytest.fixture
@@ -90,9 +86,7 @@ def test_a_halt_and_its_rollback_are_one_failed_deployment(harness: Harness, git
 def test_a_resumed_rollout_keeps_its_one_deployment(harness: Harness, gitlab) -> None:
     client = ScriptedSaltClient(TEST_FLEET)
 
-    def crash(record: dict[str, Any]) -> None:
-        if record["event"] == "step_published" and record["batch"] == 1:
-            raise Crash()
+    crash = crash_at("step_published", batch=1)
 
     with pytest.raises(Crash):
         start_rollout(RolloutRequest(_ctx(harness, client, observer=crash), RELEASE, commit=COMMIT))
@@ -106,9 +100,7 @@ def test_an_unfinished_rollout_rolled_back_by_the_operator_is_failed(harness: Ha
     client = ScriptedSaltClient(TEST_FLEET)
     harness.serving.base = "rel-ba9876543210"
 
-    def crash(record: dict[str, Any]) -> None:
-        if record["event"] == "step_published" and record["batch"] == 1:
-            raise Crash()
+    crash = crash_at("step_published", batch=1)
 
     with pytest.raises(Crash):
         start_rollout(RolloutRequest(_ctx(harness, client, observer=crash), RELEASE, commit=COMMIT))

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from rollout_helpers import PREVIOUS, PROD_FLEET, RELEASE, TEST_FLEET, Harness, make_config
+from rollout_helpers import PREVIOUS, PROD_FLEET, RELEASE, TEST_FLEET, Crash, Harness, crash_at, make_config
 
 from pipeline.errors import LockError, SaltError
 from pipeline.lock import EnvironmentLock
@@ -339,16 +339,10 @@ def test_http_health_check_per_minion(harness: Harness) -> None:
 # -- resume ----------------------------------------------------------------------------------------------------------
 
 
-class Crash(BaseException):
-    """Stands for the rollout process being killed (not an exception the executor may catch)."""
-
-
 def test_resume_after_a_crash_mid_batch_collects_by_jid_and_never_reruns_a_finished_batch(harness: Harness) -> None:
     client = ScriptedSaltClient(TEST_FLEET)
 
-    def crash_after_batch1_apply_published(record: dict[str, Any]) -> None:
-        if record["event"] == "step_published" and record["batch"] == 1 and record["step"] == "apply":
-            raise Crash()
+    crash_after_batch1_apply_published = crash_at("step_published", batch=1, step="apply")
 
     with pytest.raises(Crash):
         start_rollout(RolloutRequest(harness.ctx("test", client, observer=crash_after_batch1_apply_published), RELEASE))
@@ -388,9 +382,7 @@ def test_resume_right_after_a_publish_waits_for_the_job_instead_of_counting_it_m
     client = ScriptedSaltClient(TEST_FLEET, script=script)
     rec = Recovery(job_timeout=120, poll_interval=1, retries=2, interval=2, find_job_timeout=1, max_wait=600)
 
-    def crash_after_batch1_apply_published(record: dict[str, Any]) -> None:
-        if record["event"] == "step_published" and record["batch"] == 1 and record["step"] == "apply":
-            raise Crash()
+    crash_after_batch1_apply_published = crash_at("step_published", batch=1, step="apply")
 
     with pytest.raises(Crash):
         start_rollout(RolloutRequest(
@@ -405,9 +397,7 @@ def test_resume_right_after_a_publish_waits_for_the_job_instead_of_counting_it_m
 def test_crash_inside_publish_republishes_the_step_on_resume(harness: Harness) -> None:
     client = ScriptedSaltClient(TEST_FLEET)
 
-    def crash(record: dict[str, Any]) -> None:
-        if record["event"] == "step_publishing" and record["batch"] == 2 and record["step"] == "sync":
-            raise Crash()
+    crash = crash_at("step_publishing", batch=2, step="sync")
 
     with pytest.raises(Crash):
         start_rollout(RolloutRequest(harness.ctx("test", client, observer=crash), RELEASE))
@@ -425,9 +415,7 @@ def test_resume_judges_by_the_plans_gates_when_the_config_changed(harness: Harne
     def script(minion: str, fun: str, arg: Any, kwarg: dict[str, Any]) -> Behavior | None:
         return Behavior(ret=False) if fun == "ops_app.health" and minion == "test-db-1" else None
 
-    def crash(record: dict[str, Any]) -> None:
-        if record["event"] == "batch_started" and record["batch"] == 1:
-            raise Crash()
+    crash = crash_at("batch_started", batch=1)
 
     client = ScriptedSaltClient(TEST_FLEET, script=script, extra=("ops_app.health",))
     with pytest.raises(Crash):
@@ -536,9 +524,7 @@ def test_a_failed_sync_all_fails_the_minion_even_when_its_states_applied(harness
 def test_resume_continues_an_interrupted_rollback(harness: Harness) -> None:
     client = ScriptedSaltClient(TEST_FLEET, script=fail_apply_on("test-db-1"))
 
-    def crash(record: dict[str, Any]) -> None:
-        if record["event"] == "step_finished" and record["step"] == "rollback_apply" and record["batch"] == 1:
-            raise Crash()
+    crash = crash_at("step_finished", step="rollback_apply", batch=1)
 
     with pytest.raises(Crash):
         start_rollout(RolloutRequest(harness.ctx("test", client, observer=crash), RELEASE))
@@ -573,9 +559,7 @@ def test_resume_without_an_unfinished_rollout_is_refused(harness: Harness) -> No
 def test_operator_rollback_of_an_unfinished_rollout(harness: Harness) -> None:
     client = ScriptedSaltClient(TEST_FLEET)
 
-    def crash(record: dict[str, Any]) -> None:
-        if record["event"] == "batch_finished" and record["batch"] == 1:
-            raise Crash()
+    crash = crash_at("batch_finished", batch=1)
 
     with pytest.raises(Crash):
         start_rollout(RolloutRequest(harness.ctx("test", client, observer=crash), RELEASE))
@@ -703,9 +687,7 @@ def test_a_top_file_keyed_base_is_refused_before_anything_runs(harness: Harness)
 def test_rollback_of_a_promoted_but_unfinished_rollout_asks_to_resume_first(harness: Harness) -> None:
     client = ScriptedSaltClient(TEST_FLEET)
 
-    def crash(record: dict[str, Any]) -> None:
-        if record["event"] == "promoted":
-            raise Crash()
+    crash = crash_at("promoted")
 
     with pytest.raises(Crash):
         start_rollout(RolloutRequest(harness.ctx("test", client, observer=crash), RELEASE))
