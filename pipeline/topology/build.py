@@ -79,13 +79,19 @@ def fresh_ports(spec: TopologySpec) -> Ports:
 def master_handle(workdir: Path, node: str, ports: Ports, bindir: Path) -> MasterHandle:
     """The handle on the master of ``node`` (the MoM or a syndic node) in ``workdir``."""
     root = workdir / node
-    return MasterHandle(node, root, root / "conf", LOOPBACK, ports[node]["publish"], ports[node]["ret"], bindir)
+    return MasterHandle(
+        node, root, root / "conf", bindir, interface=LOOPBACK, publish_port=ports[node]["publish"],
+        ret_port=ports[node]["ret"],
+    )
 
 
 def minion_handle(workdir: Path, minion: MinionSpec, syndic: str, bindir: Path) -> MinionHandle:
     """The handle on ``minion`` under ``syndic`` in ``workdir``."""
     root = workdir / minion.id
-    return MinionHandle(minion.id, syndic, minion.env, minion.roles, minion.datacenter, root, root / "conf", bindir)
+    return MinionHandle(
+        minion.id, root, root / "conf", bindir, syndic=syndic, env=minion.env, roles=minion.roles,
+        datacenter=minion.datacenter,
+    )
 
 
 def seed_key(pki_dir: Path) -> str:

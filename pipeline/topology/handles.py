@@ -18,7 +18,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 #: What a master prints when its publisher ACL refuses a call.
 REFUSED_MESSAGE = "Authorization error occurred"
@@ -99,11 +99,6 @@ def run_cli(argv: list[str], *, timeout: float) -> SaltResult:
     )
 
 
-def _salt_cli(script: Path, config_dir: Path, *args: str, timeout: float) -> SaltResult:
-    """``<script> -c <config_dir> --out=json ARGS``: one of Salt's CLIs on one node's config."""
-    return run_cli([str(script), "-c", str(config_dir), "--out=json", *args], timeout=timeout)
-
-
 def _args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[str]:
     out = [a if isinstance(a, str) else json.dumps(a) for a in args]
     for key, value in kwargs.items():
@@ -131,20 +126,38 @@ def _target_flag(tgt_type: str) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
-class MasterHandle:
-    """A salt-master of the topology: the MoM or a syndic's master."""
+class SaltNode:
+    """What every daemon node of the topology has: its id, its root and config directories and the directory
+    of Salt's scripts. Salt's CLIs run against ``config_dir`` (``-c``), so they see exactly this node's
+    config."""
+
+    #: The config file in ``config_dir`` that Salt reads for this kind of node ("master", "minion").
+    CONFIG_NAME: ClassVar[str]
 
     id: str
     root_dir: Path
     config_dir: Path
-    interface: str
-    publish_port: int
-    ret_port: int
     bindir: Path
 
     @property
     def config_file(self) -> Path:
-        return self.config_dir / "master"
+        return self.config_dir / self.CONFIG_NAME
+
+    def _cli(self, script: str, *args: str, timeout: float) -> SaltResult:
+        """``<bindir>/<script> -c <config_dir> --out=json ARGS``: one of Salt's CLIs on this node's config."""
+        argv = [str(self.bindir / script), "-c", str(self.config_dir), "--out=json", *args]
+        return run_cli(argv, timeout=timeout)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MasterHandle(SaltNode):
+    """A salt-master of the topology: the MoM or a syndic's master."""
+
+    CONFIG_NAME = "master"
+
+    interface: str
+    publish_port: int
+    ret_port: int
 
     def salt(
         self,
@@ -162,11 +175,8 @@ class MasterHandle:
         """
         if isinstance(tgt, list):
             tgt, tgt_type = ",".join(tgt), "list"
-        argv = [
-            str(self.bindir / "salt"),
-            "-c",
-            str(self.config_dir),
-            "--out=json",
+        return self._cli(
+            "salt",
             # Only real returns in the output: who is missing is the caller's judgement (expected - returned).
             "--hide-timeout",
             f"--timeout={timeout}",
@@ -175,34 +185,28 @@ class MasterHandle:
             tgt,
             fun,
             *_args(args, kwargs),
-        ]
-        return run_cli(argv, timeout=timeout + 60)
+            timeout=timeout + 60,
+        )
 
     def salt_run(self, fun: str, *args: Any, timeout: int = 60, **kwargs: Any) -> SaltResult:
         """Run a runner on this master (``salt-run -c <config_dir>``)."""
-        return _salt_cli(self.bindir / "salt-run", self.config_dir, fun, *_args(args, kwargs), timeout=timeout)
+        return self._cli("salt-run", fun, *_args(args, kwargs), timeout=timeout)
 
     def salt_key(self, *args: str, timeout: int = 30) -> SaltResult:
         """``salt-key -c <config_dir> --out=json ...`` (e.g. ``"-L"``)."""
-        return _salt_cli(self.bindir / "salt-key", self.config_dir, *args, timeout=timeout)
+        return self._cli("salt-key", *args, timeout=timeout)
 
 
-@dataclass(frozen=True)
-class MinionHandle:
+@dataclass(frozen=True, kw_only=True)
+class MinionHandle(SaltNode):
     """A minion of the topology."""
 
-    id: str
+    CONFIG_NAME = "minion"
+
     syndic: str
     env: str
     roles: tuple[str, ...]
     datacenter: str
-    root_dir: Path
-    config_dir: Path
-    bindir: Path
-
-    @property
-    def config_file(self) -> Path:
-        return self.config_dir / "minion"
 
     @property
     def sandbox(self) -> Path:
@@ -212,7 +216,7 @@ class MinionHandle:
     def salt_call(self, fun: str, *args: Any, timeout: int = 120, local: bool = False, **kwargs: Any) -> SaltResult:
         """``salt-call`` on this minion's config (its master serves files and pillar unless ``local``)."""
         flags = ["--retcode-passthrough", *(["--local"] if local else [])]
-        return _salt_cli(self.bindir / "salt-call", self.config_dir, *flags, fun, *_args(args, kwargs), timeout=timeout)
+        return self._cli("salt-call", *flags, fun, *_args(args, kwargs), timeout=timeout)
 
 
 @dataclass(frozen=True)

@@ -103,10 +103,13 @@ def test_local_values_wire_mom_syndic_and_minion_on_loopback(templates: DaemonTe
     """The values both local launchers render with: each daemon on its handle's ports, the syndic node pointed
     at the MoM, the minion at its syndic's master with the spec's grains, LOCAL_TUNING applied."""
     bindir = tmp_path / "bin"
-    mom = MasterHandle("mom", tmp_path / "mom", tmp_path / "mom" / "conf", "127.0.0.1", 41000, 41001, bindir)
-    syn = MasterHandle("syn-a", tmp_path / "syn-a", tmp_path / "syn-a" / "conf", "127.0.0.1", 42000, 42001, bindir)
+    mom = MasterHandle("mom", tmp_path / "mom", tmp_path / "mom" / "conf", bindir, interface="127.0.0.1",
+                       publish_port=41000, ret_port=41001)
+    syn = MasterHandle("syn-a", tmp_path / "syn-a", tmp_path / "syn-a" / "conf", bindir, interface="127.0.0.1",
+                       publish_port=42000, ret_port=42001)
     minion = MinionHandle(
-        "web-1", "syn-a", "test", ("web", "lb"), "dc1", tmp_path / "web-1", tmp_path / "web-1" / "conf", bindir
+        "web-1", tmp_path / "web-1", tmp_path / "web-1" / "conf", bindir, syndic="syn-a", env="test",
+        roles=("web", "lb"), datacenter="dc1",
     )
 
     mom_opts = _master(tmp_path, templates.render("mom", **local_mom_values(mom, user="ops", file_roots=tmp_path)))

@@ -27,9 +27,10 @@ salt_config = import_salt("salt.config")
 
 def _minion_opts(tmp_path: Path, job_cache: tuple[str, int] | None) -> dict:
     templates = DaemonTemplates(DAEMONS, load_runtime_policy(DAEMONS / "runtime-policy.yaml"))
-    syn = MasterHandle("syn-a", tmp_path / "syn-a", tmp_path / "syn-a" / "conf", "127.0.0.1", 42000, 42001, tmp_path)
-    minion = MinionHandle("web-1", "syn-a", "test", ("web",), "dc1", tmp_path / "web-1", tmp_path / "web-1" / "conf",
-                          tmp_path)
+    syn = MasterHandle("syn-a", tmp_path / "syn-a", tmp_path / "syn-a" / "conf", tmp_path, interface="127.0.0.1",
+                       publish_port=42000, ret_port=42001)
+    minion = MinionHandle("web-1", tmp_path / "web-1", tmp_path / "web-1" / "conf", tmp_path, syndic="syn-a",
+                          env="test", roles=("web",), datacenter="dc1")
     text = templates.render("minion", **local_minion_values(minion, syn, user="ops", job_cache=job_cache))
     path = tmp_path / "minion"
     path.write_text(text, encoding="utf-8")

@@ -113,9 +113,10 @@ def test_help_names_the_sizes_and_the_default_topology_is_unchanged() -> None:
 def _minion_opts(tmp_path: Path, *, light: bool) -> dict:
     daemons = REPO / "salt" / "daemons"
     templates = DaemonTemplates(daemons, load_runtime_policy(daemons / "runtime-policy.yaml"))
-    syn = MasterHandle("syn-a", tmp_path / "syn-a", tmp_path / "syn-a" / "conf", "127.0.0.1", 42000, 42001, tmp_path)
-    minion = MinionHandle("web-1", "syn-a", "production", ("web",), "dc1", tmp_path / "m", tmp_path / "m" / "conf",
-                          tmp_path)
+    syn = MasterHandle("syn-a", tmp_path / "syn-a", tmp_path / "syn-a" / "conf", tmp_path, interface="127.0.0.1",
+                       publish_port=42000, ret_port=42001)
+    minion = MinionHandle("web-1", tmp_path / "m", tmp_path / "m" / "conf", tmp_path, syndic="syn-a", env="production",
+                          roles=("web",), datacenter="dc1")
     path = tmp_path / f"minion-{light}"
     path.write_text(templates.render("minion", **local_minion_values(minion, syn, user="ops", light=light)))
     return import_salt("salt.config").minion_config(str(path))

@@ -36,7 +36,8 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
 
 def _topology(workdir: Path, job_cache: RedisServer | None) -> Topology:
     """A one-node topology (a MoM, no syndics) whose salt-master is not running."""
-    mom = MasterHandle("mom", workdir / "mom", workdir / "mom" / "conf", "127.0.0.1", 42000, 42001, workdir)
+    mom = MasterHandle("mom", workdir / "mom", workdir / "mom" / "conf", workdir, interface="127.0.0.1",
+                       publish_port=42000, ret_port=42001)
     return Topology(
         workdir=workdir,
         spec=TopologySpec(mom="mom", syndics=()),
