@@ -53,17 +53,9 @@ def target_for(syndic: Syndic) -> FileRootsTarget:
     if isinstance(roots, LocalFileRoots):
         return LocalTarget(syndic.name, roots.path, salt_cachedir=roots.salt_cachedir)
     if isinstance(roots, SshFileRoots):
-        return SshTarget(
-            syndic.name,
-            roots.host,
-            roots.path,
-            user=roots.user,
-            port=roots.port,
-            identity_file=roots.identity_file,
-            salt_cachedir=roots.salt_cachedir,
-            salt_master_config=roots.salt_master_config,
-            salt_python=roots.salt_python,
-        )
+        # Every setting of the config model is a keyword of the target (``path`` is its ``root``): a field added
+        # to SshFileRoots reaches the target, or fails here with a TypeError in the unit tests.
+        return SshTarget(syndic.name, root=roots.path, **roots.model_dump(exclude={"type", "path"}))
     raise TypeError(f"unknown file_roots type {type(roots).__name__}")
 
 
