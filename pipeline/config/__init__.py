@@ -28,9 +28,9 @@ from pipeline.config.environment import (
     SshFileRoots,
     Syndic,
 )
+from pipeline.config.notify import NotifySettings
 from pipeline.config.schedule import Canary, Gates, HealthCheck, Size, schedule_problems
 from pipeline.errors import ConfigError
-from pipeline.notify import NotifySettings
 from pipeline.yamlmodel import format_loc, problems_error, validation_problems
 from pipeline.yamlsrc import SourcedYaml, load_yaml
 

@@ -19,7 +19,7 @@ import yaml
 
 from pipeline.config import PipelineConfig, load_config
 from pipeline.errors import TopologyError
-from pipeline.runtime_policy import DEFAULT_POLICY, load_runtime_policy
+from pipeline.config.runtime_policy import DEFAULT_POLICY, load_runtime_policy
 from pipeline.saltlib import import_salt
 from pipeline.topology.daemons import Daemon
 from pipeline.topology.handles import MasterHandle, MinionHandle, SyndicHandle

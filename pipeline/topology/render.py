@@ -15,7 +15,7 @@ from typing import Any, Literal
 import jinja2
 
 from pipeline.errors import ConfigError
-from pipeline.runtime_policy import RuntimePolicy
+from pipeline.config.runtime_policy import RuntimePolicy
 from pipeline.topology.handles import MasterHandle, MinionHandle
 
 Role = Literal["mom", "syndic-master", "syndic-minion", "minion"]

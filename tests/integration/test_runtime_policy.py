@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 from it_helpers import REPO, saltpipe, short_tmpdir
 
-from pipeline.runtime_policy import PROBE_TARGET, load_runtime_policy
+from pipeline.config.runtime_policy import load_runtime_policy
+from pipeline.runtime_policy import PROBE_TARGET
 from pipeline.saltlib import import_salt
 from pipeline.topology import MasterHandle, Topology
 from pipeline.topology import daemons as procs

@@ -84,12 +84,7 @@ MAY_IMPORT: Mapping[str, frozenset[str]] = {
 
 # Known exceptions to MAY_IMPORT, each with its reason: (importer, imported), the importer a module or a package
 # (then any module in it). Empty is the goal; an entry is a debt, not a rule.
-ALLOWED_EXCEPTIONS: Mapping[tuple[str, str], str] = {
-    ("pipeline.config", "pipeline.notify"): "NotifySettings, the notify: section's model, lives beside its sender",
-    # The local topology renders each master's publisher_acl_blacklist from the runtime policy's model, which lives
-    # with the verify-runtime check in one module.
-    ("pipeline.topology", "pipeline.runtime_policy"): "the runtime policy's model",
-}
+ALLOWED_EXCEPTIONS: Mapping[tuple[str, str], str] = {}
 
 
 def _excepted(module: str, target: str) -> bool:

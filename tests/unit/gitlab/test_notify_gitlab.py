@@ -9,7 +9,8 @@ from types import SimpleNamespace
 import responses
 from conftest import API, CI_VARIABLES, HEAD, MERGE_SHA, PROJECT, payload
 
-from pipeline.notify import GitLabNotesChannel, NotifySettings, Notifier, notifier_from_environ
+from pipeline.config.notify import NotifySettings
+from pipeline.notify import GitLabNotesChannel, Notifier, notifier_from_environ
 
 
 def plan(commit: str | None) -> SimpleNamespace:

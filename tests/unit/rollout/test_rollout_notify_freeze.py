@@ -12,7 +12,8 @@ from test_rollout_executor import fail_apply_on
 from webhook_receiver import webhook_receiver
 
 from pipeline.freeze import OVERRIDES_FILE, FreezeRefused
-from pipeline.notify import NotifySettings, notifier_from_environ
+from pipeline.config.notify import NotifySettings
+from pipeline.notify import notifier_from_environ
 from pipeline.rollout import Outcome, RolloutRequest, RolloutStore, start_rollout
 from scripted_client import ScriptedSaltClient
 

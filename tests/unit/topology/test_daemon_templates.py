@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from pipeline.errors import ConfigError
-from pipeline.runtime_policy import load_runtime_policy
+from pipeline.config.runtime_policy import load_runtime_policy
 from pipeline.saltlib import import_salt
 from pipeline.topology.handles import MasterHandle, MinionHandle
 from pipeline.topology.render import (

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import load_config, validate_config
-from pipeline.runtime_policy import load_runtime_policy
+from pipeline.config.runtime_policy import load_runtime_policy
 from pipeline.saltlib import import_salt
 from pipeline.topology.handles import MasterHandle, MinionHandle
 from pipeline.topology.build import derive_pipeline_config

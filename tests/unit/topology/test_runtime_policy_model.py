@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import ConfigError
+from pipeline.config.runtime_policy import load_runtime_policy
 from pipeline.runtime_policy import (
     MasterTarget,
     check_config,
     format_json,
     format_text,
-    load_runtime_policy,
     probe_running,
     verify_runtime,
 )
