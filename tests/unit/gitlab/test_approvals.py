@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import responses
-from conftest import SERVER, TOKEN, serve
+from gitlab_helpers import SERVER, TOKEN, serve
 
 from pipeline.config import PipelineConfig
 from pipeline.errors import GitLabError

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import responses
-from conftest import API, PROJECT, SERVER, TOKEN, serve
+from gitlab_helpers import API, PROJECT, SERVER, TOKEN, serve
 
 from pipeline.deployments import DeploymentTrail, trail_from_environ
 from pipeline.errors import GitLabError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import responses
-from conftest import HEAD, MERGE_SHA, SERVER, TOKEN, serve
+from gitlab_helpers import HEAD, MERGE_SHA, SERVER, TOKEN, serve
 
 from pipeline.errors import GitLabError, UsageError
 from pipeline.gitlab import CiEnvironment, PythonGitLabClient, client_from_ci

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 import responses
-from conftest import API, MR, PAYLOADS, serve
+from gitlab_helpers import API, MR, PAYLOADS, serve
 
 from pipeline.errors import UsageError
 from pipeline.mrnote import MARKER, MrReport, build_report, load_junit, render_markdown

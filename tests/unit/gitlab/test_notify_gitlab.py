@@ -7,7 +7,7 @@ import json
 from types import SimpleNamespace
 
 import responses
-from conftest import API, CI_VARIABLES, HEAD, MERGE_SHA, PROJECT, payload
+from gitlab_helpers import API, CI_VARIABLES, HEAD, MERGE_SHA, PROJECT, payload
 
 from pipeline.config.notify import NotifySettings
 from pipeline.notify import GitLabNotesChannel, Notifier, notifier_from_environ

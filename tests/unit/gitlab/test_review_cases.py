@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import responses
-from conftest import serve
+from gitlab_helpers import serve
 
 CASES = sorted((Path(__file__).parent / "cases" / "review").glob("*.json"))
 

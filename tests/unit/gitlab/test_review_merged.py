@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import responses
-from conftest import HEAD, MERGE_SHA, serve
+from gitlab_helpers import HEAD, MERGE_SHA, serve
 
 from pipeline.gitlab.models import MergeRequest, User
 from pipeline.review import find_merge
