@@ -70,7 +70,7 @@ def test_a_running_rollout_is_live(live: tuple[ServerThread, LiveRollout]) -> No
 
 def test_the_page_follows_the_rollout_in_chromium(browser, live) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
     # pylint: disable=import-outside-toplevel
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -81,11 +81,14 @@ def test_the_page_follows_the_rollout_in_chromium(browser, live) -> None:  # typ
     assert "running" in browser.find_element(By.ID, "outcome").text
     shot(browser, "rollout-live")
     rollout.finish()  # the executor writes the rest: the gate fails, halt, rollback, finished
-    # The page reloads itself once the grid says finished: an element found just before the reload goes stale
-    # (or is briefly absent) under it, which is the page working, not failing; the deadline is generous because
-    # a loaded CI machine makes Chromium slow, and the wait ends as soon as the outcome shows.
-    WebDriverWait(browser, 60, poll_frequency=0.25,
-                  ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)).until(
-        lambda d: "rolled_back" in d.find_element(By.ID, "outcome").text)
+    # The page reloads itself once the grid says finished. A command that meets the reload fails in passing: an
+    # element found just before it goes stale or is briefly absent, and chromedriver may answer "cannot determine
+    # loading status from target frame detached" (a plain WebDriverException). That is the page working, so the
+    # wait tries again; a browser that is really gone fails every try and the wait with them. The deadline is
+    # generous because a loaded CI machine makes Chromium slow; the wait ends once the reloaded page has loaded
+    # and shows the outcome, and that page polls no more (it is finished), so what follows reads a still page.
+    WebDriverWait(browser, 60, poll_frequency=0.25, ignored_exceptions=(WebDriverException,)).until(
+        lambda d: d.execute_script("return document.readyState") == "complete"
+        and "rolled_back" in d.find_element(By.ID, "outcome").text)
     row = browser.find_element(By.CSS_SELECTOR, 'tr.batch[data-batch="1"]')
     assert row.get_attribute("data-status") == "failed" and row.find_element(By.CSS_SELECTOR, ".batch-reason").text
