@@ -32,7 +32,7 @@ def run(capsys, repo_dir: Path, *argv: str) -> tuple[int, str, str]:
 
 
 def test_build_list_sync_status(workspace, capsys):
-    repo_dir, repo, tmp = workspace
+    repo_dir, _repo, tmp = workspace
     code, out, _ = run(capsys, repo_dir, "release", "build", "--format", "json")
     assert code == 0
     built = json.loads(out)
@@ -58,7 +58,7 @@ def test_build_list_sync_status(workspace, capsys):
 
 
 def test_sync_without_release_builds_head_and_rollback(workspace, capsys):
-    repo_dir, repo, tmp = workspace
+    repo_dir, repo, _tmp = workspace
     code, out, err = run(capsys, repo_dir, "sync", "test", "--format", "json")
     assert code == 0, err
     first = json.loads(out)["release"]
@@ -215,7 +215,7 @@ def test_release_refuses_a_verdict_that_is_not_an_approval_of_this_commit(worksp
 
 
 def test_status_shows_the_chain_of_what_is_served(workspace, capsys):
-    repo_dir, repo, tmp = workspace
+    repo_dir, _repo, _tmp = workspace
     code, out, _ = run(capsys, repo_dir, "sync", "test")
     assert code == 0, out
     code, out, _ = run(capsys, repo_dir, "status", "test", "--format", "json")
