@@ -1,10 +1,9 @@
 """The runtime policy stage: what every master refuses to publish, and whether the running masters do.
 
-The policy lives in ``salt/daemons/runtime-policy.yaml`` (rationale: docs/runtime-policy.md; its model is
-:mod:`pipeline.config.runtime_policy`). The master
-templates render it into ``publisher_acl_blacklist``; :func:`verify_runtime` reads each master's *effective*
-configuration (Salt's own parser, ``master.d/`` included) and probes the running master, and returns drift as
-data. Only a file that cannot be loaded raises.
+The policy lives in ``salt/daemons/runtime-policy.yaml`` (rationale: docs/runtime-policy.md; its model,
+:mod:`pipeline.config.runtime_policy`). The master templates render it into ``publisher_acl_blacklist``;
+:func:`verify_runtime` reads each master's *effective* configuration (Salt's own parser, ``master.d/`` included)
+and probes the running master, and returns drift as data. Only a file that cannot be loaded raises.
 """
 
 from __future__ import annotations

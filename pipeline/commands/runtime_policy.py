@@ -11,9 +11,9 @@ from pathlib import Path
 import click
 
 from pipeline.cli_options import dir_option, file_option, text_or_json
+from pipeline.config.runtime_policy import DEFAULT_POLICY, load_runtime_policy
 from pipeline.context import AppContext
 from pipeline.errors import EXIT_FINDINGS, ConfigError, UsageError
-from pipeline.config.runtime_policy import DEFAULT_POLICY, load_runtime_policy
 from pipeline.runtime_policy import MasterTarget, format_json, format_text, verify_runtime
 
 

@@ -18,8 +18,8 @@ from typing import Any, TypeVar
 import yaml
 
 from pipeline.config import PipelineConfig, load_config
-from pipeline.errors import TopologyError
 from pipeline.config.runtime_policy import DEFAULT_POLICY, load_runtime_policy
+from pipeline.errors import TopologyError
 from pipeline.saltlib import import_salt
 from pipeline.topology.daemons import Daemon
 from pipeline.topology.handles import MasterHandle, MinionHandle, SyndicHandle

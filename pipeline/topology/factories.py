@@ -50,8 +50,8 @@ from saltfactories.daemons.minion import SaltMinion
 from saltfactories.daemons.syndic import SaltSyndic
 
 from pipeline.config import DEFAULT_CONFIG, load_config
-from pipeline.errors import TopologyError
 from pipeline.config.runtime_policy import DEFAULT_POLICY, load_runtime_policy
+from pipeline.errors import TopologyError
 import pipeline.topology.daemons as procs
 from pipeline.topology.build import assemble, check_socket_paths, fresh_ports, master_handle, minion_handle, seed_key
 from pipeline.topology.daemons import Daemon

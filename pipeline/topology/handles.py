@@ -2,6 +2,7 @@
 
 Later stages (sync, rollout, the demo, the integration tests) take these instead of guessing paths:
 
+* :class:`SaltNode` - what a master and a minion share: id, root and config dirs, Salt's CLIs on that config.
 * :class:`MasterHandle` - the MoM or a syndic's master: config dir, ports, ``salt``/``salt-run``/``salt-key``.
 * :class:`SyndicHandle` - a syndic node: its master, its ``file_roots`` directory (the sync target, what
   ``pipeline.yaml`` names), its pillar directory and its minions.

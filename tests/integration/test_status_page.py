@@ -22,8 +22,8 @@ from it_helpers import served_tree_restored
 from rollout_helpers import ENV, applied, context, release, write_config
 
 from pipeline.config import load_config
-from pipeline.freeze import FreezeRefused
 from pipeline.config.notify import NotifySettings
+from pipeline.freeze import FreezeRefused
 from pipeline.notify import notifier_from_environ
 from pipeline.rollout import Outcome, RolloutRequest, start_rollout
 from pipeline.rollout.planner import order_minions

@@ -11,8 +11,8 @@ from rollout_helpers import RELEASE, TEST_FLEET, Harness, make_config
 from test_rollout_executor import fail_apply_on
 from webhook_receiver import webhook_receiver
 
-from pipeline.freeze import OVERRIDES_FILE, FreezeRefused
 from pipeline.config.notify import NotifySettings
+from pipeline.freeze import OVERRIDES_FILE, FreezeRefused
 from pipeline.notify import notifier_from_environ
 from pipeline.rollout import Outcome, RolloutRequest, RolloutStore, start_rollout
 from scripted_client import ScriptedSaltClient

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from pipeline.errors import ConfigError
 from pipeline.config.runtime_policy import load_runtime_policy
+from pipeline.errors import ConfigError
 from pipeline.saltlib import import_salt
 from pipeline.topology.handles import MasterHandle, MinionHandle
 from pipeline.topology.render import (

@@ -14,8 +14,8 @@ from click.testing import CliRunner
 
 from pipeline.cli import cli
 from pipeline.config import load_config
-from pipeline.errors import UsageError
 from pipeline.config.runtime_policy import load_runtime_policy
+from pipeline.errors import UsageError
 from pipeline.saltlib import import_salt
 from pipeline.topology.handles import MasterHandle, MinionHandle
 from pipeline.topology.render import DaemonTemplates, local_minion_values
