@@ -72,7 +72,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from pipeline.config import PipelineConfig  # noqa: E402
-from pipeline.report import build_report  # noqa: E402
+from pipeline.rollout.report import build_report  # noqa: E402
 from pipeline.rollout.journal import Journal, new_progress  # noqa: E402
 from pipeline.rollout.judge import decide_gate, judge_return  # noqa: E402
 from pipeline.rollout.model import Step, StepResult, StepStatus  # noqa: E402

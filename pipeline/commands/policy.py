@@ -31,7 +31,7 @@ def check(app: AppContext, paths: tuple[Path, ...], fmt: str, output: Path | Non
     .jinja/.j2 templates. Without PATHS: the repository's states/ and _*/ directories.
     Exit 0 with no error-severity finding, 1 with any, 2 on a usage or configuration error.
     """
-    from pipeline.policy.check import PolicyCheckOptions, check_paths  # imported on use
+    from pipeline.lint.policy_check import PolicyCheckOptions, check_paths  # imported on use
 
     cfg = app.config if app.config_path.is_file() else None
     if cfg is not None:

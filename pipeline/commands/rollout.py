@@ -252,7 +252,7 @@ def status(app: AppContext, environment: str, rollout_id: str | None, fmt: str, 
     Reads the state directory only (no Salt call). Exit 0; 2 when there is no rollout.
     """
     from pipeline.lock import read_lock
-    from pipeline.report import build_report, release_commits
+    from pipeline.rollout.report import build_report, release_commits
 
     app.config.environment(environment)
     store = RolloutStore(app.state_dir())

@@ -128,7 +128,7 @@ def progress_view() -> Iterator[ProgressView]:
 
 def write_reports(report: dict[str, Any], report_json: Path | None, report_html: Path | None) -> None:
     """Write ``report`` (a rollout's report.json data) also to ``--report-json`` / ``--report-html`` when given."""
-    from pipeline.report import render_html, sibling_reports, write_json
+    from pipeline.rollout.report import render_html, sibling_reports, write_json
 
     if report_json:
         write_json(report, report_json)

@@ -383,7 +383,7 @@ def second_to_production(ctx: DemoContext, state: DemoState) -> tuple[bool, list
 def reports(ctx: DemoContext, state: DemoState) -> tuple[bool, list[str]]:  # pylint: disable=unused-argument
     """Where the reports are: the halted production rollout last. Each HTML page is rendered again now that all
     exist, so every report links to the others of this flow (a page written earlier could not link forward)."""
-    from pipeline.report import render_html, sibling_reports
+    from pipeline.rollout.report import render_html, sibling_reports
 
     flow = flow_of(state)
     lines = []

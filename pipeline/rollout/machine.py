@@ -154,7 +154,7 @@ class RolloutMachine:
                    unanswered=[m for m in minions if m not in got])
 
     def _finish(self, outcome: Outcome) -> RolloutResult:
-        from pipeline.report import build_report, release_commits, write_json
+        from pipeline.rollout.report import build_report, release_commits, write_json
 
         if self.plan.kind == "rollout" and not self.progress.retired:
             self._retire_canary()

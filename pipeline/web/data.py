@@ -26,7 +26,7 @@ from pipeline.config import PipelineConfig
 from pipeline.errors import SaltpipeError
 from pipeline.freeze import active_window, read_overrides
 from pipeline.release.store import Release, ReleaseStore
-from pipeline.report import build_report
+from pipeline.rollout.report import build_report
 from pipeline.rollout.journal import RolloutStore, load_progress
 from pipeline.rollout.promotion import ApprovalStore
 

@@ -40,7 +40,6 @@ LAYERS: Mapping[str, str] = {
     "pipeline.rollout": "stage",
     "pipeline.deployments": "stage",
     "pipeline.notify": "stage",
-    "pipeline.report": "stage",
     "pipeline.formatters": "stage",
     "pipeline.web": "stage",
     "pipeline.demo": "stage",
@@ -248,6 +247,41 @@ def test_the_checker_finds_an_upward_import() -> None:
 def test_imports_point_down_the_layers(graph: dict[str, set[str]]) -> None:
     upward = upward_imports(graph)
     assert not upward, "imports that point up the layers (docs/architecture.md):\n" + "\n".join(upward)
+
+
+def two_way_arrows(graph: Mapping[str, set[str]]) -> list[str]:
+    """Each pair of top-level packages of ``pipeline`` (``pipeline.lint``, ``pipeline.errors``...) that import each
+    other, through any of their modules, as one line naming an import each way."""
+    def package(module: str) -> str:
+        return ".".join(module.split(".")[:2])
+
+    arrows: dict[tuple[str, str], str] = {}
+    for module, targets in sorted(graph.items()):
+        for target in sorted(targets):
+            if package(module) != package(target):
+                arrows.setdefault((package(module), package(target)), f"{module} -> {target}")
+    return [f"{a} <-> {b}: {arrows[a, b]}; {arrows[b, a]}"
+            for a, b in sorted(arrows) if a < b and (b, a) in arrows]
+
+
+def test_the_checker_finds_a_two_way_arrow() -> None:
+    graph = {
+        "pipeline.lint.run": {"pipeline.policy.engine", "pipeline.config"},
+        "pipeline.policy.check": {"pipeline.lint.analysis"},
+        "pipeline.policy.engine": {"pipeline.config"},
+        "pipeline.config": set(),
+    }
+    assert two_way_arrows(graph) == [
+        "pipeline.lint <-> pipeline.policy: pipeline.lint.run -> pipeline.policy.engine; "
+        "pipeline.policy.check -> pipeline.lint.analysis",
+    ]
+
+
+def test_no_two_way_arrow_between_packages(graph: dict[str, set[str]]) -> None:
+    # Two packages that import each other are one package in two places: what both need belongs below them, or
+    # the entry that needs the other belongs in it (docs/architecture.md, "No two-way arrows between packages").
+    both_ways = two_way_arrows(graph)
+    assert not both_ways, "packages that import each other:\n" + "\n".join(both_ways)
 
 
 @pytest.mark.parametrize("layer", ["stage", "infrastructure", "foundation"])

@@ -101,7 +101,7 @@ def test_excludes(rel: str, excluded: bool) -> None:
 
 
 def test_policy_check_without_paths_checks_the_layout(tmp_path: Path) -> None:
-    from pipeline.policy.check import PolicyCheckOptions, check_paths
+    from pipeline.lint.policy_check import PolicyCheckOptions, check_paths
 
     root = write(tmp_path, {
         "salt/web/init.sls": "go:\n  cmd.run:\n    - name: id\n",

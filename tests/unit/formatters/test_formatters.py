@@ -11,7 +11,7 @@ import pytest
 from pipeline.errors import UsageError
 from pipeline.findings import Coverage, Finding, MinionCoverage, Report, Severity, UnrenderedBranch, WaivedFinding
 from pipeline.formatters import get_formatter, names
-from pipeline.policy.check import PolicyCheckOptions, check_paths
+from pipeline.lint.policy_check import PolicyCheckOptions, check_paths
 
 FINDINGS = (
     Finding("no-cmd-module", Severity.ERROR, "states/app/init.sls", 7, "state cmd.run runs shell commands", state_id="restart", key="cmd.run"),

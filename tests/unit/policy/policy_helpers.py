@@ -8,7 +8,7 @@ from functools import cache
 from pathlib import Path
 
 from pipeline.findings import Report
-from pipeline.policy.check import PolicyCheckOptions, check_paths
+from pipeline.lint.policy_check import PolicyCheckOptions, check_paths
 
 EXPECT_RE = re.compile(r"expect:\s*([a-z0-9, -]+?)\s*(?:#\}|$)")
 

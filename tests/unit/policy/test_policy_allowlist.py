@@ -105,7 +105,7 @@ def test_the_repository_extension_modules_are_known_to_policy_check(tmp_path) ->
     unclassified (fail closed), at the lines that make them."""
     import datetime as dt
 
-    from pipeline.policy.check import PolicyCheckOptions, check_paths
+    from pipeline.lint.policy_check import PolicyCheckOptions, check_paths
 
     (tmp_path / "states").mkdir()
     (tmp_path / "states" / "app.sls").write_text(

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.report import build_report, render_html
+from pipeline.rollout.report import build_report, render_html
 from pipeline.rollout import RolloutRequest, load_progress, start_rollout
 from scripted_client import Behavior, ScriptedSaltClient
 
@@ -152,7 +152,7 @@ def test_rollback_audit_rows_name_the_previous_releases_commit(harness: Harness)
 
 
 def test_html_links_the_other_reports_of_the_flow(harness: Harness, tmp_path: Path) -> None:
-    from pipeline.report import sibling_reports
+    from pipeline.rollout.report import sibling_reports
 
     report = _halted_report(harness)
     folder = tmp_path / "reports"

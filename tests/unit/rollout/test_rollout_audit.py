@@ -63,7 +63,7 @@ def test_a_succeeded_rollout_is_a_successful_deployment_and_the_report_shows_the
     assert chain["jobs"] and set(chain["jobs"]) == {r.jid for r in client.published}
     assert chain["results"] == {"succeeded": len(TEST_FLEET)}
     assert chain["deployment"] == {"id": 5120, "iid": 87, "status": "success"}
-    from pipeline.report import render_html
+    from pipeline.rollout.report import render_html
 
     page = render_html(json.loads(result.report_path.read_text()))
     assert f"audit chain: !42 -&gt; commit {COMMIT[:12]} -&gt; release {RELEASE}" in page

@@ -17,8 +17,8 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from pipeline.report.rollout import REPORT_SCHEMA
 from pipeline.rollout.audit import describe_chain
+from pipeline.rollout.report.document import REPORT_SCHEMA
 
 _CSS = """
 body{font:14px/1.4 -apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px;color:#1f2328}
@@ -156,7 +156,7 @@ def _related(related: Sequence[tuple[str, str]]) -> str:
 
 
 def render_html(report: dict[str, Any], related: Sequence[tuple[str, str]] = ()) -> str:
-    """The page for ``report`` (as built by :func:`pipeline.report.build_report`); ``related`` links
+    """The page for ``report`` (as built by :func:`pipeline.rollout.report.build_report`); ``related`` links
     ``(label, href)`` to the other reports of the same flow (:func:`sibling_reports`)."""
     steps_used = [(k, label) for k, label in _STEPS
                   if any(k in m.get("steps", {}) for b in report["batches"] for m in b["minions"])]
